@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+import type { Action } from '../program.js';
+
+export function registerSettingsCommands(_program: Command, _action: Action): void {
+  // Filled in by its issue.
+}

@@ -1,0 +1,41 @@
+import type { Output } from './output.js';
+import { DEFAULT_HOME } from '../home/layout.js';
+import { resolve } from 'node:path';
+
+export interface GlobalOptions {
+  home?: string;
+  json: boolean;
+  color: boolean;
+  yes: boolean;
+}
+
+export type HomeSource = '--home' | 'ANIMUS_HOME' | 'config' | 'default';
+
+/** What every command receives besides its own options. */
+export interface CliContext {
+  out: Output;
+  globals: GlobalOptions;
+  env: NodeJS.ProcessEnv;
+  /** A person can answer prompts: stdin and stderr are terminals and --yes was not given. */
+  interactive: boolean;
+  /** Aborted on Ctrl-C: long operations stop and clean up. */
+  signal: AbortSignal;
+  resolveHome(): Promise<{ home: string; source: HomeSource }>;
+  home(): Promise<string>;
+}
+
+export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEnv) {
+  let cached: Promise<{ home: string; source: HomeSource }> | undefined;
+  const resolveHome = () => {
+    cached ??= (async () => {
+      if (globals.home) return { home: resolve(globals.home), source: '--home' as const };
+      if (env.ANIMUS_HOME) return { home: resolve(env.ANIMUS_HOME), source: 'ANIMUS_HOME' as const };
+      const { openPreferences } = await import('../config/preferences.js');
+      const saved = (await openPreferences(env)).get('home');
+      if (saved) return { home: resolve(saved), source: 'config' as const };
+      return { home: DEFAULT_HOME, source: 'default' as const };
+    })();
+    return cached;
+  };
+  return { resolveHome, home: async () => (await resolveHome()).home };
+}

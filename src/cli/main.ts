@@ -1,0 +1,54 @@
+import { CommanderError } from 'commander';
+import { AnimusError, EXIT, describeError } from '../core/errors.js';
+import { buildProgram } from './program.js';
+
+/**
+ * Entry point of `bin/animus.js`. The only place that decides exit codes and prints
+ * errors: commands and the domain throw, this turns that into one line on stderr
+ * (and `{"error": …}` on stdout under --json).
+ */
+export async function main(argv: readonly string[]): Promise<void> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+    controller.abort(new AnimusError('EINTERRUPTED', 'interrupted'));
+  };
+  process.on('SIGINT', onSigint);
+  const json = argv.includes('--json');
+  try {
+    const program = buildProgram({ signal: controller.signal, env: process.env });
+    await program.parseAsync(argv as string[]);
+  } catch (error) {
+    process.exitCode = report(error, json);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function report(error: unknown, json: boolean): number {
+  if (error instanceof CommanderError) {
+    // Help and --version end here too; commander has printed what it had to.
+    if (error.exitCode === 0) return EXIT.ok;
+    if (json) printJsonError('EUSAGE', error.message.replace(/^error: /, ''));
+    return EXIT.usage;
+  }
+  if (error instanceof AnimusError) {
+    process.stderr.write(`animus: ${error.message}\n`);
+    if (json) printJsonError(error.code, error.message, error.detail);
+    return error.exitCode;
+  }
+  const aborted = (error as { name?: string })?.name === 'AbortError';
+  if (aborted) {
+    process.stderr.write('animus: interrupted\n');
+    return EXIT.interrupted;
+  }
+  process.stderr.write(`animus: internal error: ${describeError(error)}\n`);
+  if (error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  process.stderr.write('This is a bug in animus. Please report it with the output above.\n');
+  if (json) printJsonError('EINTERNAL', describeError(error));
+  return EXIT.internal;
+}
+
+function printJsonError(code: string, message: string, detail?: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ error: { code, message, ...(detail ? { detail } : {}) } }, null, 2)}\n`);
+}

@@ -1,0 +1,125 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+
+/**
+ * The one place that writes to the terminal. Data goes to stdout (one JSON document
+ * under --json, else tables for people); messages and progress go to stderr, so
+ * `animus list --json | jq` always sees clean JSON.
+ */
+export interface OutputOptions {
+  json: boolean;
+  color: boolean;
+  stdout?: NodeJS.WriteStream;
+  stderr?: NodeJS.WriteStream;
+}
+
+export interface Progress {
+  update(label: string): void;
+  done(message?: string): void;
+  fail(message?: string): void;
+}
+
+export interface Column<Row> {
+  header: string;
+  value: (row: Row) => string;
+  /** Right-align (numbers). */
+  align?: 'left' | 'right';
+}
+
+export class Output {
+  readonly json: boolean;
+  readonly color: boolean;
+  readonly style: ChalkInstance;
+  private readonly stdout: NodeJS.WriteStream;
+  private readonly stderr: NodeJS.WriteStream;
+
+  constructor(options: OutputOptions) {
+    this.json = options.json;
+    this.stdout = options.stdout ?? process.stdout;
+    this.stderr = options.stderr ?? process.stderr;
+    this.color = options.color;
+    this.style = new Chalk({ level: options.color ? 1 : 0 });
+  }
+
+  /** A command's result: JSON under --json, else the human rendering (if any). */
+  result(data: unknown, human?: () => string | string[] | undefined): void {
+    if (this.json) {
+      this.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+      return;
+    }
+    const text = human?.();
+    if (text === undefined) return;
+    const lines = Array.isArray(text) ? text.join('\n') : text;
+    if (lines !== '') this.stdout.write(`${lines}\n`);
+  }
+
+  info(message: string): void {
+    this.stderr.write(`${message}\n`);
+  }
+
+  success(message: string): void {
+    this.stderr.write(`${this.style.green('✓')} ${message}\n`);
+  }
+
+  warn(message: string): void {
+    this.stderr.write(`${this.style.yellow('!')} ${message}\n`);
+  }
+
+  error(message: string): void {
+    this.stderr.write(`animus: ${message}\n`);
+  }
+
+  /** Raw text to stdout (logs, followed output). */
+  write(text: string): void {
+    this.stdout.write(text);
+  }
+
+  /**
+   * A spinner on a terminal; off a terminal, nothing until the end (then one line),
+   * so logs of scripted runs are not filled with frames.
+   */
+  progress(label: string): Progress {
+    const tty = this.stderr.isTTY === true && !this.json;
+    const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let current = label;
+    let frame = 0;
+    const draw = () => this.stderr.write(`\r\x1b[2K${this.style.cyan(frames[frame++ % frames.length])} ${current}`);
+    const timer = tty ? setInterval(draw, 80) : undefined;
+    timer?.unref();
+    if (tty) draw();
+    const finish = (mark: string, message: string | undefined) => {
+      if (timer) clearInterval(timer);
+      if (tty) this.stderr.write('\r\x1b[2K');
+      if (message !== undefined && !this.json) this.stderr.write(`${mark} ${message}\n`);
+    };
+    return {
+      update: (text) => {
+        current = text;
+      },
+      done: (message) => finish(this.style.green('✓'), message),
+      fail: (message) => finish(this.style.red('✗'), message),
+    };
+  }
+
+  table<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): string {
+    const cells = rows.map((row) => columns.map((column) => column.value(row)));
+    const widths = columns.map((column, i) => Math.max(visibleLength(column.header), ...cells.map((row) => visibleLength(row[i]!))));
+    const pad = (text: string, i: number) => {
+      const gap = ' '.repeat(widths[i]! - visibleLength(text));
+      return columns[i]!.align === 'right' ? gap + text : text + gap;
+    };
+    const header = columns.map((column, i) => this.style.bold(pad(column.header, i))).join('  ');
+    const body = cells.map((row) => row.map((cell, i) => pad(cell, i)).join('  ').trimEnd());
+    return [header.trimEnd(), ...body].join('\n');
+  }
+
+  mark(ok: boolean | undefined): string {
+    if (ok === undefined) return this.style.dim('-');
+    return ok ? this.style.green('✓') : this.style.red('✗');
+  }
+}
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+function visibleLength(text: string): number {
+  return text.replace(ANSI, '').length;
+}

@@ -1,0 +1,80 @@
+import { Command } from 'commander';
+import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
+import { Output } from './output.js';
+import { registerAgentCommands } from './commands/agents.js';
+import { registerBackupCommands } from './commands/backup.js';
+import { registerHealthCommands } from './commands/health.js';
+import { registerHomeCommands } from './commands/home.js';
+import { registerProcessCommands } from './commands/process.js';
+import { registerQueueCommands } from './commands/queue.js';
+import { registerRuntimeCommands } from './commands/runtime.js';
+import { registerSettingsCommands } from './commands/settings.js';
+import { registerSystemdCommands } from './commands/systemd.js';
+import { registerUpdateCommands } from './commands/update.js';
+import { registerUserCommands } from './commands/users.js';
+
+declare const __ANIMUS_VERSION__: string;
+export const VERSION = typeof __ANIMUS_VERSION__ === 'string' ? __ANIMUS_VERSION__ : '0.0.0-dev';
+
+export interface ProgramOptions {
+  signal: AbortSignal;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Wraps a command handler: builds the context from the global flags, then runs it. */
+export type Action = <Args extends unknown[]>(
+  handler: (ctx: CliContext, ...args: Args) => Promise<void>,
+) => (...args: unknown[]) => Promise<void>;
+
+export function buildProgram(options: ProgramOptions): Command {
+  const program = new Command('animus')
+    .description('Run many Letta agents side by side, each in its own isolated message-broker instance.')
+    .version(VERSION, '-V, --version')
+    .option('--home <dir>', 'animus home (default: $ANIMUS_HOME, then `animus config get home`, then ~/animus)')
+    .option('--json', 'print one JSON document for scripts')
+    .option('--no-color', 'plain output (also NO_COLOR=1)')
+    .option('-y, --yes', 'never prompt; fail instead when a value is missing (the default when stdin is not a terminal)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`animus: ${text.replace(/^error: /, '')}`) });
+
+  const action: Action = (handler) => async (...args) => {
+    const command = args[args.length - 1] as Command;
+    const raw = command.optsWithGlobals() as Record<string, unknown>;
+    const globals: GlobalOptions = {
+      home: raw.home as string | undefined,
+      json: raw.json === true,
+      color: raw.color !== false && !options.env.NO_COLOR && (process.stdout.isTTY === true || Boolean(options.env.FORCE_COLOR)),
+      yes: raw.yes === true,
+    };
+    const out = new Output({ json: globals.json, color: globals.color });
+    const homes = createHomeResolver(globals, options.env);
+    const ctx: CliContext = {
+      out,
+      globals,
+      env: options.env,
+      interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
+      signal: options.signal,
+      ...homes,
+    };
+    await handler(ctx, ...(args.slice(0, -1) as Parameters<typeof handler> extends [CliContext, ...infer A] ? A : never as never));
+  };
+
+  registerHomeCommands(program, action);
+  registerAgentCommands(program, action);
+  registerProcessCommands(program, action);
+  registerSystemdCommands(program, action);
+  registerRuntimeCommands(program, action);
+  registerHealthCommands(program, action);
+  registerBackupCommands(program, action);
+  registerQueueCommands(program, action);
+  registerUserCommands(program, action);
+  registerSettingsCommands(program, action);
+  registerUpdateCommands(program, action);
+  return program;
+}
+
+/** Appends examples to a command's --help. */
+export function examples(command: Command, lines: string[]): Command {
+  return command.addHelpText('after', `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`);
+}

@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+export const DIR_MODE = 0o700;
+export const SECRET_FILE_MODE = 0o600;
+
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** mkdir -p, then force the mode (mkdir's mode is filtered by the umask). */
+export async function ensureDir(path: string, mode: number = DIR_MODE): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+  await chmod(path, mode);
+}
+
+/**
+ * Writes a file so that readers see the old content or the new, never half of it:
+ * a temporary file beside the target, fsynced, then renamed over it. The mode is set
+ * before any byte is written, so a secret is never readable by others even briefly.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = SECRET_FILE_MODE): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', mode);
+  try {
+    await handle.chmod(mode);
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** The permission bits of a path, or undefined when it does not exist. */
+export async function fileMode(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+}
+
+export function formatMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}

@@ -1,0 +1,109 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SimpleGit } from 'simple-git';
+import { AnimusError, describeError } from '../core/errors.js';
+
+/** Identity for commits animus makes itself (the runtime source repo). */
+export const ANIMUS_GIT_IDENTITY = {
+  GIT_AUTHOR_NAME: 'animus',
+  GIT_AUTHOR_EMAIL: 'animus@localhost',
+  GIT_COMMITTER_NAME: 'animus',
+  GIT_COMMITTER_EMAIL: 'animus@localhost',
+};
+
+export interface GitOptions {
+  baseDir?: string;
+  signal?: AbortSignal;
+}
+
+let factory: typeof import('simple-git').simpleGit | undefined;
+
+/**
+ * Runs `work` with a simple-git instance, loaded on first use so commands that never
+ * touch git do not pay for it. (A SimpleGit is thenable, so it cannot be the value
+ * of a promise: hence a callback rather than an async getter.)
+ */
+export async function withGit<T>(options: GitOptions, work: (git: SimpleGit) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
+  factory ??= (await import('simple-git')).simpleGit;
+  const instance = factory({ baseDir: options.baseDir ?? process.cwd(), ...(options.signal ? { abort: options.signal } : {}) });
+  // Never let git stop to ask for a password in a scripted run.
+  return work(instance.env({ ...process.env, GIT_TERMINAL_PROMPT: '0', ...env }));
+}
+
+export async function assertGitInstalled(): Promise<void> {
+  const version = await withGit({}, (g) => g.version()).catch(() => ({ installed: false }));
+  if (!version.installed) throw new AnimusError('EGIT', 'git is not installed: install it (apt-get install git) and try again');
+}
+
+export interface CloneOptions {
+  repo: string;
+  dest: string;
+  ref?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Clones `repo` into `dest` and checks out `ref` (branch, tag or commit). From a local
+ * path git hardlinks the objects: cheap, and still a fully independent clone (no
+ * alternates), so removing the source or another agent never breaks it.
+ */
+export async function cloneRepo(options: CloneOptions): Promise<string> {
+  try {
+    await withGit({ signal: options.signal }, (g) => g.clone(options.repo, options.dest, ['--quiet', '--no-checkout']));
+  } catch (error) {
+    throw gitError(`cannot clone ${options.repo}`, error, 'check --repo (a git URL or path) and that it is reachable', options.signal);
+  }
+  const ref = options.ref ?? 'HEAD';
+  try {
+    await withGit({ baseDir: options.dest, signal: options.signal }, (g) => g.raw(['checkout', '--quiet', ref, '--']));
+  } catch (error) {
+    throw gitError(`cannot check out "${ref}" from ${options.repo}`, error, 'check --ref (a branch, tag or commit of that repository)', options.signal);
+  }
+  return headCommit(options.dest);
+}
+
+export async function headCommit(dir: string): Promise<string> {
+  const commit = await readHeadCommit(dir);
+  if (commit) return commit;
+  return (await withGit({ baseDir: dir }, (g) => g.revparse(['HEAD']))).trim();
+}
+
+/**
+ * The commit checked out in a clone, read from .git without spawning git: list and
+ * health read it for every agent in the home. Undefined when it cannot tell.
+ */
+export async function readHeadCommit(dir: string): Promise<string | undefined> {
+  const gitDir = join(dir, '.git');
+  let head: string;
+  try {
+    head = (await readFile(join(gitDir, 'HEAD'), 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  if (/^[0-9a-f]{40}$/.test(head)) return head;
+  const ref = /^ref: (.+)$/.exec(head)?.[1];
+  if (!ref) return undefined;
+  try {
+    const loose = (await readFile(join(gitDir, ref), 'utf8')).trim();
+    if (/^[0-9a-f]{40}$/.test(loose)) return loose;
+  } catch {
+    // Not a loose ref: look in packed-refs.
+  }
+  try {
+    const packed = await readFile(join(gitDir, 'packed-refs'), 'utf8');
+    for (const line of packed.split('\n')) {
+      const [sha, name] = line.split(' ');
+      if (name === ref && sha && /^[0-9a-f]{40}$/.test(sha)) return sha;
+    }
+  } catch {
+    // No packed-refs.
+  }
+  return undefined;
+}
+
+export function gitError(what: string, error: unknown, hint: string, signal?: AbortSignal): AnimusError {
+  if (error instanceof AnimusError) return error;
+  if (signal?.aborted) return new AnimusError('EINTERRUPTED', `${what}: interrupted`, { cause: error });
+  const reason = describeError(error).replace(/^fatal: /, '');
+  return new AnimusError('EGIT', `${what}: ${reason}; ${hint}`, { cause: error });
+}

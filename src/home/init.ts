@@ -1,0 +1,122 @@
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AnimusError } from '../core/errors.js';
+import { DIR_MODE, ensureDir, fileMode, pathExists, writeFileAtomic } from '../core/fs.js';
+import { homeLayout, type HomeLayout } from './layout.js';
+import { publishRuntime, readRuntimeBuild } from './runtime-source.js';
+import { ensureSharedRuntime, type LinkRepair } from './shared-runtime.js';
+
+/** What `.animus/home.json` records, so that a deploy can skip init when nothing changed. */
+interface HomeMarker {
+  format: 1;
+  animusVersion: string;
+  runtimeHash: string;
+  runtimeCommit: string;
+}
+
+export interface InitResult {
+  home: string;
+  created: boolean;
+  runtimeRepo: string;
+  runtimeCommit: string;
+  runtimeVersion: string;
+  sharedModules: string;
+  /** What this run changed; empty when the home was already complete. */
+  changes: string[];
+  links: LinkRepair[];
+}
+
+/**
+ * Creates the home, or repairs what is missing from it: its folders, the shared
+ * runtime links and the runtime source repo. Idempotent: a second run on a complete
+ * home changes nothing. Agent folders are never touched.
+ */
+export async function initHome(root: string): Promise<InitResult> {
+  const layout = homeLayout(root);
+  const changes: string[] = [];
+  const created = !(await pathExists(layout.root));
+  await assertUsableHome(layout, created);
+  if (created) changes.push(`created ${layout.root}`);
+  else if ((await fileMode(layout.root)) !== DIR_MODE) changes.push(`set ${layout.root} to mode 0700`);
+  await ensureDir(layout.root, DIR_MODE);
+  for (const dir of [layout.stateDir, layout.stagingDir]) {
+    if (!(await pathExists(dir))) changes.push(`created ${dir}`);
+    await ensureDir(dir, DIR_MODE);
+  }
+  changes.push(...(await removeAbandonedStaging(layout)));
+
+  const links = await ensureSharedRuntime(layout.sharedModules);
+  for (const link of links) if (link.action !== 'ok') changes.push(`${link.action} shared runtime link ${link.name}`);
+
+  const build = await readRuntimeBuild();
+  const published = await publishRuntime(layout.runtimeRepo, build, layout.stagingDir);
+  if (published.created) changes.push(`published runtime ${build.version} as ${published.commit.slice(0, 12)}`);
+
+  const marker: HomeMarker = { format: 1, animusVersion: build.version, runtimeHash: build.hash, runtimeCommit: published.commit };
+  await writeFileAtomic(markerPath(layout), `${JSON.stringify(marker, null, 2)}\n`);
+  return {
+    home: layout.root,
+    created,
+    runtimeRepo: layout.runtimeRepo,
+    runtimeCommit: published.commit,
+    runtimeVersion: build.version,
+    sharedModules: layout.sharedModules,
+    changes,
+    links,
+  };
+}
+
+/**
+ * What deploy calls: a full init only when the home is new or this animus carries a
+ * different runtime build than the one published; otherwise a few stat calls.
+ */
+export async function ensureHome(root: string): Promise<HomeLayout> {
+  const layout = homeLayout(root);
+  try {
+    const marker = JSON.parse(await readFile(markerPath(layout), 'utf8')) as HomeMarker;
+    const build = await readRuntimeBuild();
+    const complete = marker.runtimeHash === build.hash && (await pathExists(join(layout.runtimeRepo, 'HEAD'))) && (await pathExists(layout.sharedModules));
+    if (complete) return layout;
+  } catch {
+    // No marker or unreadable: fall through to a full init.
+  }
+  await initHome(root);
+  return layout;
+}
+
+function markerPath(layout: HomeLayout): string {
+  return join(layout.stateDir, 'home.json');
+}
+
+async function assertUsableHome(layout: HomeLayout, created: boolean): Promise<void> {
+  if (created) return;
+  const info = await stat(layout.root);
+  if (!info.isDirectory()) throw new AnimusError('EUSAGE', `${layout.root} exists and is not a folder: choose another --home`);
+}
+
+/** Staging folders are named `<label>.<pid>.<random>`; those of dead processes are debris of a killed deploy or init. */
+export async function removeAbandonedStaging(layout: HomeLayout): Promise<string[]> {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = await readdir(layout.stagingDir);
+  } catch {
+    return removed;
+  }
+  for (const name of entries) {
+    const pid = Number(name.split('.')[1]);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) continue;
+    await rm(join(layout.stagingDir, name), { recursive: true, force: true });
+    removed.push(`removed abandoned staging ${name}`);
+  }
+  return removed;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

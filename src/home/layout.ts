@@ -1,0 +1,81 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { AgentId } from '../core/agent-id.js';
+
+/**
+ * Where everything lives. The home's folders are the registry of agents: an agent is
+ * a folder `agent-<uuid>` directly in the home, nothing else records it.
+ *
+ *   <home>/
+ *     node_modules/          shared runtime: the packages every instance's code resolves
+ *     .animus/runtime.git    local source of the runtime that agents clone by default
+ *     .animus/staging/       deploys being assembled (renamed into place when complete)
+ *     .trash/                removed agents, by date
+ *     backups/               backup archives
+ *     agent-<uuid>/          one agent (see AgentPaths)
+ */
+export interface HomeLayout {
+  root: string;
+  sharedModules: string;
+  stateDir: string;
+  runtimeRepo: string;
+  stagingDir: string;
+  trashDir: string;
+  backupsDir: string;
+}
+
+export function homeLayout(root: string): HomeLayout {
+  const abs = resolve(root);
+  const stateDir = join(abs, '.animus');
+  return {
+    root: abs,
+    sharedModules: join(abs, 'node_modules'),
+    stateDir,
+    runtimeRepo: join(stateDir, 'runtime.git'),
+    stagingDir: join(stateDir, 'staging'),
+    trashDir: join(abs, '.trash'),
+    backupsDir: join(abs, 'backups'),
+  };
+}
+
+export const DEFAULT_HOME = join(homedir(), 'animus');
+
+/** The clone folder of an agent deployed by animus; adopted Broca folders keep `broca/`. */
+export const CLONE_DIR = 'runtime';
+export const LEGACY_CLONE_DIR = 'broca';
+export const DB_FILE = 'animus.db';
+export const LEGACY_DB_FILE = 'sanctum.db';
+
+export interface AgentPaths {
+  agent: AgentId;
+  dir: string;
+  clone: string;
+  env: string;
+  settings: string;
+  db: string;
+  logs: string;
+  /** stdout and stderr of the instance (PM2 writes them here; systemd when log_target is file). */
+  outLog: string;
+  errLog: string;
+}
+
+export function agentPaths(home: string, agent: AgentId): AgentPaths {
+  const dir = join(resolve(home), agent.id);
+  return agentPathsIn(dir, agent);
+}
+
+/** Paths of an agent whose folder is somewhere else (staging, restore). */
+export function agentPathsIn(dir: string, agent: AgentId): AgentPaths {
+  const logs = join(dir, 'logs');
+  return {
+    agent,
+    dir,
+    clone: join(dir, CLONE_DIR),
+    env: join(dir, '.env'),
+    settings: join(dir, 'settings.json'),
+    db: join(dir, DB_FILE),
+    logs,
+    outLog: join(logs, 'runtime.log'),
+    errLog: join(logs, 'runtime.err.log'),
+  };
+}

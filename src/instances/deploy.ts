@@ -1,0 +1,116 @@
+import { chmod, mkdtemp, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentId } from '../core/agent-id.js';
+import { AnimusError } from '../core/errors.js';
+import { DIR_MODE, ensureDir, pathExists, writeFileAtomic } from '../core/fs.js';
+import type { EnvMap } from '../config/env-file.js';
+import { defaultSettings, serializeSettings, type MessageMode, type ProcessManagerName } from '../config/settings.js';
+import { assertGitInstalled, cloneRepo } from '../git/repo.js';
+import { ensureHome, removeAbandonedStaging } from '../home/init.js';
+import { agentPaths, agentPathsIn } from '../home/layout.js';
+import { RUNTIME_BRANCH } from '../home/runtime-source.js';
+import { openDatabase } from '../store/database.js';
+import { SCHEMA_VERSION } from '../store/migrations.js';
+import { renderEnv } from './render-env.js';
+
+export interface DeployOptions {
+  home: string;
+  agent: AgentId;
+  endpoint?: string;
+  apiKey?: string;
+  name?: string;
+  description?: string;
+  mode: MessageMode;
+  processManager: ProcessManagerName;
+  /** Runtime repository (URL or path); default: the home's own runtime source. */
+  repo?: string;
+  ref?: string;
+  /** Extra .env variables (from --env-file, then --env). */
+  env: EnvMap;
+  signal?: AbortSignal;
+  onStep?: (step: string) => void;
+}
+
+export interface DeployResult {
+  id: string;
+  dir: string;
+  repo: string;
+  ref: string;
+  commit: string;
+  mode: MessageMode;
+  processManager: ProcessManagerName;
+  schemaVersion: number;
+}
+
+/**
+ * Assembles a complete agent folder in the home's staging area and renames it into
+ * place, so `agent-<uuid>/` either does not exist or is whole. Any failure, Ctrl-C
+ * included, removes the staging folder; a SIGKILL leaves it for the next init or
+ * deploy to remove (it is named after the dead pid).
+ */
+export async function deployAgent(options: DeployOptions): Promise<DeployResult> {
+  const step = options.onStep ?? (() => {});
+  const target = agentPaths(options.home, options.agent);
+  if (await pathExists(target.dir)) {
+    throw new AnimusError('EEXISTS', `${options.agent.id} already exists in ${options.home}: nothing was changed; remove it first (animus remove ${options.agent.id}) to redeploy`);
+  }
+  step('preparing the home');
+  await assertGitInstalled();
+  const layout = await ensureHome(options.home);
+  await removeAbandonedStaging(layout);
+  const repo = options.repo ?? layout.runtimeRepo;
+  const ref = options.ref ?? (options.repo ? 'HEAD' : RUNTIME_BRANCH);
+
+  const staging = await mkdtemp(join(layout.stagingDir, `${options.agent.uuid}.${process.pid}.`));
+  try {
+    await ensureDir(staging, DIR_MODE);
+    const paths = agentPathsIn(staging, options.agent);
+    step(`cloning ${repo}`);
+    options.signal?.throwIfAborted();
+    const commit = await cloneRepo({ repo, dest: paths.clone, ref, signal: options.signal });
+
+    step('writing .env and settings.json');
+    options.signal?.throwIfAborted();
+    const envText = await renderEnv({ AGENT_ID: options.agent.id, AGENT_ENDPOINT: options.endpoint ?? '', AGENT_API_KEY: options.apiKey ?? '' }, options.env);
+    await writeFileAtomic(paths.env, envText);
+    const settings = defaultSettings({
+      agentId: options.agent.id,
+      name: options.name,
+      description: options.description,
+      mode: options.mode,
+      processManager: options.processManager,
+    });
+    await writeFileAtomic(paths.settings, serializeSettings(settings));
+
+    step('creating animus.db');
+    options.signal?.throwIfAborted();
+    openDatabase(paths.db, { create: true }).close();
+    await chmod(paths.db, 0o600);
+    await ensureDir(paths.logs, DIR_MODE);
+
+    options.signal?.throwIfAborted();
+    try {
+      await rename(staging, target.dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+        throw new AnimusError('EEXISTS', `${options.agent.id} was created by another command meanwhile: nothing was changed`);
+      }
+      throw error;
+    }
+    return {
+      id: options.agent.id,
+      dir: target.dir,
+      repo,
+      ref,
+      commit,
+      mode: options.mode,
+      processManager: options.processManager,
+      schemaVersion: SCHEMA_VERSION,
+    };
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    if (options.signal?.aborted) throw new AnimusError('EINTERRUPTED', `deploy of ${options.agent.id} interrupted: nothing was left behind`, { cause: error });
+    throw error;
+  }
+}

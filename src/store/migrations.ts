@@ -1,0 +1,78 @@
+import type { Database } from 'better-sqlite3';
+import { AnimusError } from '../core/errors.js';
+import { BROCA_SCHEMA } from './schema.js';
+
+/**
+ * Versioned, additive migrations keyed by `PRAGMA user_version`. Version 0 is a
+ * database as Broca makes it. Each step only adds columns (with defaults) and
+ * indexes, so Broca can still open and use a migrated file. Never edit a released
+ * step; append a new one.
+ */
+interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'retry schedule, reply delivery, usage metrics and queue indexes',
+    sql: `
+      ALTER TABLE queue ADD COLUMN available_at INTEGER DEFAULT 0;
+      ALTER TABLE queue ADD COLUMN claimed_at INTEGER;
+      ALTER TABLE queue ADD COLUMN last_error TEXT;
+      ALTER TABLE queue ADD COLUMN updated_at TEXT;
+      ALTER TABLE messages ADD COLUMN platform_chat_id TEXT;
+      ALTER TABLE messages ADD COLUMN platform_message_id TEXT;
+      ALTER TABLE messages ADD COLUMN latency_ms INTEGER;
+      ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER;
+      ALTER TABLE messages ADD COLUMN completion_tokens INTEGER;
+      ALTER TABLE messages ADD COLUMN total_tokens INTEGER;
+      ALTER TABLE messages ADD COLUMN delivery_status TEXT;
+      ALTER TABLE messages ADD COLUMN delivery_attempts INTEGER DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN delivery_due_at INTEGER;
+      ALTER TABLE messages ADD COLUMN delivery_error TEXT;
+      ALTER TABLE messages ADD COLUMN delivered_at TEXT;
+      CREATE INDEX IF NOT EXISTS idx_queue_status_due ON queue(status, available_at, id);
+      CREATE INDEX IF NOT EXISTS idx_queue_message ON queue(message_id);
+      CREATE INDEX IF NOT EXISTS idx_messages_delivery ON messages(delivery_status, delivery_due_at);
+      CREATE INDEX IF NOT EXISTS idx_messages_user ON messages(letta_user_id);
+      CREATE INDEX IF NOT EXISTS idx_profiles_user ON platform_profiles(letta_user_id);
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export function schemaVersion(db: Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+export interface MigrationResult {
+  from: number;
+  to: number;
+  applied: string[];
+}
+
+/**
+ * Creates Broca's tables if absent, then applies each pending step in its own
+ * transaction, so a crash leaves the file at a whole version.
+ */
+export function migrate(db: Database): MigrationResult {
+  const from = schemaVersion(db);
+  if (from > SCHEMA_VERSION) {
+    throw new AnimusError('EBADDB', `database schema version ${from} is newer than this animus understands (${SCHEMA_VERSION}): upgrade animus`);
+  }
+  const applied: string[] = [];
+  db.exec(BROCA_SCHEMA);
+  for (const step of MIGRATIONS) {
+    if (step.version <= from) continue;
+    db.transaction(() => {
+      db.exec(step.sql);
+      db.pragma(`user_version = ${step.version}`);
+    })();
+    applied.push(`${step.version}: ${step.description}`);
+  }
+  return { from, to: schemaVersion(db), applied };
+}
