@@ -3,22 +3,33 @@
 // `animus --version`) and the runtime that every agent clones is one small file.
 // Type checking is `npm run typecheck` (tsc --noEmit).
 import { build } from 'esbuild';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 
+const version = JSON.parse(await readFile('package.json', 'utf8')).version;
+const out = `dist.tmp-${process.pid}`;
 const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
   packages: 'external',
-  sourcemap: 'linked',
   logLevel: 'warning',
-  define: { __ANIMUS_VERSION__: JSON.stringify(JSON.parse(await readFile('package.json', 'utf8')).version) },
+  define: { __ANIMUS_VERSION__: JSON.stringify(version) },
 };
 
-await rm('dist', { recursive: true, force: true });
-await Promise.all([
-  // Commands are dynamic import()s: splitting keeps each in its own chunk, loaded on use.
-  build({ ...common, entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: 'dist', splitting: true, chunkNames: 'cli/chunks/[name]-[hash]' }),
-  build({ ...common, entryPoints: { 'runtime/main': 'src/runtime/main.ts' }, outdir: 'dist' }),
-]);
+try {
+  await Promise.all([
+    // Commands are dynamic import()s: splitting keeps each in its own chunk, loaded on use.
+    build({ ...common, entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, splitting: true, sourcemap: 'linked', chunkNames: 'cli/chunks/[name]-[hash]' }),
+    // No source map: every agent's clone carries this file.
+    build({ ...common, entryPoints: { 'runtime/main': 'src/runtime/main.ts' }, outdir: out }),
+  ]);
+  // Swap in the new build whole, so a process reading dist/ never sees half of one.
+  const old = `dist.old-${process.pid}`;
+  await rename('dist', old).catch(() => {});
+  await rename(out, 'dist');
+  await rm(old, { recursive: true, force: true });
+} catch (error) {
+  await rm(out, { recursive: true, force: true });
+  throw error;
+}

@@ -1,0 +1,45 @@
+import type { ProcessManagerName } from '../config/settings.js';
+import type { AgentPaths } from '../home/layout.js';
+
+/**
+ * The contract every process manager implements (PM2, systemd). Commands and the
+ * fleet operations (deploy --start, remove, health, update) speak only to this.
+ */
+export type ProcessState = 'online' | 'starting' | 'stopping' | 'stopped' | 'errored' | 'not-registered' | 'unknown';
+
+export interface ProcessInfo {
+  /** Agent id, `agent-<uuid>`. */
+  id: string;
+  manager: ProcessManagerName;
+  state: ProcessState;
+  pid?: number;
+  uptimeMs?: number;
+  restarts?: number;
+  memoryBytes?: number;
+  cpuPercent?: number;
+}
+
+export interface ProcessActionResult {
+  id: string;
+  /** What happened: `already` means it was in the requested state (exit 0, with a note). */
+  outcome: 'done' | 'already' | 'failed';
+  info?: ProcessInfo;
+  /** For failures: one line saying what went wrong. */
+  message?: string;
+  /** For failures at start: the last lines of the agent's log. */
+  logTail?: string[];
+}
+
+export interface ProcessManager {
+  readonly name: ProcessManagerName;
+  /** Registers (if needed) and starts each agent; resolves once each is verified up or has failed. */
+  start(agents: AgentPaths[]): Promise<ProcessActionResult[]>;
+  stop(agents: AgentPaths[]): Promise<ProcessActionResult[]>;
+  restart(agents: AgentPaths[]): Promise<ProcessActionResult[]>;
+  /** Forgets the agent (pm2 delete, systemctl disable); used by remove. */
+  unregister(agents: AgentPaths[]): Promise<void>;
+  /** State of the given agents (all of this home's agents it knows when omitted). */
+  status(agents?: AgentPaths[]): Promise<ProcessInfo[]>;
+  /** Releases the connection (PM2's bus) so the command can exit. Always called. */
+  close(): Promise<void>;
+}
