@@ -1,0 +1,25 @@
+import { chmod, rename, rm } from 'node:fs/promises';
+import type { Database } from 'better-sqlite3';
+import { AnimusError, describeError } from '../core/errors.js';
+import { openDatabase } from './database.js';
+
+/**
+ * A consistent copy of a live database through SQLite's online backup API: safe
+ * while the runtime writes (never a file copy of a database in use). Written to a
+ * temporary name and renamed, mode 0600, so a reader never sees a partial file.
+ */
+export async function snapshotDatabase(source: string | Database, destination: string): Promise<void> {
+  const db = typeof source === 'string' ? openDatabase(source, { readonly: true }) : source;
+  const temp = `${destination}.partial`;
+  try {
+    await db.backup(temp);
+    await chmod(temp, 0o600);
+    await rename(temp, destination);
+  } catch (error) {
+    await rm(temp, { force: true });
+    if (error instanceof AnimusError) throw error;
+    throw new AnimusError('EIO', `cannot snapshot the database to ${destination}: ${describeError(error)}`, { cause: error });
+  } finally {
+    if (typeof source === 'string') db.close();
+  }
+}
