@@ -1,6 +1,106 @@
 import type { Command } from 'commander';
-import type { Action } from '../program.js';
+import { examples, type Action } from '../program.js';
 
-export function registerSettingsCommands(_program: Command, _action: Action): void {
-  // Filled in by its issue.
+const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
+
+/**
+ * Keys the process manager reads when it registers the instance; every other key is
+ * read by the runtime, which watches its folder and applies a new settings.json live.
+ */
+const APPLIED_AT_RESTART = new Set(['process_manager', 'memory_limit_mb', 'log_target']);
+
+/*
+ * `animus settings show|set`. JSON shapes (stable):
+ *   show:       { agent, file, settings: <settings.json as validated>, fields: Field[] }
+ *   show <key>: Field & { agent }
+ *   set:        { agent, key, previous, value, changed, appliesLive }
+ *   Field: { key, value, default, description, readOnly, appliesLive }
+ */
+export function registerSettingsCommands(program: Command, action: Action): void {
+  const settings = program.command('settings').description("an agent's settings.json: show it with each key's meaning, set one key");
+
+  examples(
+    settings
+      .command('show [args...]')
+      .usage('[agent] [key] [options]')
+      .description('every setting with its value, default and meaning (or one key)')
+      .option('--agent <id>', 'the agent (or pass it as the first argument)')
+      .action(
+        action(async (ctx, args: string[], raw: { agent?: string }) => {
+          const { splitAgentArgs, expectArgs } = await import('./agent-arg.js');
+          const { requireAgent } = await import('../../instances/registry.js');
+          const { readSettings } = await import('../../instances/agent-files.js');
+          const { SETTINGS_FIELDS, defaultSettings, getSetting, findSettingsField } = await import('../../config/settings.js');
+          const { AnimusError } = await import('../../core/errors.js');
+          const usage = 'animus settings show --agent <id> [key]';
+          const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
+          const [key] = expectArgs(rest, ['key'], usage, 1);
+          const paths = await requireAgent(await ctx.home(), agent);
+          const current = await readSettings(paths);
+          const defaults = defaultSettings({ agentId: paths.agent.id });
+          const fields = SETTINGS_FIELDS.map((field) => ({
+            key: field.path,
+            value: getSetting(current, field.path),
+            default: field.path === 'agent.id' ? paths.agent.id : getSetting(defaults, field.path),
+            description: field.description,
+            readOnly: field.readOnly === true,
+            appliesLive: !APPLIED_AT_RESTART.has(field.path) && field.readOnly !== true,
+          }));
+          if (key !== undefined) {
+            if (!findSettingsField(key)) throw new AnimusError('EUSAGE', `unknown setting "${key}": run \`animus settings show --agent ${paths.agent.id}\` to see the keys`);
+            const field = fields.find((f) => f.key === key)!;
+            ctx.out.result({ agent: paths.agent.id, ...field }, () => String(typeof field.value === 'string' ? field.value : JSON.stringify(field.value)));
+            return;
+          }
+          ctx.out.result({ agent: paths.agent.id, file: paths.settings, settings: current, fields }, () => [
+            `${paths.settings}`,
+            ctx.out.table(fields, [
+              { header: 'KEY', value: (f) => f.key },
+              { header: 'VALUE', value: (f) => (JSON.stringify(f.value) === JSON.stringify(f.default) ? show(f.value) : ctx.out.style.bold(show(f.value))) },
+              { header: 'DEFAULT', value: (f) => ctx.out.style.dim(show(f.default)) },
+              { header: 'MEANING', value: (f) => `${f.description}${f.readOnly ? ' (fixed)' : f.appliesLive ? '' : ' (at restart)'}` },
+            ]),
+          ]);
+        }),
+      ),
+    [`animus settings show ${EXAMPLE_ID}`, `animus settings show ${EXAMPLE_ID} message_mode`, `animus settings show --agent ${EXAMPLE_ID} --json`],
+  );
+
+  examples(
+    settings
+      .command('set <args...>')
+      .usage('[agent] <key> <value> [options]')
+      .description('change one setting, validated against the settings schema; the running instance picks it up without a restart')
+      .option('--agent <id>', 'the agent (or pass it as the first argument)')
+      .action(
+        action(async (ctx, args: string[], raw: { agent?: string }) => {
+          const { splitAgentArgs, expectArgs } = await import('./agent-arg.js');
+          const { requireAgent } = await import('../../instances/registry.js');
+          const { readSettings, writeSettings } = await import('../../instances/agent-files.js');
+          const { setSetting, getSetting } = await import('../../config/settings.js');
+          const usage = 'animus settings set --agent <id> <key> <value>';
+          const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
+          const [key, value] = expectArgs(rest, ['key', 'value'], usage);
+          const paths = await requireAgent(await ctx.home(), agent);
+          const current = await readSettings(paths);
+          const next = setSetting(current, key!, value!);
+          const previous = getSetting(current, key!);
+          const updated = getSetting(next, key!);
+          const changed = JSON.stringify(previous) !== JSON.stringify(updated);
+          // Unchanged: leave the file (and its mtime, which the runtime watches) alone.
+          if (changed) await writeSettings(paths, next);
+          const appliesLive = !APPLIED_AT_RESTART.has(key!);
+          ctx.out.result({ agent: paths.agent.id, key, previous, value: updated, changed, appliesLive }, () => {
+            if (!changed) return `${key} of ${paths.agent.id} is already ${show(updated)}: nothing changed`;
+            const when = appliesLive ? 'the running instance applies it without a restart' : `applies at the next restart: animus restart ${paths.agent.id}`;
+            return `${key} of ${paths.agent.id}: ${show(previous)} → ${show(updated)} (${when})`;
+          });
+        }),
+      ),
+    [`animus settings set ${EXAMPLE_ID} message_mode listen`, `animus settings set --agent ${EXAMPLE_ID} max_retries 5`],
+  );
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? (value === '' ? '""' : value) : JSON.stringify(value);
 }
