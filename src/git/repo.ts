@@ -27,8 +27,22 @@ export async function withGit<T>(options: GitOptions, work: (git: SimpleGit) => 
   factory ??= (await import('simple-git')).simpleGit;
   const instance = factory({ baseDir: options.baseDir ?? process.cwd(), ...(options.signal ? { abort: options.signal } : {}) });
   // Never let git stop to ask for a password in a scripted run.
-  return work(instance.env({ ...process.env, GIT_TERMINAL_PROMPT: '0', ...env }));
+  return work(instance.env({ ...withoutInteractiveTools(process.env), GIT_TERMINAL_PROMPT: '0', ...env }));
 }
+
+/**
+ * simple-git refuses to run at all when EDITOR, PAGER and the like are set (npm sets
+ * EDITOR for every script; most shells set PAGER). Animus never runs git
+ * interactively, so these are dropped rather than allowed.
+ */
+function withoutInteractiveTools(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const key of Object.keys(out)) {
+    if (/^(EDITOR|PAGER|PREFIX|GIT_EDITOR|GIT_PAGER|GIT_SEQUENCE_EDITOR)$/i.test(key)) delete out[key];
+  }
+  return out;
+}
+
 
 export async function assertGitInstalled(): Promise<void> {
   const version = await withGit({}, (g) => g.version()).catch(() => ({ installed: false }));
