@@ -1,6 +1,142 @@
 import type { Command } from 'commander';
-import type { Action } from '../program.js';
+import { AnimusError, EXIT, isAnimusError, describeError } from '../../core/errors.js';
+import type { HealthReport } from '../../health/types.js';
+import type { ManagerOpener } from '../../health/process-probe.js';
+import type { CliContext } from '../context.js';
+import { examples, type Action } from '../program.js';
 
-export function registerHealthCommands(_program: Command, _action: Action): void {
-  // Filled in by its issue.
+interface HealthFlags {
+  watch?: string | boolean;
+  maxPendingAge?: string;
+}
+
+export function registerHealthCommands(program: Command, action: Action): void {
+  examples(
+    program
+      .command('health [ids...]')
+      .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
+      .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C')
+      .option('--max-pending-age <seconds>', 'a pending queue item older than this fails the queue check', '600')
+      .action(
+        action(async (ctx, ids: string[], flags: HealthFlags) => {
+          const options = normalizeHealthFlags(flags);
+          const { runHealth } = await import('../../health/run-health.js');
+          const openManager = await loadManagerOpener();
+          const check = async () => {
+            try {
+              return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager });
+            } catch (error) {
+              throw cannotRun(error);
+            }
+          };
+          if (options.watchS === undefined) {
+            const progress = ctx.out.progress('checking agents');
+            const report = await check().catch((error) => {
+              progress.fail();
+              throw error;
+            });
+            progress.done();
+            ctx.out.result(report, () => renderReport(ctx, report));
+            process.exitCode = report.healthy ? EXIT.ok : EXIT.failure;
+            return;
+          }
+          await watch(ctx, options.watchS, check);
+        }),
+      ),
+    ['animus health', 'animus health agent-721679f6-c8af-4e01-8677-dc042dc80368', 'animus health --json | jq ".agents[] | select(.healthy | not) | .id"', 'animus health --watch 30'],
+  );
+}
+
+function normalizeHealthFlags(flags: HealthFlags): { watchS?: number; maxPendingAgeS: number } {
+  const maxPendingAgeS = Number(flags.maxPendingAge ?? 600);
+  if (!Number.isFinite(maxPendingAgeS) || maxPendingAgeS <= 0) {
+    throw new AnimusError('EUSAGE', `--max-pending-age "${flags.maxPendingAge}" is not a positive number of seconds`);
+  }
+  if (flags.watch === undefined || flags.watch === false) return { maxPendingAgeS };
+  const watchS = flags.watch === true ? 10 : Number(flags.watch);
+  if (!Number.isFinite(watchS) || watchS < 1 || watchS > 86400) throw new AnimusError('EUSAGE', `--watch "${flags.watch}" must be a number of seconds from 1 to 86400`);
+  return { watchS, maxPendingAgeS };
+}
+
+/** Health that cannot run exits 2 whatever the cause, so scripts tell it from "unhealthy". */
+function cannotRun(error: unknown): AnimusError {
+  if (isAnimusError(error)) return new AnimusError(error.code, error.message, { cause: error, exitCode: EXIT.usage, detail: error.detail });
+  return new AnimusError('EIO', `health could not run: ${describeError(error)}`, { cause: error, exitCode: EXIT.usage });
+}
+
+/**
+ * The process managers' opener, when this build has one. Health reports process
+ * state `unknown` without it rather than failing.
+ */
+async function loadManagerOpener(): Promise<ManagerOpener | undefined> {
+  return undefined;
+}
+
+async function watch(ctx: CliContext, seconds: number, check: () => Promise<HealthReport>): Promise<void> {
+  const tty = process.stdout.isTTY === true && !ctx.globals.json;
+  for (;;) {
+    const report = await check();
+    if (ctx.globals.json) ctx.out.write(`${JSON.stringify(report)}\n`);
+    else {
+      if (tty) ctx.out.write('\x1b[2J\x1b[H');
+      ctx.out.write(`${renderReport(ctx, report).join('\n')}\n${ctx.out.style.dim(`checked ${report.checkedAt}; again in ${seconds}s (Ctrl-C to stop)`)}\n`);
+    }
+    process.exitCode = report.healthy ? EXIT.ok : EXIT.failure;
+    const stopped = await sleep(seconds * 1000, ctx.signal);
+    if (stopped) return;
+  }
+}
+
+/** Resolves true when interrupted: Ctrl-C is how a watch ends, not an error. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const SHORT: Record<string, string> = { folder: 'DIR', env: 'ENV', settings: 'SET', database: 'DB', schema: 'SCH', clone: 'GIT', logs: 'LOG', process: 'PROC', queue: 'QUEUE', reply: 'REPLY' };
+
+function renderReport(ctx: CliContext, report: HealthReport): string[] {
+  const { style } = ctx.out;
+  const mark = (status: string | undefined) =>
+    status === 'ok' ? style.green('✓') : status === 'fail' ? style.red('✗') : status === 'warn' ? style.yellow('!') : style.dim('?');
+  if (report.agents.length === 0) return [`no agents in ${report.home}: deploy one with \`animus deploy <id>\``];
+  const lines: string[] = [];
+  if (report.agents.length === 1) {
+    const agent = report.agents[0]!;
+    lines.push(`${agent.healthy ? style.green('healthy') : style.red('unhealthy')}  ${agent.id}`);
+    for (const check of agent.checks) lines.push(`  ${mark(check.status)} ${check.name.padEnd(9)} ${check.message}`);
+  } else {
+    const names = Object.keys(SHORT);
+    lines.push(
+      ctx.out.table(report.agents, [
+        { header: 'AGENT', value: (a) => a.id },
+        ...names.map((name) => ({ header: SHORT[name]!, value: (a: HealthReport['agents'][number]) => mark(a.checks.find((c) => c.name === name)?.status) })),
+        {
+          header: 'PROBLEMS',
+          value: (a) =>
+            a.checks
+              .filter((c) => c.status === 'fail' || c.status === 'warn')
+              .map((c) => (c.status === 'fail' ? style.red(`${c.name}: ${c.message}`) : style.yellow(`${c.name}: ${c.message}`)))
+              .join('; '),
+        },
+      ]),
+    );
+  }
+  const unavailable = report.processManagers.filter((m) => !m.available);
+  for (const manager of unavailable) lines.push(style.dim(`process state unknown: ${manager.message ?? manager.name}`));
+  const { summary } = report;
+  lines.push(
+    `${summary.healthy}/${summary.agents} healthy${summary.unhealthy ? `, ${style.red(`${summary.unhealthy} unhealthy`)}` : ''}${summary.warnings ? `, ${summary.warnings} with warnings` : ''} (${report.durationMs} ms)`,
+  );
+  return lines;
 }

@@ -1,0 +1,226 @@
+import { constants } from 'node:fs';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentId } from '../core/agent-id.js';
+import { describeError } from '../core/errors.js';
+import { fileMode, formatMode } from '../core/fs.js';
+import { checkEnv, isPlaceholder, parseEnv } from '../config/env-file.js';
+import { parseSettingsJson, type Settings } from '../config/settings.js';
+import { agentPaths, type AgentPaths } from '../home/layout.js';
+import { cloneDir } from '../instances/registry.js';
+import type { ProcessInfo } from '../process/types.js';
+import { SCHEMA_VERSION } from '../store/migrations.js';
+import { probeDatabase } from './database-probe.js';
+import { readCloneState } from './git-state.js';
+import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
+
+/** The checks that read the agent's folder; the process check is added once the managers answered. */
+export interface FolderHealth {
+  paths: AgentPaths;
+  settings: Settings | undefined;
+  health: AgentHealth;
+}
+
+export async function checkAgentFolder(home: string, agent: AgentId, thresholds: HealthThresholds, now: number): Promise<FolderHealth> {
+  const paths = agentPaths(home, agent);
+  const health: AgentHealth = {
+    id: agent.id,
+    dir: paths.dir,
+    healthy: true,
+    checks: [],
+    facts: { mode: null, processManager: null, commit: null, dirty: null, behind: null, schemaVersion: null, logsBytes: null, processState: null, pid: null, queue: null, lastReplyAt: null },
+  };
+  const add = (check: CheckResult) => health.checks.push(check);
+
+  const folder = await checkFolder(paths);
+  add(folder);
+  if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, settings: undefined, health };
+
+  const settingsResult = await checkSettings(paths, agent);
+  const settings = settingsResult.settings;
+  health.facts.mode = settings?.message_mode ?? null;
+  health.facts.processManager = settings?.process_manager ?? null;
+
+  // Files first (cheap, parallel), then the database (synchronous, one at a time per thread).
+  const [env, clone, logs] = await Promise.all([checkEnvFile(paths, agent, settings), checkClone(paths, health), checkLogs(paths, health, thresholds)]);
+  add(env);
+  add(settingsResult.check);
+  const db = probeDatabase(paths.db, now);
+  health.facts.schemaVersion = db.schemaVersion ?? null;
+  health.facts.queue = db.queue ?? null;
+  health.facts.lastReplyAt = db.lastReplyAt ?? null;
+  add(db.problem ? { name: 'database', status: 'fail', message: `${db.problem}` } : { name: 'database', status: 'ok', message: 'opens, quick_check ok' });
+  add(checkSchema(db.schemaVersion));
+  add(clone);
+  add(logs);
+  add(checkQueue(db.problem === undefined ? db.queue : undefined, thresholds));
+  add(checkReply(db.problem === undefined ? db.lastReplyAt : undefined, now));
+  return { paths, settings, health };
+}
+
+async function checkFolder(paths: AgentPaths): Promise<CheckResult> {
+  const mode = await fileMode(paths.dir);
+  if (mode === undefined) return { name: 'folder', status: 'fail', message: `missing: ${paths.dir} does not exist` };
+  if (mode !== 0o700) return { name: 'folder', status: 'fail', message: `mode ${formatMode(mode)}, expected 0700: chmod 700 ${paths.dir}` };
+  // Secrets and messages must not be readable by other users either.
+  const loose: string[] = [];
+  for (const file of [paths.settings, paths.db]) {
+    const fileBits = await fileMode(file);
+    if (fileBits !== undefined && (fileBits & 0o077) !== 0) loose.push(`${file.slice(paths.dir.length + 1)} ${formatMode(fileBits)}`);
+  }
+  if (loose.length > 0) return { name: 'folder', status: 'warn', message: `0700; readable by others: ${loose.join(', ')}: chmod 600 them` };
+  return { name: 'folder', status: 'ok', message: '0700' };
+}
+
+async function checkSettings(paths: AgentPaths, agent: AgentId): Promise<{ settings?: Settings; check: CheckResult }> {
+  let text: string;
+  try {
+    text = await readFile(paths.settings, 'utf8');
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    return { check: { name: 'settings', status: 'fail', message: missing ? 'settings.json is missing: restore it from a backup or redeploy' : describeError(error) } };
+  }
+  try {
+    const settings = parseSettingsJson(text, 'settings.json');
+    if (settings.agent.id !== agent.id) {
+      return { settings, check: { name: 'settings', status: 'fail', message: `agent.id is ${settings.agent.id}, not ${agent.id}: fix settings.json` } };
+    }
+    return { settings, check: { name: 'settings', status: 'ok', message: `valid, mode ${settings.message_mode}, ${settings.process_manager}` } };
+  } catch (error) {
+    return { check: { name: 'settings', status: 'fail', message: describeError(error) } };
+  }
+}
+
+async function checkEnvFile(paths: AgentPaths, agent: AgentId, settings: Settings | undefined): Promise<CheckResult> {
+  let text: string;
+  try {
+    text = await readFile(paths.env, 'utf8');
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    return { name: 'env', status: 'fail', message: missing ? '.env is missing: restore it from a backup or redeploy' : describeError(error) };
+  }
+  const mode = await fileMode(paths.env);
+  if (mode !== undefined && mode !== 0o600) return { name: 'env', status: 'fail', message: `.env mode ${formatMode(mode)}, expected 0600: chmod 600 ${paths.env}` };
+  let env;
+  try {
+    env = parseEnv(text, '.env');
+  } catch (error) {
+    return { name: 'env', status: 'fail', message: describeError(error) };
+  }
+  // Messages name keys only, never values: this output ends up in logs and tickets.
+  const problems = checkEnv(env, settings?.message_mode ?? 'live').map((p) => `${p.key} ${p.problem}`);
+  if (env.AGENT_ID && env.AGENT_ID !== agent.id) problems.push(`AGENT_ID names another agent`);
+  if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix .env (animus env set)` };
+  const placeholders = Object.entries(env).filter(([, value]) => value !== '' && isPlaceholder(value)).map(([key]) => key);
+  if (placeholders.length > 0) return { name: 'env', status: 'warn', message: `placeholder values in ${placeholders.join(', ')}` };
+  return { name: 'env', status: 'ok', message: `0600, ${Object.keys(env).length} keys` };
+}
+
+function checkSchema(version: number | undefined): CheckResult {
+  if (version === undefined) return { name: 'schema', status: 'unknown', message: 'database not readable' };
+  if (version === SCHEMA_VERSION) return { name: 'schema', status: 'ok', message: `version ${version}` };
+  if (version > SCHEMA_VERSION) return { name: 'schema', status: 'fail', message: `version ${version} is newer than this animus (${SCHEMA_VERSION}): upgrade animus` };
+  return { name: 'schema', status: 'warn', message: `version ${version}, current ${SCHEMA_VERSION}: migrated at the next start` };
+}
+
+async function checkClone(paths: AgentPaths, health: AgentHealth): Promise<CheckResult> {
+  const clone = await cloneDir(paths);
+  if (!clone) return { name: 'clone', status: 'fail', message: 'no runtime clone (runtime/ or broca/): redeploy or restore with --code' };
+  const state = await readCloneState(clone);
+  health.facts.commit = state.commit ?? null;
+  health.facts.dirty = state.dirtyFiles.length > 0;
+  health.facts.behind = state.behind ?? null;
+  if (!state.commit) return { name: 'clone', status: 'fail', message: `${clone} has no readable HEAD commit` };
+  const short = state.commit.slice(0, 12);
+  const notes: string[] = [];
+  if (state.dirtyFiles.length > 0) {
+    const shown = state.dirtyFiles.slice(0, 3).join(', ') + (state.dirtyFiles.length > 3 ? ', …' : '');
+    notes.push(`${state.dirtyFiles.length} modified file(s): ${shown}`);
+  }
+  if (state.behind === -1) notes.push('origin has a newer commit');
+  else if (state.behind) notes.push(`${state.behind} commit(s) behind origin`);
+  if (notes.length > 0) return { name: 'clone', status: 'warn', message: `${short}; ${notes.join('; ')}` };
+  return { name: 'clone', status: 'ok', message: `${short}${state.behind === 0 ? ', up to date' : ''}` };
+}
+
+async function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds): Promise<CheckResult> {
+  try {
+    await access(paths.logs, constants.W_OK);
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    return { name: 'logs', status: 'fail', message: missing ? `logs/ is missing: mkdir -m 700 ${paths.logs}` : `logs/ is not writable: check its owner and mode` };
+  }
+  const bytes = await folderSize(paths.logs);
+  health.facts.logsBytes = bytes;
+  if (bytes > thresholds.maxLogsBytes) return { name: 'logs', status: 'warn', message: `writable, ${formatBytes(bytes)}: rotate or prune old logs` };
+  return { name: 'logs', status: 'ok', message: `writable, ${formatBytes(bytes)}` };
+}
+
+async function folderSize(dir: string): Promise<number> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  const sizes = await Promise.all(
+    entries.map(async (entry) => {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) return folderSize(path);
+      return entry.isFile() ? stat(path).then((s) => s.size, () => 0) : 0;
+    }),
+  );
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+function checkQueue(queue: AgentHealth['facts']['queue'] | undefined, thresholds: HealthThresholds): CheckResult {
+  if (!queue) return { name: 'queue', status: 'unknown', message: 'database not readable' };
+  const summary = `${queue.pending} pending${queue.oldestPendingAgeS !== null ? ` (oldest ${formatAge(queue.oldestPendingAgeS)})` : ''}, ${queue.processing} processing, ${queue.failed} failed`;
+  if (queue.oldestPendingAgeS !== null && queue.oldestPendingAgeS > thresholds.maxPendingAgeS) {
+    return { name: 'queue', status: 'fail', message: `${summary}: the queue is not draining; check the process and its log` };
+  }
+  if (queue.failed > 0) return { name: 'queue', status: 'warn', message: `${summary}: see animus queue list --status failed` };
+  return { name: 'queue', status: 'ok', message: summary };
+}
+
+function checkReply(lastReplyAt: string | null | undefined, now: number): CheckResult {
+  if (lastReplyAt === undefined) return { name: 'reply', status: 'unknown', message: 'database not readable' };
+  if (lastReplyAt === null) return { name: 'reply', status: 'unknown', message: 'no reply yet' };
+  const ms = Date.parse(lastReplyAt);
+  return { name: 'reply', status: 'ok', message: Number.isNaN(ms) ? `last reply ${lastReplyAt}` : `last reply ${formatAge(Math.round((now - ms) / 1000))} ago` };
+}
+
+export function checkProcess(info: ProcessInfo | undefined, managerMessage: string | undefined): CheckResult {
+  if (!info || info.state === 'unknown') return { name: 'process', status: 'unknown', message: managerMessage ?? 'state unknown' };
+  const detail = [info.pid ? `pid ${info.pid}` : '', info.uptimeMs !== undefined ? `up ${formatAge(Math.round(info.uptimeMs / 1000))}` : '', info.restarts ? `${info.restarts} restarts` : ''].filter(Boolean).join(', ');
+  switch (info.state) {
+    case 'online':
+      return { name: 'process', status: 'ok', message: `online${detail ? ` (${detail})` : ''} under ${info.manager}` };
+    case 'starting':
+    case 'stopping':
+      return { name: 'process', status: 'warn', message: `${info.state} under ${info.manager}` };
+    case 'not-registered':
+      return { name: 'process', status: 'fail', message: `not registered with ${info.manager}: animus start ${info.id}` };
+    default:
+      return { name: 'process', status: 'fail', message: `${info.state} under ${info.manager}: animus start ${info.id}, and see animus logs ${info.id}` };
+  }
+}
+
+export function formatAge(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
