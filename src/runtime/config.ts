@@ -1,0 +1,164 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { describeError, isAnimusError } from '../core/errors.js';
+import { isSecretKey } from '../core/redact.js';
+import { checkEnv, isPlaceholder, parseEnv, type EnvMap } from '../config/env-file.js';
+import { parseSettingsJson, type Settings } from '../config/settings.js';
+import { DB_FILE, LEGACY_DB_FILE } from '../home/layout.js';
+import { parseLogLevel, type LogLevel } from './logger.js';
+
+/**
+ * The runtime's configuration, read from its own agent folder only: `.env`,
+ * `settings.json` and the database next to them. Everything is checked before the
+ * runtime touches anything, and every problem is reported (one line each), so an
+ * operator fixes them all in one go.
+ */
+
+/** sysexits EX_CONFIG: process managers are told not to restart on it. */
+export const EXIT_CONFIG = 78;
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('; '));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export interface RuntimeConfig {
+  agentDir: string;
+  agentId: string;
+  /** The folder's .env over the inherited environment (the .env wins: a PM2 daemon inherits whatever shell started it). */
+  env: EnvMap;
+  settings: Settings;
+  settingsPath: string;
+  dbPath: string;
+  /** Secret values to redact from every log line. */
+  secrets: string[];
+  logLevel: LogLevel;
+}
+
+const AGENT_ID = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function resolveAgentDir(env: NodeJS.ProcessEnv, cwd: string): string {
+  const dir = env.ANIMUS_AGENT_DIR?.trim();
+  return resolve(dir ? dir : cwd);
+}
+
+export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): RuntimeConfig {
+  const agentDir = resolveAgentDir(processEnv, cwd);
+  const problems: string[] = [];
+  const envPath = join(agentDir, '.env');
+  const settingsPath = join(agentDir, 'settings.json');
+
+  let fileEnv: EnvMap = {};
+  if (!existsSync(envPath)) problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
+  else {
+    try {
+      fileEnv = parseEnv(readFileSync(envPath, 'utf8'), envPath);
+    } catch (error) {
+      problems.push(describe(error));
+    }
+  }
+  const inherited = Object.fromEntries(Object.entries(processEnv).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const env: EnvMap = { ...inherited, ...fileEnv };
+
+  let settings: Settings | undefined;
+  if (!existsSync(settingsPath)) problems.push(`${settingsPath} is missing: restore it from a backup or redeploy the agent`);
+  else {
+    try {
+      settings = parseSettingsJson(readFileSync(settingsPath, 'utf8'), settingsPath);
+    } catch (error) {
+      const detail = isAnimusError(error) ? (error.detail?.problems as string[] | undefined) : undefined;
+      if (detail) problems.push(...detail.map((p) => `settings.json: ${p}`));
+      else problems.push(describe(error));
+    }
+  }
+
+  const agentId = env.AGENT_ID?.trim() ?? '';
+  const mode = settings?.message_mode ?? 'echo';
+  for (const problem of checkEnv(env, mode)) {
+    problems.push(`${problem.key} ${problem.problem}${problem.key === 'AGENT_ID' ? '' : ` (needed in ${mode} mode)`}: set it in ${envPath}`);
+  }
+  if (agentId !== '' && !isPlaceholder(agentId) && !AGENT_ID.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not a Letta agent id (agent-<uuid>): fix it in ${envPath}`);
+  if (settings && agentId !== '' && settings.agent.id !== agentId) problems.push(`settings.json agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}: make them the same agent`);
+  if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT) && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
+    problems.push(`AGENT_ENDPOINT "${env.AGENT_ENDPOINT}" is not an http(s) URL: fix it in ${envPath}`);
+  }
+  if (settings) problems.push(...pluginProblems(settings, env, envPath, agentId));
+
+  const level = resolveLogLevel(env, settings);
+  if (level === undefined) problems.push(`LOG_LEVEL "${env.LOG_LEVEL}" is not one of debug, info, warn, error: fix it in ${envPath}`);
+
+  const dbPath = resolveDbPath(agentDir, env.DB_PATH);
+  if (!existsSync(dbPath)) problems.push(`database ${dbPath} is missing: restore it with \`animus restore\` or redeploy the agent`);
+
+  if (problems.length > 0 || !settings) throw new ConfigError(problems);
+  const secrets = Object.entries(fileEnv)
+    .filter(([key, value]) => isSecretKey(key) && value !== '')
+    .map(([, value]) => value);
+  return { agentDir, agentId, env, settings, settingsPath, dbPath, secrets, logLevel: level ?? 'info' };
+}
+
+/** What a settings change needs before it is applied (hot reload keeps the old settings otherwise). */
+export function checkSettingsAgainstEnv(settings: Settings, env: EnvMap, agentId: string): string[] {
+  const problems = checkEnv(env, settings.message_mode).map((p) => `${p.key} ${p.problem} (needed in ${settings.message_mode} mode)`);
+  if (settings.agent.id !== agentId) problems.push(`agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}`);
+  return [...problems, ...pluginProblems(settings, env, '.env', agentId)];
+}
+
+function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentId: string): string[] {
+  const problems: string[] = [];
+  const bot = settings.plugins.telegram_bot;
+  if (bot.enabled) {
+    const token = env.TELEGRAM_BOT_TOKEN ?? '';
+    if (token.trim() === '') problems.push(`TELEGRAM_BOT_TOKEN is missing (plugins.telegram_bot is enabled): set it in ${envPath}`);
+    else if (isPlaceholder(token)) problems.push(`TELEGRAM_BOT_TOKEN still holds a placeholder value: set it in ${envPath}`);
+    if (requireOwner(settings, env) && !(env.TELEGRAM_OWNER_ID?.trim() || env.TELEGRAM_OWNER_USERNAME?.trim())) {
+      problems.push(`owner-only mode needs TELEGRAM_OWNER_ID or TELEGRAM_OWNER_USERNAME: set one in ${envPath}`);
+    }
+    if (env.TELEGRAM_OWNER_ID?.trim() && !/^-?\d+$/.test(env.TELEGRAM_OWNER_ID.trim())) problems.push(`TELEGRAM_OWNER_ID "${env.TELEGRAM_OWNER_ID}" is not a numeric Telegram id: fix it in ${envPath}`);
+  }
+  if (settings.plugins.telegram_user.enabled) {
+    for (const key of ['TELEGRAM_API_ID', 'TELEGRAM_API_HASH'] as const) {
+      const value = env[key] ?? '';
+      if (value.trim() === '') problems.push(`${key} is missing (plugins.telegram_user is enabled): set it in ${envPath}`);
+      else if (isPlaceholder(value)) problems.push(`${key} still holds a placeholder value: set it in ${envPath}`);
+    }
+    if (env.TELEGRAM_API_ID?.trim() && !/^\d+$/.test(env.TELEGRAM_API_ID.trim())) problems.push(`TELEGRAM_API_ID must be a number: fix it in ${envPath}`);
+    if (!env.TELEGRAM_SESSION_STRING?.trim()) problems.push(`TELEGRAM_SESSION_STRING is missing: run \`animus telegram login ${agentId || '<id>'}\` once`);
+  }
+  return problems;
+}
+
+export function requireOwner(settings: Settings, env: EnvMap): boolean {
+  return settings.plugins.telegram_bot.require_owner || /^(1|true|yes|on)$/i.test(env.TELEGRAM_REQUIRE_OWNER?.trim() ?? '');
+}
+
+/** LOG_LEVEL wins; else DEBUG_MODE or settings.debug_mode turn on debug; else info. undefined when LOG_LEVEL is invalid. */
+export function resolveLogLevel(env: EnvMap, settings: Settings | undefined): LogLevel | undefined {
+  if (env.LOG_LEVEL !== undefined && env.LOG_LEVEL.trim() !== '') {
+    const level = parseLogLevel(env.LOG_LEVEL);
+    if (!level) return undefined;
+    if (level !== 'info') return level;
+  }
+  if (/^(1|true|yes|on)$/i.test(env.DEBUG_MODE?.trim() ?? '') || settings?.debug_mode) return 'debug';
+  return 'info';
+}
+
+/** DB_PATH relative to the agent folder; default animus.db, or Broca's sanctum.db in an adopted folder that only has that. */
+export function resolveDbPath(agentDir: string, dbPath: string | undefined): string {
+  if (dbPath && dbPath.trim() !== '') return isAbsolute(dbPath) ? dbPath : join(agentDir, dbPath);
+  const primary = join(agentDir, DB_FILE);
+  const legacy = join(agentDir, LEGACY_DB_FILE);
+  return !existsSync(primary) && existsSync(legacy) ? legacy : primary;
+}
+
+function describe(error: unknown): string {
+  return describeError(error);
+}
+
+export function agentFolderName(agentDir: string): string {
+  return basename(agentDir);
+}

@@ -1,0 +1,160 @@
+/**
+ * The thin seam between the telegram_user plugin (and `animus telegram login`) and an
+ * MTProto library. GramJS (`telegram`) implements it today; `teleproto`, its
+ * maintained fork with the same API, can replace it by changing only this file.
+ * MTProto cannot be faked locally (Telegram's keys are pinned), so tests drive the
+ * plugin through an in-memory implementation of this interface.
+ */
+export interface UserMessage {
+  /** Message id, unique within its chat. */
+  id: string;
+  chatId: string;
+  senderId: string;
+  username: string | null;
+  displayName: string | null;
+  text: string;
+  /** Seconds since the epoch. */
+  date: number;
+}
+
+export interface MtprotoCredentials {
+  apiId: number;
+  apiHash: string;
+  session: string;
+}
+
+export interface MtprotoAdapter {
+  connect(): Promise<void>;
+  /** Incoming private messages while connected. */
+  onMessage(handler: (message: UserMessage) => void): void;
+  /** Incoming private messages sent after `sinceS`, at most `limitPerChat` per recent chat, oldest first (catch-up after downtime). */
+  recentMessages(limitPerChat: number, sinceS: number): Promise<UserMessage[]>;
+  sendMessage(chatId: string, text: string): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface LoginPrompts {
+  phone(): Promise<string>;
+  code(): Promise<string>;
+  password(): Promise<string>;
+}
+
+export interface MtprotoLogin {
+  /** Runs the interactive login once; returns the session string to keep. */
+  login(apiId: number, apiHash: string, prompts: LoginPrompts): Promise<string>;
+}
+
+export type MtprotoAdapterFactory = (credentials: MtprotoCredentials) => MtprotoAdapter;
+
+/* GramJS is CommonJS without ESM types that fit this use; these are the few members used. */
+interface GramClient {
+  connect(): Promise<unknown>;
+  disconnect(): Promise<unknown>;
+  destroy?(): Promise<unknown>;
+  start(options: { phoneNumber: () => Promise<string>; phoneCode: () => Promise<string>; password: () => Promise<string>; onError: (error: Error) => void }): Promise<void>;
+  session: { save(): string };
+  addEventHandler(handler: (event: { message: GramMessage }) => void, builder: unknown): void;
+  getDialogs(params: { limit: number }): Promise<Array<{ isUser?: boolean; id?: unknown; entity?: unknown }>>;
+  getMessages(entity: unknown, params: { limit: number }): Promise<GramMessage[]>;
+  sendMessage(entity: unknown, params: { message: string }): Promise<unknown>;
+  getSender?: never;
+}
+
+interface GramMessage {
+  id: number;
+  message?: string;
+  date: number;
+  out?: boolean;
+  isPrivate?: boolean;
+  chatId?: { toString(): string };
+  senderId?: { toString(): string };
+  getSender(): Promise<{ username?: string; firstName?: string; lastName?: string } | undefined>;
+}
+
+async function loadGramJs(): Promise<{ TelegramClient: new (...args: unknown[]) => GramClient; StringSession: new (s: string) => unknown; NewMessage: new (o: object) => unknown }> {
+  const pick = (mod: unknown) => ((mod as { default?: unknown }).default ?? mod) as Record<string, unknown>;
+  const [main, sessions, events] = await Promise.all([import('telegram'), import('telegram/sessions/index.js'), import('telegram/events/index.js')]);
+  return {
+    TelegramClient: pick(main).TelegramClient as never,
+    StringSession: pick(sessions).StringSession as never,
+    NewMessage: pick(events).NewMessage as never,
+  };
+}
+
+async function toUserMessage(message: GramMessage): Promise<UserMessage | undefined> {
+  if (!message.message || message.out || message.isPrivate === false) return undefined;
+  const sender = await message.getSender().catch(() => undefined);
+  return {
+    id: String(message.id),
+    chatId: message.chatId?.toString() ?? message.senderId?.toString() ?? '',
+    senderId: message.senderId?.toString() ?? '',
+    username: sender?.username ?? null,
+    displayName: [sender?.firstName, sender?.lastName].filter(Boolean).join(' ') || null,
+    text: message.message,
+    date: message.date,
+  };
+}
+
+/** The GramJS implementation, loaded only when telegram_user is enabled (it is large). */
+export const createGramJsAdapter: MtprotoAdapterFactory = (credentials) => {
+  let client: GramClient | undefined;
+  const handlers: Array<(message: UserMessage) => void> = [];
+  return {
+    async connect() {
+      const gram = await loadGramJs();
+      client = new gram.TelegramClient(new gram.StringSession(credentials.session), credentials.apiId, credentials.apiHash, { connectionRetries: 5, baseLogger: undefined });
+      await client.connect();
+      client.addEventHandler((event) => {
+        void toUserMessage(event.message).then((message) => {
+          if (message) for (const handler of handlers) handler(message);
+        });
+      }, new gram.NewMessage({ incoming: true }));
+    },
+    onMessage(handler) {
+      handlers.push(handler);
+    },
+    async recentMessages(limitPerChat, sinceS) {
+      if (!client) return [];
+      const dialogs = await client.getDialogs({ limit: 50 });
+      const out: UserMessage[] = [];
+      for (const dialog of dialogs.filter((d) => d.isUser)) {
+        for (const raw of await client.getMessages(dialog.entity, { limit: limitPerChat })) {
+          if (raw.date <= sinceS) continue;
+          const message = await toUserMessage(raw);
+          if (message) out.push(message);
+        }
+      }
+      return out.sort((a, b) => a.date - b.date);
+    },
+    async sendMessage(chatId, text) {
+      if (!client) throw new Error('not connected');
+      await client.sendMessage(chatId, { message: text });
+    },
+    async disconnect() {
+      await client?.destroy?.().catch(() => {});
+      client = undefined;
+    },
+  };
+};
+
+export const gramJsLogin: MtprotoLogin = {
+  async login(apiId, apiHash, prompts) {
+    const gram = await loadGramJs();
+    const client = new gram.TelegramClient(new gram.StringSession(''), apiId, apiHash, { connectionRetries: 3 });
+    let failure: Error | undefined;
+    try {
+      await client.start({
+        phoneNumber: prompts.phone,
+        phoneCode: prompts.code,
+        password: prompts.password,
+        onError: (error) => {
+          failure = error;
+        },
+      });
+      if (failure) throw failure;
+      return client.session.save();
+    } finally {
+      await (client.destroy?.() ?? client.disconnect()).catch(() => {});
+    }
+  },
+};

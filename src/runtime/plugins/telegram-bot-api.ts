@@ -1,0 +1,71 @@
+/**
+ * The few Bot API calls the runtime makes, over fetch: `{apiRoot}/bot{token}/{method}`
+ * with JSON bodies. The API root is configurable (TELEGRAM_API_ROOT) so tests run
+ * against a local server. Errors never carry the URL (it holds the token).
+ */
+export interface TelegramUser {
+  id: number;
+  is_bot?: boolean;
+  first_name?: string;
+  last_name?: string;
+  username?: string;
+}
+
+export interface TelegramMessage {
+  message_id: number;
+  date: number;
+  chat: { id: number; type?: string };
+  from?: TelegramUser;
+  text?: string;
+}
+
+export interface TelegramUpdate {
+  update_id: number;
+  message?: TelegramMessage;
+}
+
+export class TelegramApiError extends Error {
+  constructor(
+    readonly method: string,
+    /** HTTP status, or 0 when no answer came (network). */
+    readonly status: number,
+    readonly description: string,
+    readonly retryAfterS?: number,
+  ) {
+    super(`Telegram ${method} failed${status ? ` (${status})` : ''}: ${description}`);
+    this.name = 'TelegramApiError';
+  }
+}
+
+export class BotApi {
+  private readonly base: string;
+
+  constructor(token: string, apiRoot: string = 'https://api.telegram.org') {
+    this.base = `${apiRoot.replace(/\/+$/, '')}/bot${token}`;
+  }
+
+  async call<T>(method: string, params: Record<string, unknown>, signal: AbortSignal): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}/${method}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(params),
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new TelegramApiError(method, 0, cause?.code ?? cause?.message ?? 'network error');
+    }
+    let body: { ok?: boolean; result?: T; description?: string; parameters?: { retry_after?: number } };
+    try {
+      body = (await response.json()) as typeof body;
+    } catch (error) {
+      if (signal.aborted) throw error;
+      throw new TelegramApiError(method, response.status, `unreadable answer (HTTP ${response.status})`);
+    }
+    if (body.ok === true && response.ok) return body.result as T;
+    throw new TelegramApiError(method, response.status, body.description ?? `HTTP ${response.status}`, body.parameters?.retry_after);
+  }
+}

@@ -1,0 +1,62 @@
+import type { Database } from 'better-sqlite3';
+import type { EnvMap } from '../../config/env-file.js';
+import type { PluginName, Settings } from '../../config/settings.js';
+import type { InboundMessage, InboundResult } from '../../store/inbound.js';
+import type { Logger } from '../logger.js';
+
+/**
+ * What every chat platform plugs in through. A plugin turns platform events into
+ * stored inbound messages (`ctx.store`, which also wakes the queue worker) and sends
+ * replies when the delivery worker asks (`deliver`), throwing DeliveryError to say
+ * whether trying again later can help.
+ */
+export interface Plugin {
+  readonly name: PluginName;
+  /** The platform_profiles.platform value of the messages it stores and delivers. */
+  readonly platform: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  deliver(target: DeliveryTarget, text: string, signal: AbortSignal): Promise<void>;
+  health(): PluginHealth;
+}
+
+export interface DeliveryTarget {
+  /** The message row being answered (plugins key partial-delivery progress on it). */
+  messageId: number;
+  chatId: string;
+  /** The platform id of the message being answered (replies thread under it where the platform can). */
+  replyTo: string | null;
+}
+
+export interface PluginHealth {
+  ok: boolean;
+  detail: string;
+}
+
+export interface PluginContext {
+  agentDir: string;
+  agentId: string;
+  db: Database;
+  env: EnvMap;
+  logger: Logger;
+  settings(): Settings;
+  /** Stores one inbound message in one transaction and wakes the worker. */
+  store(message: InboundMessage): InboundResult;
+  /** Wakes the queue worker (a message was stored by someone else, e.g. `animus send`). */
+  wake(): void;
+  /** Replaces secret values in text that is about to be logged or stored. */
+  redact(text: string): string;
+}
+
+export class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'DeliveryError';
+  }
+}
+
+export type PluginFactory = (ctx: PluginContext) => Plugin | Promise<Plugin>;

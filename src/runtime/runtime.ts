@@ -1,0 +1,218 @@
+import type { Database } from 'better-sqlite3';
+import { describeError } from '../core/errors.js';
+import { redactText } from '../core/redact.js';
+import type { PluginName, Settings } from '../config/settings.js';
+import { openDatabase } from '../store/database.js';
+import { storeInbound } from '../store/inbound.js';
+import { schemaVersion } from '../store/migrations.js';
+import { envMs } from './backoff.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
+import { DeliveryWorker } from './delivery.js';
+import { createLettaClient, type AgentClient } from './letta.js';
+import { acquireLock } from './lock.js';
+import { createLogger, errorText, type Logger } from './logger.js';
+import { createLocalPlugin } from './plugins/local.js';
+import { createGramJsAdapter, type MtprotoAdapterFactory } from './plugins/mtproto-adapter.js';
+import { PluginRegistry } from './plugins/registry.js';
+import { createTelegramBotPlugin } from './plugins/telegram-bot.js';
+import { createTelegramUserPlugin } from './plugins/telegram-user.js';
+import type { PluginContext, PluginFactory } from './plugins/types.js';
+import { SettingsWatcher } from './settings-watcher.js';
+import { QueueWorker } from './worker.js';
+
+declare const __ANIMUS_VERSION__: string;
+const VERSION = typeof __ANIMUS_VERSION__ === 'string' ? __ANIMUS_VERSION__ : '0.0.0-dev';
+
+export interface RuntimeOptions {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  stderr?: (line: string) => void;
+  /** Replaces the MTProto library (tests). */
+  mtproto?: MtprotoAdapterFactory;
+}
+
+export interface RunningRuntime {
+  /** Resolves with the exit code once the runtime has stopped. */
+  finished: Promise<number>;
+  stop(reason: string): Promise<number>;
+}
+
+/** SIGTERM budget: the in-flight agent request gets this long before it is abandoned and requeued. */
+const STOP_GRACE_MS = 7000;
+/** After this, shutdown stops waiting: anything unfinished is recovered at the next start. */
+const STOP_DEADLINE_MS = 9500;
+
+/** Validates, locks, opens and starts everything; returns the exit code at once on a configuration error. */
+export async function startRuntime(options: RuntimeOptions): Promise<RunningRuntime | number> {
+  const stderr = options.stderr ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let config: RuntimeConfig;
+  try {
+    config = loadRuntimeConfig(options.env, options.cwd);
+  } catch (error) {
+    const problems = error instanceof ConfigError ? error.problems : [describeError(error)];
+    for (const problem of problems) stderr(`animus-runtime: ${problem}`);
+    return EXIT_CONFIG;
+  }
+  const lock = acquireLock(config.agentDir);
+  if (!lock.ok) {
+    stderr(`animus-runtime: another runtime (pid ${lock.holder}) already serves ${config.agentDir}: stop it first (its lock is ${lock.path})`);
+    return EXIT_CONFIG;
+  }
+  const redact = (text: string) => redactText(text, config.secrets);
+  let db: Database;
+  try {
+    db = openDatabase(config.dbPath);
+  } catch (error) {
+    lock.lock.release();
+    stderr(`animus-runtime: ${redact(describeError(error))}`);
+    return EXIT_CONFIG;
+  }
+
+  let settings: Settings = config.settings;
+  const logger = createLogger({ agent: config.agentId, level: config.logLevel, secrets: config.secrets });
+  logger.info('runtime starting', { version: VERSION, pid: process.pid, mode: settings.message_mode, db: config.dbPath, schema: schemaVersion(db), node: process.version });
+
+  const breaker = new CircuitBreaker({
+    threshold: Math.max(1, Math.round(envMs(config.env, 'ANIMUS_BREAKER_THRESHOLD', 5))),
+    cooldownMs: envMs(config.env, 'ANIMUS_BREAKER_COOLDOWN_MS', 30_000),
+    maxCooldownMs: 10 * 60_000,
+    onChange: (state, detail) => {
+      const fields = { circuit: state, failures: detail.failures, retry_at: detail.retryAt ? new Date(detail.retryAt).toISOString() : undefined };
+      if (state === 'open') logger.error('agent endpoint keeps failing: circuit open, requests paused', fields);
+      else if (state === 'half-open') logger.warn('circuit half-open: probing the agent endpoint with one request', fields);
+      else logger.info('agent endpoint answering again: circuit closed', fields);
+    },
+  });
+
+  let client: Promise<AgentClient> | undefined;
+  const agent = () => {
+    client ??= createLettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId }).catch((error: unknown) => {
+      client = undefined;
+      throw error;
+    });
+    return client;
+  };
+
+  let worker: QueueWorker | undefined;
+  let delivery: DeliveryWorker | undefined;
+  const pluginContext: PluginContext = {
+    agentDir: config.agentDir,
+    agentId: config.agentId,
+    db,
+    env: config.env,
+    logger,
+    settings: () => settings,
+    store: (message) => {
+      const result = storeInbound(db, message);
+      if (result.status === 'queued') worker?.wake();
+      return result;
+    },
+    wake: () => worker?.wake(),
+    redact,
+  };
+  const factories: Record<PluginName, PluginFactory> = {
+    local: createLocalPlugin,
+    telegram_bot: createTelegramBotPlugin,
+    telegram_user: (ctx) => createTelegramUserPlugin(ctx, options.mtproto ?? createGramJsAdapter),
+  };
+  const plugins = new PluginRegistry(pluginContext, factories);
+
+  worker = new QueueWorker({
+    db,
+    logger,
+    settings: () => settings,
+    agent,
+    breaker,
+    redact,
+    retryBaseMs: envMs(config.env, 'ANIMUS_RETRY_BASE_MS', 2000),
+    retryMaxMs: envMs(config.env, 'ANIMUS_RETRY_MAX_MS', 5 * 60_000),
+    recoverEveryMs: envMs(config.env, 'ANIMUS_RECOVER_EVERY_MS', 60_000),
+    onReply: () => delivery?.wake(),
+  });
+  delivery = new DeliveryWorker({
+    db,
+    logger,
+    plugins,
+    refreshMs: () => settings.queue_refresh * 1000,
+    redact,
+    retryBaseMs: envMs(config.env, 'ANIMUS_DELIVERY_RETRY_BASE_MS', 2000),
+    retryMaxMs: envMs(config.env, 'ANIMUS_DELIVERY_RETRY_MAX_MS', 10 * 60_000),
+    maxAttempts: Math.max(1, Math.round(envMs(config.env, 'ANIMUS_DELIVERY_MAX_ATTEMPTS', 8))),
+  });
+
+  worker.recover();
+
+  const watcher = new SettingsWatcher({
+    path: config.settingsPath,
+    pollMs: envMs(config.env, 'ANIMUS_SETTINGS_POLL_MS', 5000),
+    check: (next) => checkSettingsAgainstEnv(next, config.env, config.agentId),
+    onRejected: (problems) => logger.error('settings.json change refused; the previous settings stay in force', { problems }),
+    onChange: async (next) => {
+      const previous = settings;
+      settings = next;
+      logger.level = resolveLogLevel(config.env, next) ?? logger.level;
+      logger.info('settings reloaded', { changed: changedKeys(previous, next), mode: next.message_mode });
+      await plugins.reconcile(next);
+      worker?.wake();
+      delivery?.wake();
+    },
+  });
+  await watcher.start();
+  await plugins.reconcile(settings);
+  logger.info('runtime ready', { mode: settings.message_mode, plugins: Object.keys(plugins.health()) });
+
+  let stopping: Promise<number> | undefined;
+  const loops = Promise.all([worker.run(), delivery.run()]);
+  const stop = (reason: string): Promise<number> => {
+    stopping ??= (async () => {
+      logger.info('runtime stopping', { reason });
+      const deadline = setTimeout(() => {
+        logger.warn('shutdown deadline reached; unfinished work is recovered at next start');
+        db.close();
+        lock.lock.release();
+        process.exit(0);
+      }, STOP_DEADLINE_MS);
+      deadline.unref();
+      watcher.close();
+      await worker!.stop(STOP_GRACE_MS);
+      await delivery!.stop(1000);
+      await loops;
+      await plugins.stopAll();
+      clearTimeout(deadline);
+      db.close();
+      lock.lock.release();
+      logger.info('runtime stopped', { reason });
+      return 0;
+    })();
+    return stopping;
+  };
+  const finished = loops.then(
+    () => stopping ?? 0,
+    async (error: unknown) => {
+      logger.error('runtime failed', { error: redact(errorText(error)) });
+      await stop('internal error').catch(() => {});
+      return 1;
+    },
+  );
+  return { finished, stop };
+}
+
+/** Runs until SIGTERM/SIGINT; returns the process exit code. */
+export async function runRuntime(options: RuntimeOptions): Promise<number> {
+  process.umask(0o077);
+  const running = await startRuntime(options);
+  if (typeof running === 'number') return running;
+  const onSignal = (signal: NodeJS.Signals) => void running.stop(signal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  return running.finished;
+}
+
+function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b ? [] : [prefix];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].flatMap((key) => changedKeys((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], prefix ? `${prefix}.${key}` : key));
+}
+
+export type { Logger };
