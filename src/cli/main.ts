@@ -9,8 +9,14 @@ import { buildProgram } from './program.js';
  */
 export async function main(argv: readonly string[]): Promise<void> {
   const controller = new AbortController();
+  let firstSigint = 0;
   const onSigint = () => {
-    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+    // A second Ctrl-C forces the exit. "Second" means a later press: signal-exit
+    // (loaded by execa and others) re-sends the same signal at once when it believes
+    // it is the last listener, and that must not skip our cleanup.
+    if (firstSigint > 0 && Date.now() - firstSigint > 1000) process.exit(EXIT.interrupted);
+    if (firstSigint > 0) return;
+    firstSigint = Date.now();
     controller.abort(new AnimusError('EINTERRUPTED', 'interrupted'));
   };
   process.on('SIGINT', onSigint);

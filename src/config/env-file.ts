@@ -11,8 +11,8 @@ export type EnvMap = Record<string, string>;
 
 export const REQUIRED_LIVE_KEYS = ['AGENT_ID', 'AGENT_ENDPOINT', 'AGENT_API_KEY'] as const;
 
-/** Broca refuses these at start; so do we (case-insensitive substrings). */
-const PLACEHOLDER = /your_|_here|example/i;
+/** Broca refuses these at start (`your_`, `_here`, `example`); the guide also writes `your-letta-instance`. */
+const PLACEHOLDER = /your[_-]|_here|example/i;
 
 const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -43,7 +43,6 @@ function withoutInteractiveTools(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
-
 export async function assertGitInstalled(): Promise<void> {
   const version = await withGit({}, (g) => g.version()).catch(() => ({ installed: false }));
   if (!version.installed) throw new AnimusError('EGIT', 'git is not installed: install it (apt-get install git) and try again');
@@ -63,17 +62,43 @@ export interface CloneOptions {
  */
 export async function cloneRepo(options: CloneOptions): Promise<string> {
   try {
-    await withGit({ signal: options.signal }, (g) => g.clone(options.repo, options.dest, ['--quiet', '--no-checkout']));
+    await runGitCancellable(['clone', '--quiet', '--no-checkout', '--', options.repo, options.dest], undefined, options.signal);
   } catch (error) {
     throw gitError(`cannot clone ${options.repo}`, error, 'check --repo (a git URL or path) and that it is reachable', options.signal);
   }
   const ref = options.ref ?? 'HEAD';
   try {
-    await withGit({ baseDir: options.dest, signal: options.signal }, (g) => g.raw(['checkout', '--quiet', ref, '--']));
+    await runGitCancellable(['checkout', '--quiet', ref, '--'], options.dest, options.signal);
   } catch (error) {
     throw gitError(`cannot check out "${ref}" from ${options.repo}`, error, 'check --ref (a branch, tag or commit of that repository)', options.signal);
   }
   return headCommit(options.dest);
+}
+
+/**
+ * Runs git in a process group of its own and, when the signal aborts, ends the whole
+ * group and waits for it: a clone over the network has helper processes (remote-http)
+ * that would otherwise outlive us and keep writing into a folder being cleaned up.
+ */
+async function runGitCancellable(args: string[], cwd: string | undefined, signal: AbortSignal | undefined): Promise<void> {
+  const { execa } = await import('execa');
+  const child = execa('git', args, { cwd, detached: true, env: { GIT_TERMINAL_PROMPT: '0' }, stdin: 'ignore' });
+  const killGroup = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  };
+  signal?.addEventListener('abort', killGroup, { once: true });
+  try {
+    await child;
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(stderr || describeError(error), { cause: error });
+  } finally {
+    signal?.removeEventListener('abort', killGroup);
+  }
 }
 
 export async function headCommit(dir: string): Promise<string> {

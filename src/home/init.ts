@@ -70,7 +70,23 @@ export async function initHome(root: string): Promise<InitResult> {
  * What deploy calls: a full init only when the home is new or this animus carries a
  * different runtime build than the one published; otherwise a few stat calls.
  */
-export async function ensureHome(root: string): Promise<HomeLayout> {
+export function ensureHome(root: string): Promise<HomeLayout> {
+  // One check per home per process: deploying many agents at once must not race init.
+  const key = homeLayout(root).root;
+  let pending = ensuring.get(key);
+  if (!pending) {
+    pending = checkHome(key).catch((error) => {
+      ensuring.delete(key);
+      throw error;
+    });
+    ensuring.set(key, pending);
+  }
+  return pending;
+}
+
+const ensuring = new Map<string, Promise<HomeLayout>>();
+
+async function checkHome(root: string): Promise<HomeLayout> {
   const layout = homeLayout(root);
   try {
     const marker = JSON.parse(await readFile(markerPath(layout), 'utf8')) as HomeMarker;

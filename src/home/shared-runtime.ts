@@ -1,4 +1,4 @@
-import { lstat, readlink, rm, symlink } from 'node:fs/promises';
+import { lstat, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { ensureDir } from '../core/fs.js';
@@ -42,8 +42,12 @@ async function ensureLink(link: string, target: string): Promise<LinkRepair['act
     existing = undefined;
   }
   if (existing === target) return 'ok';
-  if (existing !== undefined) await rm(link, { recursive: true, force: true });
   await ensureDir(dirname(link), 0o755);
-  await symlink(target, link, 'dir');
+  if (existing === '') await rm(link, { recursive: true, force: true });
+  // Made beside and renamed over: two animus commands repairing at once cannot collide.
+  const temp = `${link}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  await symlink(target, temp, 'dir');
+  await rename(temp, link);
   return existing === undefined ? 'created' : 'relinked';
 }

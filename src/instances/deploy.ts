@@ -109,7 +109,7 @@ export async function deployAgent(options: DeployOptions): Promise<DeployResult>
       schemaVersion: SCHEMA_VERSION,
     };
   } catch (error) {
-    await rm(staging, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true, maxRetries: 3 });
     if (options.signal?.aborted) throw new AnimusError('EINTERRUPTED', `deploy of ${options.agent.id} interrupted: nothing was left behind`, { cause: error });
     throw error;
   }
