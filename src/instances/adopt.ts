@@ -1,7 +1,31 @@
-import type { AgentId } from '../core/agent-id.js';
+import { chmod, copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { agentIdFromFolderName, type AgentId } from '../core/agent-id.js';
+import { describeError, isAnimusError } from '../core/errors.js';
+import { DIR_MODE, ensureDir, fileMode, formatMode, pathExists, SECRET_FILE_MODE, writeFileAtomic } from '../core/fs.js';
+import { parseEnv, setEnvValue, type EnvMap } from '../config/env-file.js';
+import { defaultSettings, serializeSettings, validateSettings, MESSAGE_MODES, type MessageMode, type Settings } from '../config/settings.js';
+import { cloneRepo } from '../git/repo.js';
+import { ensureHome } from '../home/init.js';
+import { agentPaths, LEGACY_CLONE_DIR, LEGACY_DB_FILE, type AgentPaths } from '../home/layout.js';
+import { RUNTIME_BRANCH } from '../home/runtime-source.js';
+import { openDatabase } from '../store/database.js';
+import { schemaVersion, SCHEMA_VERSION } from '../store/migrations.js';
+import { snapshotDatabase } from '../store/snapshot.js';
+import { renderEnv } from './render-env.js';
+import { scanAgentFolders } from './registry.js';
 
+/**
+ * `animus adopt`: takes over agent folders made by hand after the multi-agent guide
+ * (a `broca/` clone, `sanctum.db` or `animus.db`, an .env with Broca's names, the
+ * guide's nested settings.json). It plans first; with apply it carries the plan out.
+ * A database's rows and an .env's values are never changed: the database is copied
+ * with SQLite's backup API (the original stays) and migrated additively, the .env
+ * only gains missing keys, and the old settings.json is kept beside the new one.
+ */
 export interface AdoptOptions {
   home: string;
+  /** Only these agents; default every agent folder in the home. */
   agents?: AgentId[];
   apply: boolean;
   signal?: AbortSignal;
@@ -9,10 +33,230 @@ export interface AdoptOptions {
 
 export interface AdoptReport {
   id: string;
+  /** Needed (plan) or made (apply). Empty: animus already manages the folder as it is. */
   changes: string[];
+  /** What animus will not do by itself and the operator should know. */
   warnings: string[];
+  /** Set when the folder cannot be adopted until the operator fixes something. */
+  error?: string;
 }
 
-export async function adoptAgents(_options: AdoptOptions): Promise<AdoptReport[]> {
-  return [];
+interface Step {
+  describe: string;
+  run: () => Promise<void>;
+}
+
+export async function adoptAgents(options: AdoptOptions): Promise<AdoptReport[]> {
+  const folders = options.agents
+    ? options.agents.map((agent) => ({ name: agent.id, agent }))
+    : await scanAgentFolders(options.home);
+  const reports: AdoptReport[] = [];
+  for (const folder of folders) {
+    options.signal?.throwIfAborted();
+    const agent = folder.agent ?? agentIdFromFolderName(folder.name);
+    if (!agent) {
+      reports.push({ id: folder.name, changes: [], warnings: [], error: 'folder name is not agent-<uuid>: rename it to the Letta agent id' });
+      continue;
+    }
+    reports.push(await adoptOne(options, agentPaths(options.home, agent)));
+  }
+  return reports;
+}
+
+async function adoptOne(options: AdoptOptions, paths: AgentPaths): Promise<AdoptReport> {
+  const report: AdoptReport = { id: paths.agent.id, changes: [], warnings: [] };
+  let steps: Step[];
+  try {
+    steps = await plan(options, paths, report.warnings);
+  } catch (error) {
+    return { ...report, error: describeError(error) };
+  }
+  for (const step of steps) {
+    if (options.apply) {
+      try {
+        await step.run();
+      } catch (error) {
+        return { ...report, error: `${step.describe} failed: ${describeError(error)}` };
+      }
+    }
+    report.changes.push(step.describe);
+  }
+  return report;
+}
+
+async function plan(options: AdoptOptions, paths: AgentPaths, warnings: string[]): Promise<Step[]> {
+  const steps: Step[] = [];
+  if (!(await pathExists(paths.dir))) throw new Error(`no folder ${paths.dir}`);
+  const mode = await fileMode(paths.dir);
+  if (mode !== DIR_MODE) steps.push({ describe: `set the folder to mode 0700 (was ${formatMode(mode ?? 0)})`, run: () => chmod(paths.dir, DIR_MODE) });
+
+  // .env: parsed strictly; a broken one stops the adoption of this folder, untouched.
+  let env: EnvMap = {};
+  const hasEnv = await pathExists(paths.env);
+  if (hasEnv) {
+    const text = await readFile(paths.env, 'utf8');
+    env = parseEnv(text, paths.env);
+    const envMode = await fileMode(paths.env);
+    if (envMode !== SECRET_FILE_MODE) steps.push({ describe: `set .env to mode 0600 (was ${formatMode(envMode ?? 0)})`, run: () => chmod(paths.env, SECRET_FILE_MODE) });
+    const declared = env.AGENT_ID;
+    if (declared === undefined || declared === '') {
+      steps.push({ describe: `add AGENT_ID=${paths.agent.id} to .env`, run: async () => writeFileAtomic(paths.env, setEnvValue(await readFile(paths.env, 'utf8'), 'AGENT_ID', paths.agent.id)) });
+    } else if (declared.toLowerCase() !== paths.agent.id && declared.toLowerCase() !== paths.agent.uuid) {
+      warnings.push(`.env says AGENT_ID=${declared}, but the folder is ${paths.agent.id}: left as is; fix whichever is wrong`);
+    }
+    if (!env.AGENT_ENDPOINT || !env.AGENT_API_KEY) warnings.push('.env has no AGENT_ENDPOINT or AGENT_API_KEY: live mode will refuse to start until they are set');
+  } else {
+    steps.push({
+      describe: 'create .env from the template (AGENT_ID only: add AGENT_ENDPOINT and AGENT_API_KEY)',
+      run: async () => writeFileAtomic(paths.env, await renderEnv({ AGENT_ID: paths.agent.id, AGENT_ENDPOINT: '', AGENT_API_KEY: '' }, {})),
+    });
+  }
+
+  steps.push(...(await planSettings(paths, env, warnings)));
+  steps.push(...(await planDatabase(paths, env, warnings)));
+
+  if (!(await pathExists(paths.logs))) steps.push({ describe: 'create logs/', run: () => ensureDir(paths.logs, DIR_MODE) });
+
+  if (!(await pathExists(join(paths.clone, '.git')))) {
+    steps.push({
+      describe: `clone the animus runtime into runtime/${(await pathExists(join(paths.dir, LEGACY_CLONE_DIR))) ? ' (broca/ is left in place)' : ''}`,
+      run: async () => {
+        const layout = await ensureHome(options.home);
+        await cloneRepo({ repo: layout.runtimeRepo, dest: paths.clone, ref: RUNTIME_BRANCH, signal: options.signal });
+      },
+    });
+  }
+  if (await pathExists(join(paths.dir, LEGACY_CLONE_DIR))) {
+    warnings.push('stop the Python Broca process of this agent before starting it with animus: both would answer the same chats');
+  }
+  return steps;
+}
+
+async function planSettings(paths: AgentPaths, env: EnvMap, warnings: string[]): Promise<Step[]> {
+  if (!(await pathExists(paths.settings))) {
+    const settings = settingsFromEnv(paths, env);
+    return [{ describe: `create settings.json (message_mode ${settings.message_mode})`, run: () => writeFileAtomic(paths.settings, serializeSettings(settings)) }];
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(paths.settings, 'utf8'));
+  } catch (error) {
+    throw new Error(`settings.json is not valid JSON (${describeError(error)}): fix it, or delete it to have animus create one`);
+  }
+  try {
+    const settings = validateSettings(raw, 'settings.json');
+    if (settings.agent.id !== paths.agent.id) warnings.push(`settings.json names ${settings.agent.id}, not ${paths.agent.id}: left as is`);
+    const mode = await fileMode(paths.settings);
+    return mode === SECRET_FILE_MODE ? [] : [{ describe: 'set settings.json to mode 0600', run: () => chmod(paths.settings, SECRET_FILE_MODE) }];
+  } catch (error) {
+    if (!isAnimusError(error)) throw error;
+  }
+  const { settings, dropped } = convertLegacySettings(raw, paths, env);
+  if (dropped.length > 0) warnings.push(`settings.json keys animus does not use, kept only in settings.json.pre-adopt: ${dropped.join(', ')}`);
+  return [
+    {
+      describe: "rewrite settings.json in animus's schema, keeping its values (the original is kept as settings.json.pre-adopt)",
+      run: async () => {
+        await copyFile(paths.settings, `${paths.settings}.pre-adopt`);
+        await chmod(`${paths.settings}.pre-adopt`, SECRET_FILE_MODE);
+        await writeFileAtomic(paths.settings, serializeSettings(settings));
+      },
+    },
+  ];
+}
+
+async function planDatabase(paths: AgentPaths, env: EnvMap, warnings: string[]): Promise<Step[]> {
+  if (env.DB_PATH && env.DB_PATH !== 'animus.db') warnings.push(`.env sets DB_PATH=${env.DB_PATH}: the animus runtime uses it; its data is not copied`);
+  if (await pathExists(paths.db)) {
+    const db = openDatabase(paths.db, { readonly: true });
+    let version: number;
+    try {
+      db.pragma('quick_check');
+      version = schemaVersion(db);
+    } finally {
+      db.close();
+    }
+    if (version >= SCHEMA_VERSION) return [];
+    return [{ describe: `migrate animus.db from schema ${version} to ${SCHEMA_VERSION} (adds columns and indexes; no row changes)`, run: migrateInPlace(paths.db) }];
+  }
+  for (const candidate of [join(paths.dir, LEGACY_DB_FILE), join(paths.dir, LEGACY_CLONE_DIR, LEGACY_DB_FILE)]) {
+    if (!(await pathExists(candidate))) continue;
+    const relative = candidate.slice(paths.dir.length + 1);
+    // Fails here, at plan time, on a corrupt file: nothing is changed for this agent.
+    openDatabase(candidate, { readonly: true }).close();
+    return [
+      {
+        describe: `copy ${relative} into animus.db with SQLite's online backup (${relative} is left as is) and migrate it to schema ${SCHEMA_VERSION}`,
+        run: async () => {
+          await snapshotDatabase(candidate, paths.db);
+          await migrateInPlace(paths.db)();
+        },
+      },
+    ];
+  }
+  return [{ describe: 'create animus.db', run: migrateInPlace(paths.db, true) }];
+}
+
+function migrateInPlace(path: string, create = false): () => Promise<void> {
+  return async () => {
+    openDatabase(path, { create }).close();
+    await chmod(path, SECRET_FILE_MODE);
+  };
+}
+
+/** The guide's .env carries MESSAGE_MODE, QUEUE_REFRESH, MAX_RETRIES and DEBUG_MODE. */
+function settingsFromEnv(paths: AgentPaths, env: EnvMap): Settings {
+  const settings = defaultSettings({ agentId: paths.agent.id });
+  const mode = env.MESSAGE_MODE?.toLowerCase();
+  if (mode && (MESSAGE_MODES as readonly string[]).includes(mode)) settings.message_mode = mode as MessageMode;
+  const refresh = Number(env.QUEUE_REFRESH);
+  if (env.QUEUE_REFRESH && Number.isFinite(refresh) && refresh > 0) settings.queue_refresh = refresh;
+  const retries = Number(env.MAX_RETRIES);
+  if (env.MAX_RETRIES && Number.isInteger(retries) && retries >= 0 && retries <= 100) settings.max_retries = retries;
+  if (env.DEBUG_MODE) settings.debug_mode = /^(1|true|yes|on)$/i.test(env.DEBUG_MODE);
+  return settings;
+}
+
+/**
+ * Maps the guide's nested form and Broca's flat form onto animus's schema. Broca's
+ * `telegram` plugin is the user-account (Telethon) one; the guide uses the name for
+ * a bot with parse_mode, so the .env decides: a bot token means the bot plugin.
+ */
+export function convertLegacySettings(raw: unknown, paths: AgentPaths, env: EnvMap): { settings: Settings; dropped: string[] } {
+  const source = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, any>;
+  const settings = settingsFromEnv(paths, env);
+  const dropped: string[] = [];
+  const take = <T>(value: unknown, check: (v: unknown) => boolean, set: (v: T) => void, name: string) => {
+    if (value === undefined) return;
+    if (check(value)) set(value as T);
+    else dropped.push(name);
+  };
+  const processing = source.message_processing ?? {};
+  const isMode = (v: unknown) => typeof v === 'string' && (MESSAGE_MODES as readonly string[]).includes(v);
+  const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 100;
+  const isPositive = (v: unknown) => typeof v === 'number' && v > 0 && v <= 3600;
+  take<MessageMode>(source.message_mode ?? processing.mode, isMode, (v) => (settings.message_mode = v), 'message_mode');
+  take<number>(source.queue_refresh ?? processing.queue_refresh, isPositive, (v) => (settings.queue_refresh = v), 'queue_refresh');
+  take<number>(source.max_retries ?? processing.max_retries, isCount, (v) => (settings.max_retries = v), 'max_retries');
+  take<boolean>(source.debug_mode, (v) => typeof v === 'boolean', (v) => (settings.debug_mode = v), 'debug_mode');
+  if (typeof source.agent?.name === 'string') settings.agent.name = source.agent.name;
+  if (typeof source.agent?.description === 'string') settings.agent.description = source.agent.description;
+
+  const plugins = (source.plugins ?? {}) as Record<string, any>;
+  for (const [name, config] of Object.entries(plugins)) {
+    const enabled = config?.enabled !== false;
+    if (name === 'telegram_bot' || (name === 'telegram' && env.TELEGRAM_BOT_TOKEN)) {
+      settings.plugins.telegram_bot.enabled = enabled;
+      if (['Markdown', 'MarkdownV2', 'HTML'].includes(config?.parse_mode)) settings.plugins.telegram_bot.parse_mode = config.parse_mode;
+    } else if (name === 'telegram' || name === 'telegram_user') {
+      settings.plugins.telegram_user.enabled = enabled;
+    } else if (name === 'local') {
+      settings.plugins.local.enabled = enabled;
+    } else {
+      dropped.push(`plugins.${name}`);
+    }
+  }
+  const known = new Set(['agent', 'message_processing', 'message_mode', 'queue_refresh', 'max_retries', 'debug_mode', 'plugins']);
+  for (const key of Object.keys(source)) if (!known.has(key)) dropped.push(key);
+  return { settings: validateSettings(settings, 'converted settings'), dropped };
 }
