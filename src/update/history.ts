@@ -1,0 +1,123 @@
+import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AnimusError, EXIT, describeError } from '../core/errors.js';
+import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
+import type { AgentPaths } from '../home/layout.js';
+import { isAlive } from '../home/init.js';
+
+/**
+ * Each agent keeps its own update record in `<agent>/updates/`:
+ *   history.json            every update and rollback, newest last
+ *   <stamp>-<from12>.db     the database as it was just before that update
+ *   .lock                   held (with the pid) while an update or rollback runs
+ * It lives in the agent's folder so it travels with it (backup, move to trash) and
+ * needs nothing from the home. Only the newest KEEP_SNAPSHOTS snapshots are kept.
+ */
+export const UPDATES_DIR = 'updates';
+export const KEEP_SNAPSHOTS = 5;
+const HISTORY_LIMIT = 200;
+
+export interface HistoryEntry {
+  action: 'update' | 'rollback';
+  at: string;
+  /** Commit before and after. */
+  from: string;
+  to: string;
+  /** Branch checked out before (undefined: detached), so a rollback restores it. */
+  fromBranch?: string;
+  toBranch?: string;
+  ref?: string;
+  /** update: the pre-update database snapshot (file name in updates/). */
+  snapshot?: string;
+  /**
+   * update: `pending` while running, `updated` once healthy, `rolled-back` when the gate
+   * failed or a later `animus rollback` undid it, `failed` when it could not even be rolled back.
+   * rollback: `done` or `failed`.
+   */
+  outcome: 'pending' | 'updated' | 'rolled-back' | 'failed' | 'done';
+  /** rollback --with-data: the snapshot restored and where the replaced database was kept. */
+  restoredData?: string;
+  keptDatabase?: string;
+  reason?: string;
+}
+
+export function updatesDir(paths: AgentPaths): string {
+  return join(paths.dir, UPDATES_DIR);
+}
+
+export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
+  const file = join(updatesDir(paths), 'history.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new AnimusError('EIO', `cannot read ${file}: ${describeError(error)}`, { cause: error });
+  }
+  try {
+    const parsed = JSON.parse(text) as { entries?: HistoryEntry[] };
+    if (!Array.isArray(parsed.entries)) throw new Error('no entries');
+    return parsed.entries;
+  } catch (error) {
+    throw new AnimusError('EIO', `${file} is not a valid update history (${describeError(error)}): move it aside to start a new one`, { cause: error, exitCode: EXIT.invalidData });
+  }
+}
+
+export async function writeHistory(paths: AgentPaths, entries: HistoryEntry[]): Promise<void> {
+  await ensureDir(updatesDir(paths), DIR_MODE);
+  const kept = entries.slice(-HISTORY_LIMIT);
+  await writeFileAtomic(join(updatesDir(paths), 'history.json'), `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
+}
+
+/** Appends an entry and returns a function that rewrites it in place (outcome changes). */
+export async function appendHistory(paths: AgentPaths, entry: HistoryEntry): Promise<(change: Partial<HistoryEntry>) => Promise<void>> {
+  const entries = await readHistory(paths);
+  entries.push(entry);
+  await writeHistory(paths, entries);
+  return async (change) => {
+    Object.assign(entry, change);
+    const current = await readHistory(paths);
+    const index = current.findIndex((e) => e.at === entry.at && e.action === entry.action && e.from === entry.from);
+    if (index >= 0) current[index] = entry;
+    else current.push(entry);
+    await writeHistory(paths, current);
+  };
+}
+
+export function snapshotName(at: Date, from: string): string {
+  return `${at.toISOString().replace(/[:.]/g, '-')}-${from.slice(0, 12)}.db`;
+}
+
+/** Removes all but the newest KEEP_SNAPSHOTS pre-update snapshots. */
+export async function pruneSnapshots(paths: AgentPaths): Promise<string[]> {
+  const dir = updatesDir(paths);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => /^\d{4}-.*\.db$/.test(name)).sort();
+  const old = names.slice(0, Math.max(0, names.length - KEEP_SNAPSHOTS));
+  await Promise.all(old.map((name) => rm(join(dir, name), { force: true })));
+  return old;
+}
+
+/**
+ * One update or rollback per agent at a time. The lock file holds the pid: a lock
+ * left by a killed command is taken over, a live one is an error naming it.
+ */
+export async function lockAgent(paths: AgentPaths): Promise<() => Promise<void>> {
+  await ensureDir(updatesDir(paths), DIR_MODE);
+  const file = join(updatesDir(paths), '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(file, 'wx', 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new AnimusError('EEXISTS', `${paths.agent.id} is being updated or rolled back by another animus (pid ${pid}): wait for it to finish`);
+      }
+      await rm(file, { force: true });
+    }
+  }
+  throw new AnimusError('EEXISTS', `cannot lock ${paths.agent.id} for an update: remove ${file} if no animus is running`);
+}
