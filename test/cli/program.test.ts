@@ -1,0 +1,105 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { json, REPO_ROOT, runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
+
+describe('animus (program)', () => {
+  it('prints its version', async () => {
+    const home = await tempDir('program');
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8'));
+    const result = await runCli(['--version'], { home });
+    expect(result).toMatchObject({ code: 0, stdout: version });
+  });
+
+  it('gives every command a description and an example in its --help', async () => {
+    const home = await tempDir('program');
+    const help = await runCli(['--help'], { home });
+    expect(help.code).toBe(0);
+    const commands = [...help.stdout.matchAll(/^ {2}([a-z][a-z-]*)(?:\|[a-z]+)? /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    expect(commands).toEqual(expect.arrayContaining(['init', 'deploy', 'list', 'remove', 'adopt', 'config']));
+    const leaves: string[][] = [];
+    for (const command of commands) {
+      const sub = await runCli([command, '--help'], { home });
+      expect(sub.code, command).toBe(0);
+      // A group lists its subcommands (each checked below); a leaf shows examples.
+      const children = /^Commands:/m.test(sub.stdout)
+        ? [...sub.stdout.split(/^Commands:/m)[1]!.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!).filter((c) => c !== 'help')
+        : [];
+      if (children.length === 0) leaves.push([command]);
+      for (const child of children) leaves.push([command, child]);
+    }
+    for (const path of leaves) {
+      const help = await runCli([...path, '--help'], { home });
+      expect(help.code, path.join(' ')).toBe(0);
+      expect(help.stdout, path.join(' ')).toMatch(/Examples:\n {2}\$ (\S+=\S+ )?animus /);
+    }
+  });
+
+  it('answers an unknown command or option with exit 2 and one line', async () => {
+    const home = await tempDir('program');
+    const unknown = await runCli(['deplyo'], { home });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^animus: unknown command 'deplyo'/);
+    const option = await runCli(['list', '--frobnicate'], { home });
+    expect(option.code).toBe(2);
+    expect(option.stderr).toMatch(/^animus: unknown option '--frobnicate'/);
+  });
+
+  it('reports errors as JSON on stdout under --json', async () => {
+    const home = await tempDir('program');
+    const result = await runCli(['deploy', '../x', '--json'], { home });
+    expect(result.code).toBe(2);
+    expect(json(result)).toEqual({ error: { code: 'EBADID', message: expect.stringMatching(/contains a path/) } });
+  });
+});
+
+describe('animus config', () => {
+  it('stores preferences, and the home preference is used when neither --home nor ANIMUS_HOME is given', async () => {
+    const root = await tempDir('config');
+    const configDir = join(root, 'cfg');
+    const env = { configDir, home: join(root, 'unused') };
+    expect((await runCli(['config', 'set', 'home', join(root, 'from-config')], env)).code).toBe(0);
+    expect((await runCli(['config', 'set', 'processManager', 'systemd'], env)).code).toBe(0);
+    const get = await runCli(['config', 'get', 'home', '--json'], env);
+    expect(json(get)).toEqual({ key: 'home', value: join(root, 'from-config') });
+
+    const list = json<{ values: Record<string, string>; path: string; homeSource: string }>(await runCli(['config', 'list', '--json'], env));
+    expect(list.values).toEqual({ home: join(root, 'from-config'), processManager: 'systemd' });
+    expect(list.path.startsWith(configDir)).toBe(true);
+    expect(list.homeSource).toBe('ANIMUS_HOME');
+
+    // Without ANIMUS_HOME the saved home applies; --home beats it.
+    const noEnvHome = { ...env, env: { ANIMUS_HOME: undefined } };
+    const fromConfig = json<{ effectiveHome: string; homeSource: string }>(await runCli(['config', 'list', '--json'], noEnvHome));
+    expect(fromConfig).toMatchObject({ effectiveHome: join(root, 'from-config'), homeSource: 'config' });
+    const deploy = await runCli(['deploy', '721679f6-c8af-4e01-8677-dc042dc80368', '--mode', 'echo', '--json'], noEnvHome);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    expect(json<{ dir: string; processManager: string }>(deploy)).toMatchObject({ dir: join(root, 'from-config', 'agent-721679f6-c8af-4e01-8677-dc042dc80368'), processManager: 'systemd' });
+
+    expect((await runCli(['config', 'unset', 'processManager'], env)).code).toBe(0);
+    expect(json<{ values: object }>(await runCli(['config', 'list', '--json'], env)).values).toEqual({ home: join(root, 'from-config') });
+  });
+
+  it.each([
+    [['config', 'get', 'colour'], /unknown config key "colour"/],
+    [['config', 'set', 'processManager', 'docker'], /processManager must be one of pm2, systemd/],
+  ])('refuses %j', async (args, message) => {
+    const root = await tempDir('config');
+    const result = await runCli(args, { home: join(root, 'h'), configDir: join(root, 'cfg') });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it('refuses a corrupt preferences file with a clear line', async () => {
+    const root = await tempDir('config');
+    const configDir = join(root, 'cfg');
+    await import('node:fs/promises').then(async (fs) => {
+      await fs.mkdir(configDir, { recursive: true });
+      await fs.writeFile(join(configDir, 'config.json'), '{ not json');
+    });
+    const result = await runCli(['config', 'list'], { home: join(root, 'h'), configDir });
+    expect(result.code).toBe(5);
+    expect(result.stderr).toMatch(/cannot read the animus config file/);
+  });
+});
