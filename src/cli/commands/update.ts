@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { EXIT, describeError, isAnimusError } from '../../core/errors.js';
 import { examples, type Action } from '../program.js';
 
 const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
@@ -29,7 +30,6 @@ export function registerUpdateCommands(program: Command, action: Action): void {
           const { parseAgentId } = await import('../../core/agent-id.js');
           const { parsePositiveInt } = await import('./agent-arg.js');
           const { updateAgent } = await import('../../update/update.js');
-          const { settle } = await import('./agents.js');
           const home = await ctx.home();
           if (raw.all && ids.length > 0) throw new AnimusError('EUSAGE', 'pass agent ids or --all, not both');
           let agents: string[];
@@ -53,11 +53,13 @@ export function registerUpdateCommands(program: Command, action: Action): void {
           const skipped = agents.filter((_, i) => !outcomes[i]);
           const anyFailed = tried.some((t) => !t.o.ok);
           if (anyFailed) progress.fail(agents.length === 1 ? undefined : `${tried.filter((t) => !t.o.ok).length} of ${agents.length} failed`);
-          const { succeeded: updated, failed } = settle(
-            ctx,
-            tried.map((t) => t.o),
-            tried.map((t) => t.id),
-          );
+          // One agent alone throws its error; with several, each failure is its own line.
+          if (agents.length === 1 && tried[0] && !tried[0].o.ok) throw tried[0].o.error;
+          const updated = tried.flatMap((t) => (t.o.ok ? [t.o.value] : []));
+          const failed = tried.flatMap((t) => (t.o.ok ? [] : [failure(t.id, t.o.error)]));
+          for (const f of failed) ctx.out.error(f.message);
+          const first = tried.find((t) => !t.o.ok);
+          if (first && !first.o.ok) process.exitCode = isAnimusError(first.o.error) ? first.o.error.exitCode : EXIT.internal;
           if (!anyFailed) progress.done(agents.length === 1 ? undefined : `updated ${agents.length} agents`);
           if (skipped.length > 0) ctx.out.warn(`not tried after the failure: ${skipped.join(', ')} (--keep-going carries on)`);
           ctx.out.result(agents.length === 1 ? updated[0] : { updated, failed, skipped }, () =>
@@ -113,6 +115,10 @@ function parseGrace(raw: string, Err: typeof import('../../core/errors.js').Anim
     throw new Err('EUSAGE', `--grace "${raw}" is not valid: expected seconds from 0.5 to 600`);
   }
   return Math.round(seconds * 1000);
+}
+
+function failure(id: string, error: unknown): { id: string; code: string; message: string } {
+  return { id, code: isAnimusError(error) ? error.code : 'EINTERNAL', message: describeError(error) };
 }
 
 type Outcome<T> = import('../../core/pool.js').Outcome<T>;
