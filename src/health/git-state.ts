@@ -163,6 +163,15 @@ export async function readUpstream(clone: string): Promise<string | undefined> {
   return tracking ? resolveRef(gitDir, tracking) : undefined;
 }
 
+/** The fetch URL of the clone's origin, from .git/config (no git spawned). */
+export async function readRemoteUrl(clone: string, remote = 'origin'): Promise<string | undefined> {
+  try {
+    return parseGitConfig(await readFile(join(clone, '.git', 'config'), 'utf8')).get(`remote "${remote}"`)?.get('url');
+  } catch {
+    return undefined;
+  }
+}
+
 function localRepoPath(url: string, clone: string): string | undefined {
   if (url.startsWith('file://')) return decodeURIComponent(url.slice('file://'.length));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url)) return undefined;

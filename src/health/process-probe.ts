@@ -1,6 +1,7 @@
 import type { ProcessManagerName } from '../config/settings.js';
 import { describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
+import { openProcessManager } from '../process/open.js';
 import type { ProcessInfo, ProcessManager } from '../process/types.js';
 
 /** Opens the process manager of that name for a home; undefined when none can be had here. */
@@ -10,6 +11,11 @@ export interface ProcessProbe {
   managers: Array<{ name: ProcessManagerName; available: boolean; message?: string }>;
   /** By agent id; an agent missing here has state `unknown`. */
   states: Map<string, ProcessInfo>;
+}
+
+/** The process managers of src/process, opened for the home with the caller's environment (PM2_HOME). */
+export function managerOpener(env: NodeJS.ProcessEnv): ManagerOpener {
+  return (name, home) => openProcessManager(name, { home, env });
 }
 
 /** How long one manager may take to answer before its agents are reported `unknown`. */
@@ -25,7 +31,7 @@ export async function probeProcesses(home: string, groups: Map<ProcessManagerNam
   await Promise.all(
     [...groups].map(async ([name, agents]) => {
       if (!open) {
-        probe.managers.push({ name, available: false, message: 'no process manager support in this build' });
+        probe.managers.push({ name, available: false, message: 'not asked (--no-process)' });
         return;
       }
       let manager: ProcessManager | undefined;

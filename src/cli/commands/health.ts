@@ -7,6 +7,7 @@ import { examples, type Action } from '../program.js';
 
 interface HealthFlags {
   watch?: string | boolean;
+  process?: boolean;
   maxPendingAge?: string;
 }
 
@@ -16,12 +17,13 @@ export function registerHealthCommands(program: Command, action: Action): void {
       .command('health [ids...]')
       .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
       .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C')
+      .option('--no-process', 'do not ask the process managers (the process check reports unknown)')
       .option('--max-pending-age <seconds>', 'a pending queue item older than this fails the queue check', '600')
       .action(
         action(async (ctx, ids: string[], flags: HealthFlags) => {
           const options = normalizeHealthFlags(flags);
           const { runHealth } = await import('../../health/run-health.js');
-          const openManager = await loadManagerOpener();
+          const openManager = flags.process === false ? undefined : await loadManagerOpener(ctx.env);
           const check = async () => {
             try {
               return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager });
@@ -64,12 +66,10 @@ function cannotRun(error: unknown): AnimusError {
   return new AnimusError('EIO', `health could not run: ${describeError(error)}`, { cause: error, exitCode: EXIT.usage });
 }
 
-/**
- * The process managers' opener, when this build has one. Health reports process
- * state `unknown` without it rather than failing.
- */
-async function loadManagerOpener(): Promise<ManagerOpener | undefined> {
-  return undefined;
+/** Loaded only when health runs: the managers' modules load PM2 or systemd code on use. */
+async function loadManagerOpener(env: NodeJS.ProcessEnv): Promise<ManagerOpener> {
+  const { managerOpener } = await import('../../health/process-probe.js');
+  return managerOpener(env);
 }
 
 async function watch(ctx: CliContext, seconds: number, check: () => Promise<HealthReport>): Promise<void> {

@@ -1,0 +1,177 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AnimusError } from '../core/errors.js';
+import { decodePrefix, TAG_BYTES, type ArchivedFile, type Manifest } from './archive-format.js';
+import { decryptor, deriveKeyFor } from './cipher.js';
+
+/** Reads only the manifest: listing a thousand archives reads a few KiB of each. */
+export async function readManifest(path: string): Promise<{ manifest: Manifest; prefixBytes: number; fileBytes: number }> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new AnimusError('ENOTFOUND', `archive ${path} does not exist: run \`animus backup list\` to see the archives`);
+    throw new AnimusError('EIO', `cannot read ${path} (${code ?? 'error'}): check its permissions`, { cause: error });
+  }
+  try {
+    const fileBytes = (await handle.stat()).size;
+    const head = Buffer.alloc(Math.min(fileBytes, 64 * 1024));
+    await handle.read(head, 0, head.length, 0);
+    let decoded = tryDecode(head, path, fileBytes);
+    if (!decoded) {
+      // A manifest larger than the first read: read exactly what its length says.
+      const length = head.readUInt32BE(8);
+      const full = Buffer.alloc(Math.min(fileBytes, 12 + length));
+      await handle.read(full, 0, full.length, 0);
+      decoded = decodePrefix(full, path);
+    }
+    return { ...decoded, fileBytes };
+  } finally {
+    await handle.close();
+  }
+}
+
+function tryDecode(head: Buffer, path: string, fileBytes: number): { manifest: Manifest; prefixBytes: number } | undefined {
+  try {
+    return decodePrefix(head, path);
+  } catch (error) {
+    if (head.length < fileBytes && /truncated/.test((error as Error).message)) return undefined;
+    throw error;
+  }
+}
+
+export interface ExtractOptions {
+  passphrase?: string;
+}
+
+export interface Extracted {
+  manifest: Manifest;
+  /** Where each archived file was written (mode 0600), by name. */
+  files: Partial<Record<ArchivedFile, string>>;
+}
+
+/**
+ * Writes the archive's files into `destDir` and proves them: each file's sha256 and
+ * size against the manifest and, when encrypted, the GCM tag over header and body.
+ * Throws EBADARCHIVE on any mismatch; the caller discards `destDir` then, so nothing
+ * unproven is ever used.
+ */
+export async function extractArchive(path: string, destDir: string, options: ExtractOptions = {}): Promise<Extracted> {
+  const { manifest, prefixBytes, fileBytes } = await readManifest(path);
+  const expected = prefixBytes + manifest.bodyBytes + (manifest.encrypted ? TAG_BYTES : 0);
+  if (fileBytes !== expected) {
+    throw new AnimusError('EBADARCHIVE', `${path} is ${fileBytes < expected ? 'truncated' : 'longer than its manifest says'} (${fileBytes} bytes, expected ${expected}): the archive is damaged or tampered with; use another`);
+  }
+  let decipher: ReturnType<typeof decryptor> | undefined;
+  if (manifest.encrypted) {
+    if (options.passphrase === undefined) {
+      throw new AnimusError('EUSAGE', `${path} is encrypted: set ANIMUS_BACKUP_PASSPHRASE (or run on a terminal to be asked)`);
+    }
+    const key = await deriveKeyFor(manifest.encryption!, options.passphrase, path);
+    const handle = await open(path, 'r');
+    const prefix = Buffer.alloc(prefixBytes);
+    const tag = Buffer.alloc(TAG_BYTES);
+    try {
+      await handle.read(prefix, 0, prefixBytes, 0);
+      await handle.read(tag, 0, TAG_BYTES, fileBytes - TAG_BYTES);
+    } finally {
+      await handle.close();
+    }
+    decipher = decryptor(key, Buffer.from(manifest.encryption!.iv, 'base64'), prefix, tag);
+  }
+
+  const splitter = new FileSplitter(manifest, destDir);
+  try {
+    if (manifest.bodyBytes > 0) {
+      const body = createReadStream(path, { start: prefixBytes, end: prefixBytes + manifest.bodyBytes - 1, highWaterMark: 1024 * 1024 });
+      for await (const chunk of body) await splitter.push(decipher ? decipher.update(chunk as Buffer) : (chunk as Buffer));
+    }
+    if (decipher) {
+      try {
+        await splitter.push(decipher.final());
+      } catch {
+        throw new AnimusError('EBADARCHIVE', `${path} failed authentication: it was changed after it was made (tampered or damaged); use another archive`);
+      }
+    }
+    await splitter.finish(path);
+  } finally {
+    await splitter.close();
+  }
+  return { manifest, files: splitter.written };
+}
+
+/** Cuts the body stream into the manifest's files, hashing each as it goes. */
+class FileSplitter {
+  readonly written: Partial<Record<ArchivedFile, string>> = {};
+  private index = 0;
+  private remaining: number;
+  private handle: Awaited<ReturnType<typeof open>> | undefined;
+  private hash: Hash | undefined;
+  private readonly sums: string[] = [];
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly destDir: string,
+  ) {
+    this.remaining = manifest.files[0]?.size ?? 0;
+  }
+
+  async push(data: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < data.length || (this.remaining === 0 && this.index < this.manifest.files.length && !this.handle)) {
+      if (!this.handle) await this.openCurrent();
+      const take = Math.min(this.remaining, data.length - offset);
+      if (take > 0) {
+        const part = data.subarray(offset, offset + take);
+        this.hash!.update(part);
+        await this.handle!.write(part);
+        offset += take;
+        this.remaining -= take;
+      }
+      if (this.remaining === 0) {
+        await this.closeCurrent();
+        if (this.index >= this.manifest.files.length) break;
+      }
+    }
+  }
+
+  async finish(source: string): Promise<void> {
+    // Empty trailing files still get created and hashed.
+    await this.push(Buffer.alloc(0));
+    if (this.index < this.manifest.files.length) throw new AnimusError('EBADARCHIVE', `${source} ends before its last file: the archive is damaged; use another`);
+    this.manifest.files.forEach((file, i) => {
+      if (this.sums[i] !== file.sha256) {
+        throw new AnimusError('EBADARCHIVE', `${source}: ${file.name} does not match its checksum (tampered or damaged); use another archive`);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close().catch(() => {});
+    this.handle = undefined;
+  }
+
+  private async openCurrent(): Promise<void> {
+    const file = this.manifest.files[this.index]!;
+    const target = join(this.destDir, file.name);
+    this.handle = await open(target, 'wx', 0o600);
+    this.hash = createHash('sha256');
+    this.remaining = file.size;
+    this.written[file.name] = target;
+  }
+
+  private async closeCurrent(): Promise<void> {
+    await this.handle!.close();
+    this.handle = undefined;
+    this.sums.push(this.hash!.digest('hex'));
+    this.index++;
+    this.remaining = this.manifest.files[this.index]?.size ?? 0;
+  }
+}
+
+export async function archiveSize(path: string): Promise<number> {
+  return (await stat(path)).size;
+}

@@ -1,0 +1,221 @@
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAgentId } from '../core/agent-id.js';
+import { AnimusError, describeError } from '../core/errors.js';
+import { ensureDir, isDirectory, pathExists } from '../core/fs.js';
+import { parseSettingsJson, type Settings } from '../config/settings.js';
+import { gitError, withGit } from '../git/repo.js';
+import { findModifiedFiles } from '../health/git-state.js';
+import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
+import { deployAgent } from '../instances/deploy.js';
+import { cloneDir } from '../instances/registry.js';
+import type { ArchivedFile, Manifest } from './archive-format.js';
+import { readManifest } from './read-archive.js';
+import { proveArchive } from './verify-backup.js';
+
+/** Stopping and starting the instance around a restore; supplied by the command from the process managers. */
+export interface ProcessControl {
+  /** Stops the agent; `unavailable` when no process manager can be asked. Throws when it cannot be stopped. */
+  stop(paths: AgentPaths, settings: Settings | undefined): Promise<{ wasRunning: boolean } | { unavailable: string }>;
+  start(paths: AgentPaths, settings: Settings | undefined): Promise<{ ok: true } | { ok: false; message: string } | { unavailable: string }>;
+}
+
+export interface RestoreOptions {
+  home: string;
+  id: string;
+  archive: string;
+  passphrase?: string;
+  /** Also check out the clone's recorded commit. */
+  code?: boolean;
+  /** Start the instance afterwards: true always, false never, undefined when it was running before. */
+  start?: boolean;
+  process?: ProcessControl;
+  now?: () => Date;
+  onStep?: (step: string) => void;
+}
+
+export interface RestoreResult {
+  id: string;
+  archive: string;
+  createdAt: string;
+  recreated: boolean;
+  restored: ArchivedFile[];
+  /** The files the restore replaced, kept beside them. */
+  preRestore: string[];
+  commit: { recorded: string | null; checkedOut: boolean };
+  process: { stopped: 'stopped' | 'was-not-running' | 'unavailable' | 'not-applicable'; started: 'started' | 'failed' | 'skipped' | 'unavailable' };
+  notes: string[];
+}
+
+/**
+ * Restores an agent from an archive. Everything is proven before anything is
+ * touched (archive of this agent, checksums or GCM tag, passphrase, integrity_check,
+ * settings and .env, and for --code a clean clone that has the commit); then the
+ * instance is stopped, the current files are kept beside as `*.pre-restore-<stamp>`,
+ * the archive's files are renamed into place, and the instance is started again.
+ * A missing agent is recreated by a deploy first.
+ */
+export async function restoreAgent(options: RestoreOptions): Promise<RestoreResult> {
+  const step = options.onStep ?? (() => {});
+  const agent = parseAgentId(options.id);
+  const { manifest: head } = await readManifest(options.archive);
+  if (head.agentId !== agent.id) {
+    throw new AnimusError('EBADARCHIVE', `${options.archive} is a backup of ${head.agentId}, not ${agent.id}: nothing was changed; pass an archive of ${agent.id} (animus backup list ${agent.id})`);
+  }
+  const layout = homeLayout(options.home);
+  await ensureDir(layout.stagingDir);
+  const work = await mkdtemp(join(layout.stagingDir, `restore-${agent.uuid}.${process.pid}.`));
+  const notes: string[] = [];
+  try {
+    step('verifying the archive');
+    const { manifest, files } = await proveArchive(options.archive, work, options.passphrase);
+    const archivedSettings = files['settings.json'] ? parseSettingsJson(await readFile(files['settings.json'], 'utf8'), 'settings.json') : undefined;
+    let paths = agentPaths(options.home, agent);
+    const exists = await isDirectory(paths.dir);
+    if (options.code && exists) await assertCommitAvailable(paths, manifest);
+
+    const result: RestoreResult = {
+      id: agent.id,
+      archive: options.archive,
+      createdAt: manifest.createdAt,
+      recreated: !exists,
+      restored: [],
+      preRestore: [],
+      commit: { recorded: manifest.clone.commit, checkedOut: false },
+      process: { stopped: 'not-applicable', started: 'skipped' },
+      notes,
+    };
+
+    if (exists) {
+      step('stopping the instance');
+      const current = await readCurrentSettings(paths);
+      const stopped = options.process ? await options.process.stop(paths, current) : { unavailable: 'no process manager support' };
+      if ('unavailable' in stopped) {
+        result.process.stopped = 'unavailable';
+        notes.push(`the instance was not stopped (${stopped.unavailable}): make sure it is not running`);
+      } else result.process.stopped = stopped.wasRunning ? 'stopped' : 'was-not-running';
+    } else {
+      step('recreating the agent folder');
+      paths = await recreate(options.home, agent.id, manifest, archivedSettings, notes);
+    }
+
+    step('restoring files');
+    const stamp = (options.now ?? (() => new Date()))().toISOString().replace(/[-:.]/g, '');
+    await swapFiles(paths, files, stamp, exists, result);
+
+    if (options.code && manifest.clone.commit) {
+      step(`checking out ${manifest.clone.commit.slice(0, 12)}`);
+      const clone = await cloneDir(paths);
+      if (clone) {
+        await withGit({ baseDir: clone }, (g) => g.raw(['checkout', '--quiet', manifest.clone.commit!])).catch((error) => {
+          throw gitError(`restored the data, but cannot check out ${manifest.clone.commit}`, error, 'check out the commit by hand in the clone');
+        });
+        result.commit.checkedOut = true;
+      }
+    } else if (!exists && manifest.clone.commit) result.commit.checkedOut = true;
+
+    const start = options.start ?? result.process.stopped === 'stopped';
+    if (start) {
+      step('starting the instance');
+      const started = options.process ? await options.process.start(paths, archivedSettings) : { unavailable: 'no process manager support' };
+      if ('unavailable' in started) {
+        result.process.started = 'unavailable';
+        notes.push(`the instance was not started (${started.unavailable}): start it with \`animus start ${agent.id}\``);
+      } else if (started.ok) result.process.started = 'started';
+      else {
+        result.process.started = 'failed';
+        notes.push(`the instance did not start: ${started.message}`);
+      }
+    }
+    return result;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function readCurrentSettings(paths: AgentPaths): Promise<Settings | undefined> {
+  try {
+    return parseSettingsJson(await readFile(paths.settings, 'utf8'), paths.settings);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * --code on an existing clone: refused up front when the clone has local changes
+ * (checkout would lose them or fail half-way) or cannot get the commit.
+ */
+async function assertCommitAvailable(paths: AgentPaths, manifest: Manifest): Promise<void> {
+  const commit = manifest.clone.commit;
+  if (!commit) throw new AnimusError('EUSAGE', `the archive records no clone commit: nothing was changed; restore without --code`);
+  const clone = await cloneDir(paths);
+  if (!clone) throw new AnimusError('EUSAGE', `${paths.agent.id} has no runtime clone to check out into: nothing was changed; restore without --code, or remove the agent and restore to recreate it`);
+  const modified = await findModifiedFiles(clone);
+  if (modified.length > 0) {
+    throw new AnimusError('EEXISTS', `the clone of ${paths.agent.id} has local changes (${modified.slice(0, 3).join(', ')}): nothing was changed; commit or discard them, or restore without --code`);
+  }
+  const has = () => withGit({ baseDir: clone }, (g) => g.raw(['cat-file', '-e', `${commit}^{commit}`])).then(() => true, () => false);
+  if (await has()) return;
+  await withGit({ baseDir: clone }, (g) => g.raw(['fetch', '--quiet', 'origin'])).catch(() => {});
+  if (!(await has())) {
+    throw new AnimusError('EGIT', `commit ${commit.slice(0, 12)} is not in the clone of ${paths.agent.id} nor its origin: nothing was changed; restore without --code`);
+  }
+}
+
+/** A deploy from the recorded origin at the recorded commit; the home's own runtime when that origin is gone. */
+async function recreate(home: string, id: string, manifest: Manifest, settings: Settings | undefined, notes: string[]): Promise<AgentPaths> {
+  const agent = parseAgentId(id);
+  const base = {
+    home,
+    agent,
+    mode: settings?.message_mode ?? 'live',
+    processManager: settings?.process_manager ?? 'pm2',
+    name: settings?.agent.name,
+    description: settings?.agent.description,
+    env: {},
+  } as const;
+  const origin = manifest.clone.origin;
+  const commit = manifest.clone.commit ?? undefined;
+  const useOrigin = origin !== null && (!origin.startsWith('/') || (await pathExists(origin)));
+  try {
+    await deployAgent({ ...base, ...(useOrigin ? { repo: origin } : {}), ...(commit ? { ref: commit } : {}) });
+  } catch (error) {
+    if (!(error instanceof AnimusError) || error.code !== 'EGIT') throw error;
+    notes.push(`could not clone ${origin ?? 'the runtime'} at ${commit?.slice(0, 12) ?? 'its head'} (${describeError(error)}); used this home's runtime instead`);
+    await deployAgent({ ...base });
+  }
+  notes.push(`recreated ${id}`);
+  return agentPaths(home, agent);
+}
+
+/** Renames the proven files into place; the current ones move aside first, and back if a rename fails. */
+async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, string>>, stamp: string, keepOld: boolean, result: RestoreResult): Promise<void> {
+  const targets: Record<ArchivedFile, string> = { 'animus.db': paths.db, '.env': paths.env, 'settings.json': paths.settings };
+  const undo: Array<() => Promise<void>> = [];
+  try {
+    for (const name of ['animus.db', '.env', 'settings.json'] as const) {
+      const source = files[name];
+      if (!source) continue;
+      const target = targets[name];
+      // The database's WAL and shared-memory files belong to the old database: a stale WAL
+      // beside the restored file would be replayed into it.
+      const companions = name === 'animus.db' ? ['', '-wal', '-shm', '-journal'] : [''];
+      for (const suffix of companions) {
+        const current = `${target}${suffix}`;
+        if (!(await pathExists(current))) continue;
+        if (keepOld) {
+          const kept = `${target}.pre-restore-${stamp}${suffix}`;
+          await rename(current, kept);
+          undo.push(() => rename(kept, current));
+          if (suffix === '') result.preRestore.push(kept);
+        } else await rm(current, { force: true });
+      }
+      await rename(source, target);
+      undo.push(() => rm(target, { force: true }));
+      result.restored.push(name);
+    }
+  } catch (error) {
+    for (const step of undo.reverse()) await step().catch(() => {});
+    throw new AnimusError('EIO', `restore of ${paths.agent.id} failed while moving files (${describeError(error)}); the previous files were put back`, { cause: error });
+  }
+}
