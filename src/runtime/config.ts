@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { describeError, isAnimusError } from '../core/errors.js';
 import { isSecretKey } from '../core/redact.js';
 import { checkEnv, isPlaceholder, parseEnv, type EnvMap } from '../config/env-file.js';
@@ -53,12 +53,17 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   const settingsPath = join(agentDir, 'settings.json');
 
   let fileEnv: EnvMap = {};
-  if (!existsSync(envPath)) problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
+  let envReadable = true;
+  if (!existsSync(envPath)) {
+    envReadable = false;
+    problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
+  }
   else {
     try {
       fileEnv = parseEnv(readFileSync(envPath, 'utf8'), envPath);
     } catch (error) {
-      problems.push(describe(error));
+      envReadable = false;
+      problems.push(describeError(error));
     }
   }
   const inherited = Object.fromEntries(Object.entries(processEnv).filter((entry): entry is [string, string] => entry[1] !== undefined));
@@ -72,13 +77,14 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
     } catch (error) {
       const detail = isAnimusError(error) ? (error.detail?.problems as string[] | undefined) : undefined;
       if (detail) problems.push(...detail.map((p) => `settings.json: ${p}`));
-      else problems.push(describe(error));
+      else problems.push(describeError(error));
     }
   }
 
   const agentId = env.AGENT_ID?.trim() ?? '';
   const mode = settings?.message_mode ?? 'echo';
-  for (const problem of checkEnv(env, mode)) {
+  // Without a readable .env every key would be reported missing: the one real problem is enough.
+  for (const problem of envReadable ? checkEnv(env, mode) : []) {
     problems.push(`${problem.key} ${problem.problem}${problem.key === 'AGENT_ID' ? '' : ` (needed in ${mode} mode)`}: set it in ${envPath}`);
   }
   if (agentId !== '' && !isPlaceholder(agentId) && !AGENT_ID.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not a Letta agent id (agent-<uuid>): fix it in ${envPath}`);
@@ -86,7 +92,7 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT) && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
     problems.push(`AGENT_ENDPOINT "${env.AGENT_ENDPOINT}" is not an http(s) URL: fix it in ${envPath}`);
   }
-  if (settings) problems.push(...pluginProblems(settings, env, envPath, agentId));
+  if (settings && envReadable) problems.push(...pluginProblems(settings, env, envPath, agentId));
 
   const level = resolveLogLevel(env, settings);
   if (level === undefined) problems.push(`LOG_LEVEL "${env.LOG_LEVEL}" is not one of debug, info, warn, error: fix it in ${envPath}`);
@@ -153,12 +159,4 @@ export function resolveDbPath(agentDir: string, dbPath: string | undefined): str
   const primary = join(agentDir, DB_FILE);
   const legacy = join(agentDir, LEGACY_DB_FILE);
   return !existsSync(primary) && existsSync(legacy) ? legacy : primary;
-}
-
-function describe(error: unknown): string {
-  return describeError(error);
-}
-
-export function agentFolderName(agentDir: string): string {
-  return basename(agentDir);
 }

@@ -175,7 +175,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       }, STOP_DEADLINE_MS);
       deadline.unref();
       watcher.close();
-      await worker!.stop(STOP_GRACE_MS);
+      await worker!.stop(Math.min(STOP_GRACE_MS, envMs(config.env, 'ANIMUS_STOP_GRACE_MS', STOP_GRACE_MS)));
       await delivery!.stop(1000);
       await loops;
       await plugins.stopAll();
@@ -201,11 +201,19 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
 /** Runs until SIGTERM/SIGINT; returns the process exit code. */
 export async function runRuntime(options: RuntimeOptions): Promise<number> {
   process.umask(0o077);
-  const running = await startRuntime(options);
-  if (typeof running === 'number') return running;
-  const onSignal = (signal: NodeJS.Signals) => void running.stop(signal);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  // Handlers go in before anything starts: a SIGTERM during start-up is a clean stop too.
+  let requested: NodeJS.Signals | undefined;
+  let running: RunningRuntime | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    requested ??= signal;
+    if (running) void running.stop(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const started = await startRuntime(options);
+  if (typeof started === 'number') return started;
+  running = started;
+  if (requested) void running.stop(requested);
   return running.finished;
 }
 

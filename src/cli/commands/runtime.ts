@@ -1,6 +1,95 @@
 import type { Command } from 'commander';
-import type { Action } from '../program.js';
+import { AnimusError } from '../../core/errors.js';
+import type { CliContext } from '../context.js';
+import { examples, type Action } from '../program.js';
 
-export function registerRuntimeCommands(_program: Command, _action: Action): void {
-  // Filled in by its issue.
+const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
+
+export function registerRuntimeCommands(program: Command, action: Action): void {
+  examples(
+    program
+      .command('send <id> <text>')
+      .description("put a message into an agent's queue from the command line (platform `local`); with --wait, print the reply")
+      .option('--wait', 'wait for the reply and print it')
+      .option('--timeout <seconds>', 'with --wait: give up after this long (the message stays queued)', '120')
+      .action(
+        action(async (ctx, id: string, text: string, raw: { wait?: boolean; timeout?: string }) => {
+          const { sendLocalMessage, normalizeTimeout } = await import('../../runtime/send.js');
+          const timeoutS = normalizeTimeout(raw.timeout, 120);
+          const wait = raw.wait === true;
+          const progress = wait ? ctx.out.progress(`sending to ${id}`) : undefined;
+          let result;
+          try {
+            result = await sendLocalMessage({
+              home: await ctx.home(),
+              id,
+              text,
+              wait,
+              timeoutS,
+              signal: ctx.signal,
+              onQueued: ({ item, runtimeRunning }) => progress?.update(`waiting for the reply to item ${item}${runtimeRunning ? '' : ' (the runtime is not running)'}`),
+            });
+          } catch (error) {
+            progress?.fail();
+            throw error;
+          }
+          progress?.done();
+          if (!result.runtimeRunning && !wait) ctx.out.warn(`the runtime of ${result.agent} is not running: the message is answered once it starts`);
+          if (result.mode === 'listen') ctx.out.warn(`${result.agent} is in listen mode: the message is stored but not answered`);
+          ctx.out.result(result, () => {
+            if (result.status === 'completed') return result.reply ?? '';
+            ctx.out.success(`queued as item ${result.item} for ${result.agent}`);
+            return undefined;
+          });
+        }),
+      ),
+    [`animus send ${EXAMPLE_ID} "hello"`, `animus send ${EXAMPLE_ID} "what do you remember about me?" --wait`, `animus send ${EXAMPLE_ID} "ping" --wait --timeout 30 --json`],
+  );
+
+  const telegram = program.command('telegram').description('Telegram accounts of agents');
+  examples(
+    telegram
+      .command('login <id>')
+      .description("log an agent's Telegram user account in once (phone, code, 2FA password); stores TELEGRAM_SESSION_STRING in its .env")
+      .action(
+        action(async (ctx, id: string) => {
+          if (!ctx.interactive) {
+            throw new AnimusError('ENOTTY', 'telegram login asks for the code Telegram sends you: run it in an interactive terminal (without --yes)');
+          }
+          const { telegramLogin } = await import('../../runtime/telegram-login.js');
+          const { gramJsLogin } = await import('../../runtime/plugins/mtproto-adapter.js');
+          const result = await telegramLogin({ home: await ctx.home(), id, prompts: loginPrompts(ctx), login: gramJsLogin });
+          ctx.out.result(result, () => {
+            ctx.out.success(`logged in: ${result.stored.join(', ')} stored in ${result.envFile}`);
+            return `restart the agent to use it: animus restart ${result.agent}`;
+          });
+        }),
+      ),
+    [`animus telegram login ${EXAMPLE_ID}`],
+  );
+}
+
+function loginPrompts(ctx: CliContext) {
+  return {
+    apiId: async () => {
+      const { askText } = await import('./prompts.js');
+      return askText(ctx, 'Telegram API id (from https://my.telegram.org)', 'TELEGRAM_API_ID in the .env', { validate: (v) => (/^\d+$/.test(v.trim()) ? true : 'a number') });
+    },
+    apiHash: async () => {
+      const { askText } = await import('./prompts.js');
+      return askText(ctx, 'Telegram API hash', 'TELEGRAM_API_HASH in the .env', { secret: true });
+    },
+    phone: async () => {
+      const { askText } = await import('./prompts.js');
+      return askText(ctx, 'Phone number (international format, e.g. +15551234567)', 'TELEGRAM_PHONE in the .env');
+    },
+    code: async () => {
+      const { askText } = await import('./prompts.js');
+      return askText(ctx, 'Login code Telegram sent you', 'an interactive terminal');
+    },
+    password: async () => {
+      const { askText } = await import('./prompts.js');
+      return askText(ctx, 'Two-step verification password', 'an interactive terminal', { secret: true });
+    },
+  };
 }

@@ -1,0 +1,353 @@
+import Database from 'better-sqlite3';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployTestAgent } from '../helpers/agents.js';
+import { makeBrocaDatabase } from '../helpers/broca.js';
+import { startLettaServer, type LettaServer } from '../helpers/letta-server.js';
+import { startTelegramServer, type TelegramServer } from '../helpers/telegram-server.js';
+import { tempDir } from '../helpers/temp.js';
+import { openDatabase } from '../../src/store/database.js';
+import { storeInbound } from '../../src/store/inbound.js';
+import { SCHEMA_VERSION } from '../../src/store/migrations.js';
+import { pokeRuntime } from '../../src/runtime/wake-socket.js';
+import type { AgentPaths } from '../../src/home/layout.js';
+import { FAST_ENV, setEnv, startRuntime, updateSettings } from './harness.js';
+
+const API_KEY = 'sk-test-secret-key-123456';
+const BOT_TOKEN = '123456:TEST-token-abcdefgh';
+
+let home: string;
+let letta: LettaServer;
+let telegram: TelegramServer;
+
+beforeAll(async () => {
+  home = await tempDir('animus-runtime');
+  letta = await startLettaServer({ apiKey: API_KEY });
+  telegram = await startTelegramServer({ token: BOT_TOKEN });
+});
+
+afterAll(async () => {
+  await letta.close();
+  await telegram.close();
+});
+
+async function liveAgent(extraEnv: Record<string, string> = {}) {
+  const agent = await deployTestAgent(home, { mode: 'live', endpoint: `${letta.url}/v1`, apiKey: API_KEY, env: { TELEGRAM_API_ROOT: telegram.url, ...extraEnv } });
+  await updateSettings(agent.paths, (s) => {
+    s.queue_refresh = 0.05;
+  });
+  return agent;
+}
+
+function queueRows(paths: AgentPaths) {
+  const db = new Database(paths.db, { readonly: true });
+  try {
+    return db.prepare('SELECT q.id, q.status, q.attempts, q.last_error, q.available_at, m.message, m.agent_response, m.processed, m.total_tokens, m.latency_ms, m.delivery_status, m.delivery_attempts, m.delivery_error FROM queue q LEFT JOIN messages m ON m.id = q.message_id ORDER BY q.id').all() as Array<Record<string, unknown>>;
+  } finally {
+    db.close();
+  }
+}
+
+/** Stores a message as `animus send` does and wakes the runtime. */
+async function sendLocal(paths: AgentPaths, text: string): Promise<number> {
+  const db = openDatabase(paths.db);
+  try {
+    const result = storeInbound(db, { platform: 'local', platformUserId: 'tester', username: 'tester', text });
+    if (result.status !== 'queued') throw new Error(`not queued: ${result.status}`);
+    return result.queueId;
+  } finally {
+    db.close();
+    await pokeRuntime(paths.dir);
+  }
+}
+
+/** Polls a condition on the database (the local plugin's delivery leaves no log line). */
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('runtime as a child process', () => {
+  it('carries a Telegram message to Letta and the reply back to Telegram, owner-only, with no secret in the logs', async () => {
+    const { paths, id } = await liveAgent({ TELEGRAM_BOT_TOKEN: BOT_TOKEN, TELEGRAM_OWNER_ID: '42' });
+    await updateSettings(paths, (s) => {
+      s.plugins.telegram_bot.enabled = true;
+      s.plugins.telegram_bot.require_owner = true;
+    });
+    letta.reply = (text) => `Hello! You said: ${text.length} chars`;
+    const before = letta.messageRequests().length;
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'telegram bot polling');
+
+    telegram.sendText({ userId: 7, username: 'stranger', text: 'let me in' });
+    await runtime.waitForLog((l) => l.msg.includes('non-owner ignored'));
+    const input = 'what is the weather?';
+    telegram.sendText({ userId: 42, username: 'alice', text: input });
+    const sent = await telegram.waitForSent(1);
+
+    const expected = `[Username: @alice, Telegram ID: 42] ${input}`;
+    const requests = letta.messageRequests().slice(before);
+    expect(requests.map((r) => r.text)).toEqual([expected]);
+    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages`);
+    expect(requests[0]!.authorization).toBe(`Bearer ${API_KEY}`);
+    expect(sent.at(-1)).toMatchObject({ chat_id: '42', text: `Hello! You said: ${expected.length} chars`, parse_mode: 'Markdown' });
+
+    await runtime.waitForLog((l) => l.msg === 'reply delivered');
+    const rows = queueRows(paths);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'completed', attempts: 1, processed: 1, total_tokens: 15, delivery_status: 'sent', delivery_attempts: 1, message: input });
+    expect(typeof rows[0]!.latency_ms).toBe('number');
+
+    runtime.child.kill('SIGTERM');
+    expect((await runtime.exited).code).toBe(0);
+    const everything = runtime.stdout() + runtime.stderr();
+    expect(everything).not.toContain(API_KEY);
+    expect(everything).not.toContain(BOT_TOKEN);
+    for (const line of runtime.logs) expect(line).toMatchObject({ agent: id, level: expect.stringMatching(/^(debug|info|warn|error)$/) });
+  });
+
+  it('in listen mode stores messages without calling Letta; a bad settings edit is refused; switching to live answers the backlog', async () => {
+    const { paths } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.message_mode = 'listen';
+    });
+    const before = letta.messageRequests().length;
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'just listen');
+    // Several idle polls pass (each 50 ms) while the item must stay untouched.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(letta.messageRequests().length).toBe(before);
+    expect(queueRows(paths)).toMatchObject([{ id: item, status: 'pending', attempts: 0, agent_response: null }]);
+
+    const good = await readFile(paths.settings, 'utf8');
+    await writeFile(paths.settings, good.replace('"listen"', '"shout"'));
+    const refused = await runtime.waitForLog((l) => l.msg.startsWith('settings.json change refused'));
+    expect(String(refused.problems)).toContain('message_mode');
+    expect(letta.messageRequests().length).toBe(before);
+
+    await writeFile(paths.settings, good.replace('"listen"', '"live"'));
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item);
+    await waitFor(() => queueRows(paths)[0]!.delivery_status === 'sent');
+    expect(letta.messageRequests().length).toBe(before + 1);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'completed', delivery_status: 'sent' });
+  });
+
+  it('retries a failing agent with backoff, moving on to other items meanwhile, then fails after max_retries', async () => {
+    const { paths } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.max_retries = 2;
+    });
+    const before = letta.messageRequests().length;
+    // First item: 500, then (while it waits a long backoff) the second item succeeds.
+    letta.script({ status: 500 }, { reply: 'second answered' });
+    const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_RETRY_BASE_MS: '3000' });
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const first = await sendLocal(paths, 'first');
+    await runtime.waitForLog((l) => l.msg === 'agent request failed; will retry' && l.item === first);
+    const second = await sendLocal(paths, 'second');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === second);
+    const rows = queueRows(paths);
+    expect(rows.find((r) => r.id === first)).toMatchObject({ status: 'pending', attempts: 1, last_error: expect.stringContaining('500') });
+    expect(Number(rows.find((r) => r.id === first)!.available_at)).toBeGreaterThan(Date.now());
+    expect(rows.find((r) => r.id === second)).toMatchObject({ status: 'completed', agent_response: 'second answered' });
+    runtime.child.kill('SIGTERM');
+    await runtime.exited;
+
+    // Restarted with a short schedule and an outage: two more tries, then failed.
+    letta.fallback = { status: 503 };
+    try {
+      const again = startRuntime(paths, FAST_ENV);
+      const failed = await again.waitForLog((l) => l.msg === 'agent request failed; no retries left', 30_000);
+      expect(failed.item).toBe(first);
+      const requests = letta.messageRequests().slice(before).filter((r) => r.text!.endsWith('] first'));
+      expect(requests).toHaveLength(3);
+      expect(queueRows(paths).find((r) => r.id === first)).toMatchObject({ status: 'failed', attempts: 3, last_error: expect.stringContaining('503') });
+    } finally {
+      letta.fallback = undefined;
+    }
+  });
+
+  it('fails a non-retryable agent error (401) at once', async () => {
+    const { paths } = await liveAgent();
+    await setEnv(paths, { AGENT_API_KEY: 'sk-wrong-key-987654' });
+    const before = letta.messageRequests().length;
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'who am i');
+    const line = await runtime.waitForLog((l) => l.msg === 'agent request failed; not retryable');
+    expect(line).toMatchObject({ item, status: 401 });
+    expect(letta.messageRequests().length).toBe(before + 1);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'failed', attempts: 1, last_error: expect.stringContaining('401') });
+    expect(runtime.stdout()).not.toContain('sk-wrong-key-987654');
+  });
+
+  it('retries a failed delivery (429 retry_after, dropped connection) without asking Letta again', async () => {
+    const { paths } = await liveAgent({ TELEGRAM_BOT_TOKEN: BOT_TOKEN });
+    await updateSettings(paths, (s) => {
+      s.plugins.telegram_bot.enabled = true;
+      s.plugins.telegram_bot.parse_mode = 'none';
+    });
+    letta.reply = () => 'delivered eventually';
+    const before = letta.messageRequests().length;
+    const sentBefore = telegram.sent.length;
+    telegram.failSend({ status: 429, retryAfter: 1, description: 'Too Many Requests: retry after 1' }, { status: 0, drop: true });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'telegram bot polling');
+    telegram.sendText({ userId: 99, username: 'bob', text: 'hi' });
+    const retry = await runtime.waitForLog((l) => l.msg === 'reply delivery failed; will retry');
+    expect(retry.retry_in_ms).toBeGreaterThanOrEqual(1000);
+    await telegram.waitForSent(sentBefore + 1);
+    await runtime.waitForLog((l) => l.msg === 'reply delivered');
+    expect(telegram.sent.at(-1)).toMatchObject({ chat_id: '99', text: 'delivered eventually' });
+    expect(letta.messageRequests().length).toBe(before + 1);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'completed', delivery_status: 'sent', delivery_attempts: 3 });
+  });
+
+  it('loses nothing when SIGKILLed mid-request: the restarted runtime recovers and answers the item', async () => {
+    const { paths } = await liveAgent();
+    const before = letta.messageRequests().length;
+    letta.script({ delayMs: 60_000 });
+    const first = startRuntime(paths, FAST_ENV);
+    await first.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'survive this');
+    await letta.waitForRequests(before + 1);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'processing', attempts: 1 });
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = startRuntime(paths, FAST_ENV);
+    await second.waitForLog((l) => l.msg.startsWith('item left processing') && l.item === item);
+    await second.waitForLog((l) => l.msg === 'item completed' && l.item === item);
+    await waitFor(() => queueRows(paths)[0]!.delivery_status === 'sent');
+    const rows = queueRows(paths);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'completed', attempts: 2, processed: 1, delivery_status: 'sent' });
+    expect(letta.messageRequests().length).toBe(before + 2);
+  });
+
+  it('on SIGTERM returns the in-flight item to the queue and exits 0', async () => {
+    const { paths } = await liveAgent();
+    const before = letta.messageRequests().length;
+    letta.script({ delayMs: 60_000 });
+    const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_STOP_GRACE_MS: '300' });
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    await sendLocal(paths, 'slow one');
+    await letta.waitForRequests(before + 1);
+    runtime.child.kill('SIGTERM');
+    const exit = await runtime.exited;
+    expect(exit.code).toBe(0);
+    expect(runtime.logs.some((l) => l.msg === 'item returned to the queue: the runtime is stopping')).toBe(true);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'pending', attempts: 0 });
+  });
+
+  it('refuses a second runtime on the same folder with exit 78', async () => {
+    const { paths } = await deployTestAgent(home, { mode: 'echo' });
+    const first = startRuntime(paths, FAST_ENV);
+    await first.waitForLog((l) => l.msg === 'runtime ready');
+    const second = startRuntime(paths, FAST_ENV);
+    expect((await second.exited).code).toBe(78);
+    expect(second.stderr().trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`another runtime \\(pid ${first.pid}\\) already serves`))]);
+  });
+
+  it('migrates a Broca-made database forward without losing rows, recovers its processing rows and answers the pending ones', async () => {
+    const { paths } = await deployTestAgent(home, { mode: 'echo' });
+    await rm(paths.db, { force: true });
+    const made = makeBrocaDatabase(paths.db);
+    const runtime = startRuntime(paths, FAST_ENV);
+    // Per user: 2 pending + 1 processing are answered; 2 users.
+    await runtime.waitForLog(() => runtime.logs.filter((l) => l.msg === 'item completed').length === 6);
+    const db = new Database(paths.db, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.prepare('SELECT COUNT(*) AS n FROM messages').get()).toEqual({ n: made.messages });
+      expect(db.prepare('SELECT COUNT(*) AS n FROM queue').get()).toEqual({ n: made.queue });
+      expect(db.prepare('SELECT COUNT(*) AS n FROM letta_users').get()).toEqual({ n: made.users });
+      const statuses = db.prepare('SELECT status, COUNT(*) AS n FROM queue GROUP BY status ORDER BY status').all();
+      expect(statuses).toEqual([
+        { status: 'completed', n: 8 },
+        { status: 'failed', n: 2 },
+        { status: 'flushed', n: 2 },
+      ]);
+      const answered = db.prepare("SELECT agent_response FROM messages WHERE message = 'hello 1.0'").get() as { agent_response: string };
+      expect(answered.agent_response).toBe('[Username: @user1, Telegram ID: 1001] hello 1.0');
+      expect(db.prepare("SELECT agent_response FROM messages WHERE message = 'hello 1.4'").get()).toEqual({ agent_response: 'reply 1.4' });
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('runtime configuration errors', () => {
+  const cases: Array<{ name: string; edit: (paths: AgentPaths) => Promise<void>; lines: RegExp[] }> = [
+    {
+      name: 'missing AGENT_ID and a placeholder key',
+      edit: async (paths) => {
+        const text = await readFile(paths.env, 'utf8');
+        await writeFile(paths.env, text.replace(/^AGENT_ID=.*$/m, 'AGENT_ID=').replace(/^AGENT_API_KEY=.*$/m, 'AGENT_API_KEY=your_key_here'));
+      },
+      lines: [/^animus-runtime: AGENT_ID is missing/, /^animus-runtime: AGENT_API_KEY still holds a placeholder value/],
+    },
+    {
+      name: 'unknown mode',
+      edit: async (paths) => {
+        const settings = JSON.parse(await readFile(paths.settings, 'utf8'));
+        settings.message_mode = 'shout';
+        await writeFile(paths.settings, JSON.stringify(settings));
+      },
+      lines: [/^animus-runtime: settings.json: message_mode must be one of echo, listen, live$/],
+    },
+    {
+      name: 'malformed settings.json',
+      edit: (paths) => writeFile(paths.settings, '{"agent": '),
+      lines: [/settings.json is not valid JSON/],
+    },
+    {
+      name: 'malformed .env and a missing database',
+      edit: async (paths) => {
+        await writeFile(paths.env, `${await readFile(paths.env, 'utf8')}\nthis is not an assignment\n`);
+        await rm(paths.db);
+      },
+      lines: [/\.env line \d+ is not KEY=VALUE/, /database .*animus.db is missing/],
+    },
+    {
+      name: 'telegram bot enabled without a token',
+      edit: (paths) =>
+        updateSettings(paths, (s) => {
+          s.plugins.telegram_bot.enabled = true;
+        }).then(() => {}),
+      lines: [/TELEGRAM_BOT_TOKEN is missing \(plugins.telegram_bot is enabled\)/],
+    },
+  ];
+  for (const testCase of cases) {
+    it(`exits 78 with one line per problem: ${testCase.name}`, async () => {
+      const { paths } = await deployTestAgent(home, { mode: 'live', endpoint: 'https://api.letta.com', apiKey: API_KEY });
+      await testCase.edit(paths);
+      const runtime = startRuntime(paths);
+      expect((await runtime.exited).code).toBe(78);
+      const lines = runtime.stderr().trim().split('\n');
+      expect(lines).toHaveLength(testCase.lines.length);
+      testCase.lines.forEach((pattern, i) => expect(lines[i]).toMatch(pattern));
+      expect(runtime.stdout()).toBe('');
+    });
+  }
+
+  it('finds its folder through ANIMUS_AGENT_DIR when started elsewhere', async () => {
+    const { paths } = await deployTestAgent(home, { mode: 'echo' });
+    const other = await tempDir('animus-cwd');
+    await copyFile(paths.settings, `${other}/settings.json`);
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [`${paths.clone}/main.js`], { cwd: other, env: { PATH: process.env.PATH, ANIMUS_AGENT_DIR: paths.dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('runtime ready')) child.kill('SIGTERM');
+    });
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    expect(out).toContain(paths.dir);
+  });
+});
