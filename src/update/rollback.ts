@@ -51,7 +51,9 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
   const unlock = await lockAgent(paths);
   try {
     const history = await readHistory(paths);
-    const last = [...history].reverse().find((entry) => entry.action === 'update' && entry.outcome === 'updated');
+    // `pending` is an update whose command was killed mid-way (we hold the lock now, so
+    // no live command owns it): its code may well be checked out, so it can be undone.
+    const last = [...history].reverse().find((entry) => entry.action === 'update' && (entry.outcome === 'updated' || entry.outcome === 'pending'));
     if (!last) throw new AnimusError('ENOTFOUND', `${id} has no update to roll back (its update history in ${updatesDir(paths)} has none in effect)`);
     const settings = await readSettings(paths);
     const clone = await requireClone(paths);

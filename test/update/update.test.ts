@@ -7,7 +7,7 @@ import { commitToBare, git, makeBareRepo } from '../helpers/git.js';
 import { tempDir } from '../helpers/temp.js';
 import { CRASHING_RUNTIME, goodRuntime, killPm2Daemon } from './fixture.js';
 import { withProcessManager } from '../../src/process/open.js';
-import { readHistory } from '../../src/update/history.js';
+import { readHistory, writeHistory } from '../../src/update/history.js';
 import { rollbackAgent } from '../../src/update/rollback.js';
 import { updateAgent } from '../../src/update/update.js';
 import type { AgentPaths } from '../../src/home/layout.js';
@@ -110,6 +110,17 @@ describe('update without a running instance', () => {
     const second = await commitToBare(bare, goodRuntime('v2'), 'v2');
     expect(await updateAgent({ home, id, env })).toMatchObject({ outcome: 'updated', to: second, restarted: false, state: null });
     expect(await state(paths)).toBe('not-registered');
+  });
+
+  it('rolls back an update whose command was killed half-way (left pending in the history)', async () => {
+    const { bare, paths, id, first } = await agentOnFixture('killed', false);
+    const second = await commitToBare(bare, goodRuntime('v2'), 'v2');
+    await updateAgent({ home, id, env });
+    const history = await readHistory(paths);
+    history[0]!.outcome = 'pending';
+    await writeHistory(paths, history);
+    expect(await rollbackAgent({ home, id, env })).toMatchObject({ from: second, to: first, restarted: false });
+    expect(await head(paths)).toBe(first);
   });
 
   it('refuses a dirty clone, a non-fast-forward and an unknown ref, changing nothing', async () => {
