@@ -8,7 +8,7 @@ const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
  * `animus update` and `animus rollback`. JSON shapes (stable):
  *   update, one agent:  UpdateResult (src/update/update.ts):
  *       { id, outcome: 'updated'|'current', from, to, ref, branch, subject, restarted, state, snapshot }
- *   update, several:    { updated: UpdateResult[], failed: [{ id, code, message }], skipped: string[] }
+ *   update, several:    { updated: UpdateResult[], failed: [{ id, code, message, detail? }], skipped: string[] }
  *       (skipped: not tried because an earlier agent failed and --keep-going was not given)
  *   a failed update exits 1 (EFAILED); its error detail says { id, from, to, reason, rolledBack, state, logTail? }
  *   rollback:           RollbackResult (src/update/rollback.ts):
@@ -117,8 +117,9 @@ function parseGrace(raw: string, Err: typeof import('../../core/errors.js').Anim
   return Math.round(seconds * 1000);
 }
 
-function failure(id: string, error: unknown): { id: string; code: string; message: string } {
-  return { id, code: isAnimusError(error) ? error.code : 'EINTERNAL', message: describeError(error) };
+function failure(id: string, error: unknown): { id: string; code: string; message: string; detail?: Record<string, unknown> } {
+  const detail = isAnimusError(error) ? error.detail : undefined;
+  return { id, code: isAnimusError(error) ? error.code : 'EINTERNAL', message: describeError(error), ...(detail ? { detail } : {}) };
 }
 
 type Outcome<T> = import('../../core/pool.js').Outcome<T>;
