@@ -24,8 +24,10 @@ export interface ProcessActionResult {
   /** What happened: `already` means it was in the requested state (exit 0, with a note). */
   outcome: 'done' | 'already' | 'failed';
   info?: ProcessInfo;
-  /** For failures: one line saying what went wrong. */
+  /** For failures: one line saying what went wrong; for `already`, the note. */
   message?: string;
+  /** For failures: the AnimusError code (EFAILED for a start that did not stay up). */
+  code?: string;
   /** For failures at start: the last lines of the agent's log. */
   logTail?: string[];
 }

@@ -21,6 +21,7 @@ export function registerAgentCommands(program: Command, action: Action): void {
       .option('--env <KEY=VALUE>', 'extra .env variable (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
       .option('--env-file <file>', 'read extra .env variables from a file')
       .option('--process-manager <name>', 'pm2 | systemd (default: `animus config get processManager`, else pm2)')
+      .option('--start', 'start each deployed agent and check that it stays up')
       .action(
         action(async (ctx, ids: string[], raw: Record<string, unknown>) => {
           const { normalizeDeployOptions } = await import('./deploy-options.js');
@@ -34,8 +35,18 @@ export function registerAgentCommands(program: Command, action: Action): void {
           const { succeeded: deployed, failed } = settle(ctx, outcomes, plans.map((p) => p.agent.id));
           if (failed.length === outcomes.length) progress.fail();
           else progress.done(plans.length === 1 ? undefined : `deployed ${deployed.length} of ${outcomes.length}`);
-          ctx.out.result(plans.length === 1 ? deployed[0] : { deployed, failed }, () =>
-            deployed.map((d) => `${ctx.out.style.green('✓')} ${d.id}  ${d.mode}  ${d.processManager}  runtime ${d.commit.slice(0, 12)}  ${d.dir}`),
+          // --start, and enabling under systemd: see src/process/fleet.ts activateDeployed.
+          const { activateDeployed } = await import('../../process/fleet.js');
+          const { renderAction, reportFailures } = await import('./process.js');
+          const activation = deployed.length > 0 ? await activateDeployed(await ctx.home(), deployed.map((d) => d.id), { start: raw.start === true, env: ctx.env }) : { warnings: [] };
+          activation.warnings.forEach((w) => ctx.out.warn(w));
+          const started = activation.started;
+          if (started) reportFailures(ctx, started.filter((r) => r.outcome === 'failed'));
+          const withStart = <T extends { id: string }>(d: T) => (started ? { ...d, process: started.find((r) => r.id === d.id) } : d);
+          ctx.out.result(plans.length === 1 ? (deployed[0] ? withStart(deployed[0]) : deployed[0]) : { deployed: deployed.map(withStart), failed }, () =>
+            deployed.map((d) => `${ctx.out.style.green('✓')} ${d.id}  ${d.mode}  ${d.processManager}  runtime ${d.commit.slice(0, 12)}  ${d.dir}`).concat(
+              (started ?? []).filter((r) => r.outcome !== 'failed').map((r) => renderAction(ctx, r, 'started')),
+            ),
           );
         }),
       ),
@@ -55,6 +66,9 @@ export function registerAgentCommands(program: Command, action: Action): void {
         action(async (ctx) => {
           const { listAgents } = await import('../../instances/registry.js');
           const agents = await listAgents(await ctx.home());
+          // STATE where the managers can tell cheaply; never a reason for list to fail.
+          const { fillStates } = await import('../../process/fleet.js');
+          await fillStates(await ctx.home(), agents, ctx.env);
           ctx.out.result(agents, () => {
             if (agents.length === 0) return `no agents in ${ctx.globals.home ?? 'the home'}: deploy one with \`animus deploy <id>\``;
             return ctx.out.table(agents, [
@@ -86,7 +100,9 @@ export function registerAgentCommands(program: Command, action: Action): void {
           const agent = parseAgentId(id);
           const home = await ctx.home();
           await confirm(ctx, `${raw.purge ? 'Delete' : 'Remove'} ${agent.id}${raw.purge ? ' and all its data for good' : ''}?`, '--yes');
-          const result = await removeAgent({ home, agent, purge: raw.purge === true });
+          const { stopAndUnregister } = await import('../../process/fleet.js');
+          const { agentPaths } = await import('../../home/layout.js');
+          const result = await removeAgent({ home, agent, purge: raw.purge === true, stop: () => stopAndUnregister(agentPaths(home, agent), { home, env: ctx.env }) });
           ctx.out.result(result, () => (result.trashedTo ? `removed ${agent.id}: moved to ${result.trashedTo}` : `deleted ${agent.id}`));
         }),
       ),

@@ -1,6 +1,171 @@
 import type { Command } from 'commander';
-import type { Action } from '../program.js';
+import { AnimusError, EXIT, type ErrorCode } from '../../core/errors.js';
+import type { ProcessActionResult } from '../../process/types.js';
+import type { StatusRow } from '../../process/fleet.js';
+import type { CliContext } from '../context.js';
+import { examples, type Action } from '../program.js';
 
-export function registerProcessCommands(_program: Command, _action: Action): void {
-  // Filled in by its issue.
+const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
+
+const VERBS = {
+  start: { description: 'start agents under their process manager and check that they stay up', doing: 'starting', done: 'started', already: 'already running' },
+  stop: { description: 'stop agents (gracefully: SIGTERM, then SIGKILL after 15 s)', doing: 'stopping', done: 'stopped', already: 'already stopped' },
+  restart: { description: 'restart agents (a changed .env or settings.json applies) and check that they stay up', doing: 'restarting', done: 'restarted', already: '' },
+} as const;
+
+export function registerProcessCommands(program: Command, action: Action): void {
+  for (const verb of ['start', 'stop', 'restart'] as const) {
+    examples(
+      program
+        .command(`${verb} [ids...]`)
+        .description(VERBS[verb].description)
+        .option('--all', 'every agent in the home')
+        .action(
+          action(async (ctx, ids: string[], raw: { all?: boolean }) => {
+            const { resolveTargets, runFleetVerb } = await import('../../process/fleet.js');
+            const home = await ctx.home();
+            const agents = await resolveTargets(home, ids, raw.all === true);
+            if (agents.length === 0) {
+              ctx.out.result([], () => `no agents in ${home}: deploy one with \`animus deploy <id>\``);
+              return;
+            }
+            const progress = ctx.out.progress(`${VERBS[verb].doing} ${agents.length === 1 ? agents[0]!.agent.id : `${agents.length} agents`}`);
+            const results = await runFleetVerb(verb, agents, { home, env: ctx.env });
+            const failures = results.filter((r) => r.outcome === 'failed');
+            if (failures.length === results.length) progress.fail();
+            else progress.done(results.length === 1 ? undefined : `${VERBS[verb].done} ${results.filter((r) => r.outcome === 'done').length}, unchanged ${results.filter((r) => r.outcome === 'already').length}, failed ${failures.length}`);
+            reportFailures(ctx, failures);
+            ctx.out.result(results, () => results.filter((r) => r.outcome !== 'failed').map((r) => renderAction(ctx, r, VERBS[verb].done)));
+          }),
+        ),
+      [`animus ${verb} ${EXAMPLE_ID}`, `animus ${verb} --all`, ...(verb === 'start' ? [`animus start --all --json | jq -r '.[] | select(.outcome=="failed") | .id'`] : [])],
+    );
+  }
+
+  examples(
+    program
+      .command('status [id]')
+      .description('per agent: process manager, state, pid, uptime, restarts, memory, CPU')
+      .action(
+        action(async (ctx, id: string | undefined) => {
+          const { fleetStatus, resolveTargets } = await import('../../process/fleet.js');
+          const home = await ctx.home();
+          const agents = await resolveTargets(home, id ? [id] : [], id === undefined);
+          const rows = await fleetStatus(agents, { home, env: ctx.env });
+          if (id && rows[0]?.problem) throw new AnimusError('EPM', rows[0].problem);
+          for (const row of rows) if (row.problem && !ctx.out.json) ctx.out.warn(`${row.id}: ${row.problem}`);
+          ctx.out.result(rows, () => {
+            if (rows.length === 0) return `no agents in ${home}: deploy one with \`animus deploy <id>\``;
+            return ctx.out.table(rows, [
+              { header: 'AGENT', value: (r) => r.id },
+              { header: 'PM', value: (r) => r.manager ?? '' },
+              { header: 'STATE', value: (r) => colourState(ctx, r) },
+              { header: 'PID', value: (r) => (r.pid ? String(r.pid) : ''), align: 'right' },
+              { header: 'UPTIME', value: (r) => (r.uptimeMs === undefined ? '' : formatDuration(r.uptimeMs)), align: 'right' },
+              { header: 'RESTARTS', value: (r) => (r.restarts === undefined ? '' : String(r.restarts)), align: 'right' },
+              { header: 'MEMORY', value: (r) => (r.memoryBytes === undefined ? '' : formatBytes(r.memoryBytes)), align: 'right' },
+              { header: 'CPU', value: (r) => (r.cpuPercent === undefined ? '' : `${r.cpuPercent}%`), align: 'right' },
+            ]);
+          });
+        }),
+      ),
+    ['animus status', `animus status ${EXAMPLE_ID}`, `animus status --json | jq -r '.[] | select(.state!="online") | .id'`],
+  );
+
+  examples(
+    program
+      .command('logs <id>')
+      .description("an agent's log (its logs/ files, or the journal under systemd with log_target journal)")
+      .option('-n, --lines <n>', 'how many of the last lines to show', '50')
+      .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+      .action(
+        action(async (ctx, id: string, raw: { lines: string; follow?: boolean }) => {
+          const lines = Number(raw.lines);
+          if (!Number.isInteger(lines) || lines < 0) throw new AnimusError('EUSAGE', `invalid value "${raw.lines}" for --lines: expected a whole number, 0 or more`);
+          if (raw.follow && ctx.out.json) throw new AnimusError('EUSAGE', '--follow cannot be combined with --json: drop one of them');
+          const { readAgentLogs, followAgentLogs } = await import('../../process/logs.js');
+          const home = await ctx.home();
+          const logs = await readAgentLogs(home, id, lines, ctx.env);
+          ctx.out.result(logs, () =>
+            logs.sources.flatMap((source) => (logs.sources.length > 1 && source.lines.length > 0 ? [`==> ${source.name} <==`, ...source.lines] : source.lines)),
+          );
+          if (raw.follow) await followAgentLogs(home, logs, (text) => ctx.out.write(text), ctx.signal, ctx.env);
+        }),
+      ),
+    [`animus logs ${EXAMPLE_ID}`, `animus logs ${EXAMPLE_ID} -n 200`, `animus logs ${EXAMPLE_ID} -f`],
+  );
+
+  examples(
+    program
+      .command('startup')
+      .description('bring the PM2 fleet back after a reboot: saves the process list and hooks PM2 into the init system (prints the one command that needs root)')
+      .action(
+        action(async (ctx) => {
+          const { setupStartup } = await import('../../process/startup.js');
+          const progress = ctx.out.progress('saving the PM2 process list');
+          const result = await setupStartup({ home: await ctx.home(), env: ctx.env }).catch((error: unknown) => {
+            progress.fail();
+            throw error;
+          });
+          progress.done();
+          ctx.out.result(result, () => [
+            `${ctx.out.style.green('✓')} saved ${result.saved} PM2 process(es) to ${result.dumpFile}`,
+            ...(result.installed ? [`${ctx.out.style.green('✓')} PM2 starts at boot (${result.platform})`] : []),
+            ...(result.command ? ['', 'To start PM2 at boot, run this once as root:', `  ${result.command}`] : []),
+            ...(result.note ? ['', result.note] : []),
+            '',
+            'Run `animus startup` again after deploying or removing agents, so the saved list stays current.',
+          ]);
+        }),
+      ),
+    ['animus startup', 'sudo env PATH=$PATH animus startup'],
+  );
+}
+
+export function renderAction(ctx: CliContext, result: ProcessActionResult, done: string): string {
+  const info = result.info;
+  if (result.outcome === 'already') return `${ctx.out.style.dim('•')} ${result.id}: ${result.message ?? 'unchanged'}`;
+  const detail = info?.pid ? ` (pid ${info.pid})` : '';
+  return `${ctx.out.style.green('✓')} ${result.id} ${done}${detail}`;
+}
+
+/** Each failure: its one line on stderr, the log's tail under it; the first failure's code is the exit code. */
+export function reportFailures(ctx: CliContext, failures: ProcessActionResult[]): void {
+  for (const failure of failures) {
+    ctx.out.error(failure.message ?? `${failure.id} failed`);
+    if (failure.logTail && failure.logTail.length > 0 && !ctx.out.json) {
+      ctx.out.info(`  last lines of ${failure.id}'s log:`);
+      for (const line of failure.logTail) ctx.out.info(`    ${line}`);
+    }
+  }
+  if (failures.length > 0 && (process.exitCode === undefined || process.exitCode === 0)) {
+    process.exitCode = exitCodeOf(failures[0]!.code);
+  }
+}
+
+function exitCodeOf(code: string | undefined): number {
+  if (!code || code === 'EINTERNAL') return code ? EXIT.internal : EXIT.failure;
+  return new AnimusError(code as ErrorCode, '').exitCode;
+}
+
+function colourState(ctx: CliContext, row: StatusRow): string {
+  const state = row.state;
+  if (state === 'online') return ctx.out.style.green(state);
+  if (state === 'errored' || state === 'unknown') return ctx.out.style.red(state);
+  if (state === 'starting' || state === 'stopping') return ctx.out.style.yellow(state);
+  return ctx.out.style.dim(state);
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
 }

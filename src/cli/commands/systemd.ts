@@ -1,6 +1,68 @@
 import type { Command } from 'commander';
-import type { Action } from '../program.js';
+import { AnimusError } from '../../core/errors.js';
+import { examples, type Action } from '../program.js';
 
-export function registerSystemdCommands(_program: Command, _action: Action): void {
-  // Filled in by its issue.
+interface ScopeFlags {
+  user?: boolean;
+  system?: boolean;
+  runAs?: string;
+}
+
+export function registerSystemdCommands(program: Command, action: Action): void {
+  const systemd = program.command('systemd').description('run agents under systemd: a hardened template unit animus-agent@<uuid> grouped under animus.target');
+
+  examples(
+    systemd
+      .command('install')
+      .description('write the units for this home, reload systemd and enable animus.target')
+      .option('--user', "the user's own systemd manager (default unless root)")
+      .option('--system', 'the system manager (/etc/systemd/system; needs root)')
+      .option('--run-as <user>', 'account the agents run as under --system (default: $SUDO_USER, else you)')
+      .action(
+        action(async (ctx, raw: ScopeFlags) => {
+          const scope = normalizeScope(raw);
+          const { installUnits } = await import('../../process/systemd.js');
+          const result = await installUnits({ home: await ctx.home(), env: ctx.env, scope, user: raw.runAs });
+          const flag = result.scope === 'user' ? ' --user' : '';
+          ctx.out.result(result, () => [
+            ...result.files.map((file) => `${ctx.out.style.green('✓')} wrote ${file}`),
+            `${ctx.out.style.green('✓')} systemctl${flag} daemon-reload; enabled animus.target`,
+            '',
+            'Agents deployed with --process-manager systemd now start with `animus start <id>`;',
+            `the whole fleet: systemctl${flag} start|stop|restart animus.target`,
+            ...(result.scope === 'user' ? ['To keep them running while you are logged out: loginctl enable-linger'] : []),
+          ]);
+        }),
+      ),
+    ['animus systemd install', 'sudo animus systemd install --system --run-as animus'],
+  );
+
+  examples(
+    systemd
+      .command('render')
+      .description('write the units exactly as install would, without touching systemd (to review or verify them)')
+      .requiredOption('--out <dir>', 'folder to write the units to (created if missing)')
+      .option('--user', "as for the user's own systemd manager (default unless root)")
+      .option('--system', 'as for the system manager')
+      .option('--run-as <user>', 'account the agents run as under --system')
+      .action(
+        action(async (ctx, raw: ScopeFlags & { out: string }) => {
+          const scope = normalizeScope(raw);
+          const { renderUnitsTo } = await import('../../process/systemd-render.js');
+          const result = await renderUnitsTo({ home: await ctx.home(), out: raw.out, scope, user: raw.runAs, env: ctx.env });
+          ctx.out.result(result, () => [
+            ...result.files.map((file) => `${ctx.out.style.green('✓')} wrote ${file}`),
+            '',
+            `Check them: systemd-analyze verify ${result.files[0]!.replace(/@\.service$/, '@<uuid>.service')}; systemd-analyze security --offline=yes …`,
+          ]);
+        }),
+      ),
+    ['animus systemd render --out ./units', 'animus systemd render --out /tmp/units --system --run-as animus'],
+  );
+}
+
+function normalizeScope(raw: ScopeFlags): 'user' | 'system' | undefined {
+  if (raw.user && raw.system) throw new AnimusError('EUSAGE', 'pass --user or --system, not both');
+  if (raw.runAs && raw.user) throw new AnimusError('EUSAGE', '--run-as only applies to --system: a user manager runs agents as its own user');
+  return raw.system ? 'system' : raw.user ? 'user' : undefined;
 }

@@ -1,0 +1,125 @@
+import type { ProcessManagerName } from '../config/settings.js';
+import { AnimusError, describeError } from '../core/errors.js';
+import { agentPaths, type AgentPaths } from '../home/layout.js';
+import { requireAgent, scanAgentFolders } from '../instances/registry.js';
+import { groupByManager, runFleetAction, withProcessManager, type OpenOptions } from './open.js';
+import type { ProcessActionResult, ProcessInfo } from './types.js';
+
+export type FleetVerb = 'start' | 'stop' | 'restart';
+
+/**
+ * The agents a command names, all resolved before anything is touched: an unknown
+ * id fails the whole command with nothing started. `--all` is every valid agent
+ * folder in the home.
+ */
+export async function resolveTargets(home: string, ids: string[], all: boolean): Promise<AgentPaths[]> {
+  if (all && ids.length > 0) throw new AnimusError('EUSAGE', 'pass agent ids or --all, not both');
+  if (!all && ids.length === 0) throw new AnimusError('EUSAGE', 'name the agents (agent-<uuid> ...) or pass --all for every agent in the home');
+  if (all) {
+    const folders = await scanAgentFolders(home);
+    return folders.flatMap((f) => (f.agent ? [agentPaths(home, f.agent)] : []));
+  }
+  const seen = new Set<string>();
+  const targets: AgentPaths[] = [];
+  for (const id of ids) {
+    const paths = await requireAgent(home, id);
+    if (seen.has(paths.agent.id)) continue;
+    seen.add(paths.agent.id);
+    targets.push(paths);
+  }
+  return targets;
+}
+
+export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], options: OpenOptions): Promise<ProcessActionResult[]> {
+  return runFleetAction(agents, options, (manager, group) => manager[verb](group));
+}
+
+export interface StatusRow extends Omit<ProcessInfo, 'manager'> {
+  manager?: ProcessManagerName;
+  /** Why the state is unknown (settings unreadable, manager unreachable). */
+  problem?: string;
+}
+
+/**
+ * State of every given agent, one manager connection per manager. Never throws for a
+ * manager that is missing or refuses: its agents are `unknown`, with the reason.
+ */
+export async function fleetStatus(agents: AgentPaths[], options: OpenOptions): Promise<StatusRow[]> {
+  const { groups, unreadable } = await groupByManager(agents);
+  const byId = new Map<string, StatusRow>();
+  for (const { paths, error } of unreadable) byId.set(paths.agent.id, { id: paths.agent.id, state: 'unknown', problem: describeError(error) });
+  await Promise.all(
+    groups.map(async (group) => {
+      try {
+        const infos = await withProcessManager(group.manager, options, (manager) => manager.status(group.agents));
+        for (const info of infos) byId.set(info.id, info);
+      } catch (error) {
+        for (const paths of group.agents) byId.set(paths.agent.id, { id: paths.agent.id, manager: group.manager, state: 'unknown', problem: describeError(error) });
+      }
+    }),
+  );
+  return agents.map((paths) => byId.get(paths.agent.id) ?? { id: paths.agent.id, state: 'unknown' });
+}
+
+/**
+ * Stops and forgets one agent's instance, whichever manager runs it (remove uses this
+ * before it moves the folder). A missing manager is fine when nothing can be running
+ * under it; settings that cannot be read fall back to asking PM2, the default.
+ */
+export async function stopAndUnregister(paths: AgentPaths, options: OpenOptions): Promise<void> {
+  const { groups } = await groupByManager([paths]);
+  const manager = groups[0]?.manager ?? 'pm2';
+  await withProcessManager(manager, options, async (pm) => {
+    try {
+      const [result] = await pm.stop([paths]);
+      if (result?.outcome === 'failed') throw new AnimusError((result.code as 'EPM') ?? 'EPM', `cannot stop ${paths.agent.id}: ${result.message ?? 'unknown error'}: nothing was removed`);
+      await pm.unregister([paths]);
+    } catch (error) {
+      if (error instanceof AnimusError && error.code === 'ENOSYSTEMD') return;
+      throw error;
+    }
+  });
+}
+
+export interface Activation {
+  /** With --start: each agent's start result. */
+  started?: ProcessActionResult[];
+  /** Things that did not happen and why (systemd not running, units not installed). */
+  warnings: string[];
+}
+
+/**
+ * After a deploy: `--start` starts the agents (verified up); without it, agents under
+ * systemd are enabled so animus.target starts them at boot. A missing systemd is a
+ * warning here, not a failure: the folder is whole and can be started later.
+ */
+export async function activateDeployed(home: string, ids: string[], options: { start: boolean; env?: NodeJS.ProcessEnv }): Promise<Activation> {
+  const agents = await Promise.all(ids.map((id) => requireAgent(home, id)));
+  if (options.start) return { started: await runFleetVerb('start', agents, { home, env: options.env }), warnings: [] };
+  const { groups } = await groupByManager(agents);
+  const systemd = groups.find((g) => g.manager === 'systemd');
+  if (!systemd) return { warnings: [] };
+  const { SystemdManager } = await import('./systemd.js');
+  try {
+    await new SystemdManager({ home, env: options.env }).enable(systemd.agents);
+    return { warnings: [] };
+  } catch (error) {
+    return { warnings: [`${systemd.agents.map((a) => a.agent.id).join(', ')} not enabled under systemd: ${describeError(error)}`] };
+  }
+}
+
+/** Fills `state` of `animus list` rows; rows with problems, and managers that cannot answer, stay blank. */
+export async function fillStates(home: string, entries: Array<{ id: string; problems: string[]; processManager?: string; state?: string }>, env?: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    const healthy = entries.filter((e) => e.problems.length === 0 && e.processManager);
+    const agents = (await Promise.all(healthy.map((e) => requireAgent(home, e.id).catch(() => undefined)))).filter((a): a is AgentPaths => a !== undefined);
+    const rows = await fleetStatus(agents, { home, env });
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const entry of entries) {
+      const row = byId.get(entry.id);
+      if (row && !row.problem) entry.state = row.state;
+    }
+  } catch {
+    // A manager that cannot answer leaves the column blank.
+  }
+}

@@ -1,0 +1,92 @@
+import { open, stat } from 'node:fs/promises';
+import { isSecretKey, redactText } from '../core/redact.js';
+import type { AgentPaths } from '../home/layout.js';
+import { readEnv } from '../instances/agent-files.js';
+
+const CHUNK = 64 * 1024;
+
+/** The last `count` lines of a file ([] when it does not exist); reads from the end, so a huge log costs little. */
+export async function tailLines(path: string, count: number): Promise<string[]> {
+  if (count <= 0) return [];
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  try {
+    const size = (await handle.stat()).size;
+    let position = size;
+    let text = '';
+    while (position > 0) {
+      const length = Math.min(CHUNK, position);
+      position -= length;
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, position);
+      text = buffer.toString('utf8') + text;
+      if (text.split('\n').length > count + 1) break;
+    }
+    const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines.slice(-count);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The secret values of an agent's `.env`, to mask in anything shown from its logs. */
+export async function agentSecrets(paths: AgentPaths): Promise<string[]> {
+  try {
+    const env = await readEnv(paths);
+    return Object.entries(env).filter(([key, value]) => isSecretKey(key) && value !== '').map(([, value]) => value);
+  } catch {
+    return [];
+  }
+}
+
+/** The last lines of an agent's stdout and stderr logs, secrets masked: what a failed start reports. */
+export async function agentLogTail(paths: AgentPaths, count = 10): Promise<string[]> {
+  const secrets = await agentSecrets(paths);
+  const [out, err] = await Promise.all([tailLines(paths.outLog, count), tailLines(paths.errLog, count)]);
+  return [...out, ...err.map((line) => `[stderr] ${line}`)].slice(-count).map((line) => redactText(line, secrets));
+}
+
+/**
+ * Calls `onText` with what is appended to each file from now on, until the signal
+ * aborts. Polls (cheap, works on every filesystem) and restarts from 0 when a file
+ * shrinks (rotated or truncated).
+ */
+export async function followFiles(paths: string[], onText: (path: string, text: string) => void, signal: AbortSignal, intervalMs = 250): Promise<void> {
+  const offsets = new Map<string, number>();
+  for (const path of paths) offsets.set(path, await sizeOf(path));
+  while (!signal.aborted) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, intervalMs);
+      signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+    for (const path of paths) {
+      const size = await sizeOf(path);
+      let from = offsets.get(path) ?? 0;
+      if (size < from) from = 0;
+      if (size === from) continue;
+      const handle = await open(path, 'r');
+      try {
+        const buffer = Buffer.alloc(size - from);
+        await handle.read(buffer, 0, buffer.length, from);
+        onText(path, buffer.toString('utf8'));
+      } finally {
+        await handle.close();
+      }
+      offsets.set(path, size);
+    }
+  }
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,107 @@
+import { execa } from 'execa';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { makeBareRepo } from '../helpers/git.js';
+
+/**
+ * A stand-in runtime with the real one's contract (entry = package.json main, cwd and
+ * ANIMUS_AGENT_DIR = the agent folder, reads its own .env, JSON lines on stdout, exit
+ * 78 on a configuration error, graceful SIGTERM), steered by files in the agent folder:
+ *   .env FIXTURE_EXIT=<n>   exits with n at start (78: configuration error)
+ *   .env FIXTURE_VALUE=<v>  echoed in the start line (proves .env is re-read on restart)
+ *   crash                   exits 1 at start and within 100 ms while it exists
+ * The start line lists the environment's keys, and whether it holds AGENT_API_KEY.
+ */
+export const FIXTURE_MAIN = `
+const fs = require('fs');
+const path = require('path');
+const dir = process.env.ANIMUS_AGENT_DIR;
+const env = {};
+for (const line of fs.readFileSync(path.join(dir, '.env'), 'utf8').split('\\n')) {
+  const m = /^\\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+  if (m) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
+}
+if (env.FIXTURE_EXIT) {
+  console.error('configuration error: FIXTURE_EXIT is set');
+  process.exit(Number(env.FIXTURE_EXIT));
+}
+const crashFile = path.join(dir, 'crash');
+if (fs.existsSync(crashFile)) {
+  console.error('crash file present: exiting');
+  process.exit(1);
+}
+console.log(JSON.stringify({ event: 'start', pid: process.pid, cwd: process.cwd(), value: env.FIXTURE_VALUE ?? null, keys: Object.keys(process.env).sort(), hasKey: 'AGENT_API_KEY' in process.env }));
+setInterval(() => {
+  if (fs.existsSync(crashFile)) {
+    console.error('crash file appeared: exiting');
+    process.exit(1);
+  }
+}, 100);
+process.on('SIGTERM', () => {
+  console.log(JSON.stringify({ event: 'stop', pid: process.pid }));
+  process.exit(0);
+});
+`;
+
+export async function makeFixtureRuntime(dir: string): Promise<string> {
+  await makeBareRepo(dir, { 'package.json': JSON.stringify({ name: 'fixture-runtime', version: '1.0.0', main: 'main.js' }), 'main.js': FIXTURE_MAIN });
+  return dir;
+}
+
+/** The fixture's JSON start lines in an agent's stdout log. */
+export async function startLines(outLog: string): Promise<Array<{ pid: number; value: string | null; keys: string[]; hasKey: boolean; cwd: string }>> {
+  let text = '';
+  try {
+    text = await readFile(outLog, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes('"event":"start"'))
+    .map((line) => JSON.parse(line));
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs` with `what`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Kills a PM2 daemon started by a test: `pm2 kill` through the API (stops its apps),
+ * then SIGKILL by pid for the daemon and every app pid file left in $PM2_HOME/pids.
+ */
+export async function killPm2Daemon(pm2Home: string): Promise<void> {
+  const pid = await readPid(join(pm2Home, 'pm2.pid'));
+  if (pid && alive(pid)) {
+    const script = `const API = require('pm2').custom; const api = new API({ pm2_home: process.argv[1] }); api.connect((e) => { if (e) process.exit(0); api.killDaemon(() => { api.disconnect(); process.exit(0); }); });`;
+    await execa(process.execPath, ['-e', script, pm2Home], { reject: false, timeout: 30_000, cwd: REPO_ROOT, env: { PM2_HOME: pm2Home, PATH: process.env.PATH } });
+  }
+  const appPids = await readdir(join(pm2Home, 'pids')).catch(() => [] as string[]);
+  for (const file of appPids) {
+    const appPid = await readPid(join(pm2Home, 'pids', file));
+    if (appPid && alive(appPid)) process.kill(appPid, 'SIGKILL');
+  }
+  if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+async function readPid(path: string): Promise<number | undefined> {
+  const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
