@@ -62,7 +62,21 @@ export interface PreferenceStore {
   unset(key: PreferenceKey): void;
 }
 
-export async function openPreferences(env: NodeJS.ProcessEnv = process.env): Promise<PreferenceStore> {
+const stores = new Map<string, Promise<PreferenceStore>>();
+
+/** One store per config folder per process: deploy asks for three preferences, conf is read once. */
+export function openPreferences(env: NodeJS.ProcessEnv = process.env): Promise<PreferenceStore> {
+  const key = env.ANIMUS_CONFIG_DIR ?? '';
+  let store = stores.get(key);
+  if (!store) {
+    store = loadPreferences(env);
+    stores.set(key, store);
+    store.catch(() => stores.delete(key));
+  }
+  return store;
+}
+
+async function loadPreferences(env: NodeJS.ProcessEnv): Promise<PreferenceStore> {
   const { default: Conf } = await import('conf');
   let conf: InstanceType<typeof Conf<Preferences>>;
   try {

@@ -43,11 +43,6 @@ function withoutInteractiveTools(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
-export async function assertGitInstalled(): Promise<void> {
-  const version = await withGit({}, (g) => g.version()).catch(() => ({ installed: false }));
-  if (!version.installed) throw new AnimusError('EGIT', 'git is not installed: install it (apt-get install git) and try again');
-}
-
 export interface CloneOptions {
   repo: string;
   dest: string;
@@ -58,19 +53,27 @@ export interface CloneOptions {
 /**
  * Clones `repo` into `dest` and checks out `ref` (branch, tag or commit). From a local
  * path git hardlinks the objects: cheap, and still a fully independent clone (no
- * alternates), so removing the source or another agent never breaks it.
+ * alternates), so removing the source or another agent never breaks it. No template:
+ * an agent's clone needs no sample hooks. A branch or tag is cloned in one git process;
+ * a commit id needs a checkout after the clone.
  */
 export async function cloneRepo(options: CloneOptions): Promise<string> {
+  const ref = options.ref ?? 'HEAD';
+  const byName = ref !== 'HEAD' && !/^[0-9a-f]{7,40}$/i.test(ref);
+  const badRef = (error: unknown) =>
+    gitError(`cannot check out "${ref}" from ${options.repo}`, error, 'check --ref (a branch, tag or commit of that repository)', options.signal);
   try {
-    await runGitCancellable(['clone', '--quiet', '--no-checkout', '--', options.repo, options.dest], undefined, options.signal);
+    await runGitCancellable(['clone', '--quiet', '--template=', ...(byName ? ['--branch', ref] : ['--no-checkout']), '--', options.repo, options.dest], undefined, options.signal);
   } catch (error) {
+    if (byName && /Remote branch .* not found/.test(describeError(error))) throw badRef(error);
     throw gitError(`cannot clone ${options.repo}`, error, 'check --repo (a git URL or path) and that it is reachable', options.signal);
   }
-  const ref = options.ref ?? 'HEAD';
-  try {
-    await runGitCancellable(['checkout', '--quiet', ref, '--'], options.dest, options.signal);
-  } catch (error) {
-    throw gitError(`cannot check out "${ref}" from ${options.repo}`, error, 'check --ref (a branch, tag or commit of that repository)', options.signal);
+  if (!byName) {
+    try {
+      await runGitCancellable(['checkout', '--quiet', ref, '--'], options.dest, options.signal);
+    } catch (error) {
+      throw badRef(error);
+    }
   }
   return headCommit(options.dest);
 }
@@ -94,6 +97,7 @@ async function runGitCancellable(args: string[], cwd: string | undefined, signal
   try {
     await child;
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new AnimusError('EGIT', 'git is not installed: install it (apt-get install git) and try again');
     const stderr = (error as { stderr?: string }).stderr?.trim();
     throw new Error(stderr || describeError(error), { cause: error });
   } finally {

@@ -5,7 +5,7 @@ import { AnimusError } from '../core/errors.js';
 import { DIR_MODE, ensureDir, pathExists, writeFileAtomic } from '../core/fs.js';
 import type { EnvMap } from '../config/env-file.js';
 import { defaultSettings, serializeSettings, type MessageMode, type ProcessManagerName } from '../config/settings.js';
-import { assertGitInstalled, cloneRepo } from '../git/repo.js';
+import { cloneRepo } from '../git/repo.js';
 import { ensureHome, removeAbandonedStaging } from '../home/init.js';
 import { agentPaths, agentPathsIn } from '../home/layout.js';
 import { RUNTIME_BRANCH } from '../home/runtime-source.js';
@@ -55,7 +55,6 @@ export async function deployAgent(options: DeployOptions): Promise<DeployResult>
     throw new AnimusError('EEXISTS', `${options.agent.id} already exists in ${options.home}: nothing was changed; remove it first (animus remove ${options.agent.id}) to redeploy`);
   }
   step('preparing the home');
-  await assertGitInstalled();
   const layout = await ensureHome(options.home);
   await removeAbandonedStaging(layout);
   const repo = options.repo ?? layout.runtimeRepo;
