@@ -209,12 +209,27 @@ export function parseDbTimestamp(text: string | null | undefined): number | unde
 
 const touch = (db: Database) => (hasColumn(db, 'queue', 'updated_at') ? ', updated_at = CURRENT_TIMESTAMP' : '');
 
-/** Broca's `flush --all`: every pending item becomes `flushed` (kept, never sent). */
-export function flushQueue(db: Database): { flushed: number; ids: number[] } {
-  const ids = (db.prepare(`UPDATE queue SET status = 'flushed'${touch(db)} WHERE status = 'pending' RETURNING id`).all() as Array<{ id: number }>)
+/**
+ * Broca's `flush --all`: every pending item becomes `flushed` (kept, never sent).
+ * With ids, only those, which must be pending (Broca's `flush --id` deleted the row).
+ */
+export function flushQueue(db: Database, ids?: number[]): { flushed: number; ids: number[] } {
+  if (ids && ids.length > 0) {
+    return db.transaction(() => {
+      const rows = findItems(db, ids);
+      const wrong = rows.filter((row) => row.status !== 'pending');
+      if (wrong.length > 0) {
+        throw new AnimusError('EEXISTS', `cannot flush ${wrong.map((row) => `item ${row.id} (${row.status})`).join(', ')}: only pending items are flushed; nothing was changed`);
+      }
+      const update = db.prepare(`UPDATE queue SET status = 'flushed'${touch(db)} WHERE id = ? AND status = 'pending'`);
+      for (const row of rows) update.run(row.id);
+      return { flushed: rows.length, ids: rows.map((row) => row.id) };
+    }).immediate();
+  }
+  const all = (db.prepare(`UPDATE queue SET status = 'flushed'${touch(db)} WHERE status = 'pending' RETURNING id`).all() as Array<{ id: number }>)
     .map((row) => row.id)
     .sort((a, b) => a - b);
-  return { flushed: ids.length, ids };
+  return { flushed: all.length, ids: all };
 }
 
 export type DeleteTarget = { ids: number[]; force?: boolean } | { all: true; statuses?: readonly QueueStatus[]; force?: boolean };

@@ -63,6 +63,11 @@ describe('animus queue', () => {
     expect(done.stderr).toMatch(/upgraded .*animus\.db from schema 0 to 1 before writing/);
     const left = json<QueueList>(await runCli(['queue', 'list', agent, '--status', 'pending', '--json'], { home }));
     expect(left.total).toBe(0);
+    await resetToBroca();
+    // One named item needs no confirmation.
+    const one = await runCli(['queue', 'flush', agent, '--id', '7', '--json'], { home });
+    expect(one.code, one.stderr).toBe(0);
+    expect(json(one)).toMatchObject({ flushed: 1, ids: [7] });
   });
 
   it('delete and retry act on the named items and refuse what they must', async () => {

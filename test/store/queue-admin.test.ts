@@ -111,6 +111,15 @@ describe('queue admin on a Broca-made database', () => {
     again.db.close();
   });
 
+  it('flushes single pending items by id, and nothing when one of them is not pending', async () => {
+    const path = await brocaDb();
+    const { db } = openQueueDatabase(path, 'write');
+    expect(() => flushQueue(db, [2, 3])).toThrow(/item 3 \(processing\): only pending items are flushed/);
+    expect(flushQueue(db, [2])).toEqual({ flushed: 1, ids: [2] });
+    db.close();
+    expect(statusOf(path)).toMatchObject({ 1: 'pending', 2: 'flushed', 3: 'processing' });
+  });
+
   it('deletes by id, refuses an item being processed unless forced, and changes nothing for an unknown id', async () => {
     const path = await brocaDb();
     const { db } = openQueueDatabase(path, 'write');

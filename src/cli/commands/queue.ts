@@ -94,21 +94,27 @@ export function registerQueueCommands(program: Command, action: Action): void {
   examples(
     queue
       .command('flush [agent]')
-      .description('mark every pending item flushed: kept in the database, never sent to the agent (asks first; --yes to skip)')
+      .description('mark pending items flushed: kept in the database, never sent to the agent (all of them asks first; --yes to skip)')
       .option('--agent <id>', 'the agent (or pass it as the first argument)')
-      .option('--all', "accepted for Broca's `flush --all` (flush always means all pending items)")
+      .option('--all', 'every pending item (the default without --id)')
+      .option('--id <n>', 'only these pending items (repeatable or comma-separated)', collect)
       .action(
-        action(async (ctx, agentArg: string | undefined, raw: { agent?: string }) => {
+        action(async (ctx, agentArg: string | undefined, raw: { agent?: string; all?: boolean; id?: string[] }) => {
           const { flushQueue } = await import('../../store/queue-admin.js');
-          const { confirm } = await import('./prompts.js');
+          const { parseIds } = await import('./agent-arg.js');
           const { parseAgentId } = await import('../../core/agent-id.js');
+          const ids = parseIds(raw.id);
+          if (ids.length > 0 && raw.all) throw new AnimusError('EUSAGE', 'pass --id N or --all, not both');
           const id = parseAgentId(agentOf(raw.agent, agentArg, 'animus queue flush --agent <id>')).id;
-          await confirm(ctx, `Flush every pending item of ${id} (they will not be answered)?`, '--yes');
-          const result = await writeAgentDb(ctx, raw.agent, agentArg, 'animus queue flush --agent <id>', (db) => flushQueue(db));
+          if (ids.length === 0) {
+            const { confirm } = await import('./prompts.js');
+            await confirm(ctx, `Flush every pending item of ${id} (they will not be answered)?`, '--yes');
+          }
+          const result = await writeAgentDb(ctx, raw.agent, agentArg, 'animus queue flush --agent <id>', (db) => flushQueue(db, ids));
           ctx.out.result(result, () => `flushed ${result.flushed} pending item(s) of ${result.agent}`);
         }),
       ),
-    [`animus queue flush ${EXAMPLE_ID} --yes`],
+    [`animus queue flush ${EXAMPLE_ID} --yes`, `animus queue flush --agent ${EXAMPLE_ID} --id 42`],
   );
 
   examples(
