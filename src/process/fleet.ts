@@ -36,8 +36,9 @@ export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], option
 
 export interface StatusRow extends Omit<ProcessInfo, 'manager'> {
   manager?: ProcessManagerName;
-  /** Why the state is unknown (settings unreadable, manager unreachable). */
+  /** Why the state is unknown (settings unreadable, manager unreachable), and its error code. */
   problem?: string;
+  code?: string;
 }
 
 /**
@@ -47,14 +48,14 @@ export interface StatusRow extends Omit<ProcessInfo, 'manager'> {
 export async function fleetStatus(agents: AgentPaths[], options: OpenOptions): Promise<StatusRow[]> {
   const { groups, unreadable } = await groupByManager(agents);
   const byId = new Map<string, StatusRow>();
-  for (const { paths, error } of unreadable) byId.set(paths.agent.id, { id: paths.agent.id, state: 'unknown', problem: describeError(error) });
+  for (const { paths, error } of unreadable) byId.set(paths.agent.id, { id: paths.agent.id, state: 'unknown', problem: describeError(error), code: codeOf(error) });
   await Promise.all(
     groups.map(async (group) => {
       try {
         const infos = await withProcessManager(group.manager, options, (manager) => manager.status(group.agents));
         for (const info of infos) byId.set(info.id, info);
       } catch (error) {
-        for (const paths of group.agents) byId.set(paths.agent.id, { id: paths.agent.id, manager: group.manager, state: 'unknown', problem: describeError(error) });
+        for (const paths of group.agents) byId.set(paths.agent.id, { id: paths.agent.id, manager: group.manager, state: 'unknown', problem: describeError(error), code: codeOf(error) });
       }
     }),
   );
@@ -122,4 +123,8 @@ export async function fillStates(home: string, entries: Array<{ id: string; prob
   } catch {
     // A manager that cannot answer leaves the column blank.
   }
+}
+
+function codeOf(error: unknown): string {
+  return error instanceof AnimusError ? error.code : 'EINTERNAL';
 }
