@@ -43,6 +43,8 @@ export interface LettaRequest {
   at: number;
   /** The user message text, for /messages requests. */
   text?: string;
+  /** When the answer was written (performance.now()), for 200 message answers. */
+  answeredAt?: number;
 }
 
 export interface LettaServer {
@@ -160,6 +162,7 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
         return send(res, step.status, step.body ?? { detail: `stand-in error ${step.status}` }, step.headers);
       }
       const reply = step.reply ?? state.reply(record.text ?? '', messages[1]!);
+      record.answeredAt = performance.now();
       return send(
         res,
         200,
