@@ -48,6 +48,19 @@ describe('animus settings', () => {
     expect((await stat(file)).mtimeMs).toBe(mtime);
   });
 
+  it("refuses a value the agent's .env cannot serve (the runtime would ignore it), unless --force", async () => {
+    const before = await readFile(file, 'utf8');
+    const refused = await runCli(['settings', 'set', agent, 'message_mode', 'live'], { home });
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/message_mode = live needs what .*\.env lacks: .*AGENT_API_KEY.*pass --force; nothing was changed/);
+    expect(await readFile(file, 'utf8')).toBe(before);
+    const forced = await runCli(['settings', 'set', agent, 'plugins.telegram_bot.enabled', 'true', '--force', '--json'], { home });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toMatch(/will refuse this change until .env is fixed: TELEGRAM_BOT_TOKEN is missing/);
+    // Problems that were already there do not block an unrelated change.
+    expect((await runCli(['settings', 'set', agent, 'queue_refresh', '2'], { home })).code).toBe(0);
+  });
+
   it.each([
     [['settings', 'set', 'AGENT', 'message_mode', 'loud'], /invalid value "loud" for message_mode: expected one of echo, listen, live/],
     [['settings', 'set', 'AGENT', 'max_retries', '-1'], /invalid value "-1" for max_retries/],

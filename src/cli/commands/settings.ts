@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { AnimusError } from '../../core/errors.js';
 import { examples, type Action } from '../program.js';
 
 const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
@@ -72,11 +73,12 @@ export function registerSettingsCommands(program: Command, action: Action): void
       .usage('[agent] <key> <value> [options]')
       .description('change one setting, validated against the settings schema; the running instance picks it up without a restart')
       .option('--agent <id>', 'the agent (or pass it as the first argument)')
+      .option('--force', "write it even though the agent's .env lacks what the new value needs (the running instance keeps its old settings until it has it)")
       .action(
-        action(async (ctx, args: string[], raw: { agent?: string }) => {
+        action(async (ctx, args: string[], raw: { agent?: string; force?: boolean }) => {
           const { splitAgentArgs, expectArgs } = await import('./agent-arg.js');
           const { requireAgent } = await import('../../instances/registry.js');
-          const { readSettings, writeSettings } = await import('../../instances/agent-files.js');
+          const { readSettings, writeSettings, readEnv } = await import('../../instances/agent-files.js');
           const { setSetting, getSetting } = await import('../../config/settings.js');
           const usage = 'animus settings set --agent <id> <key> <value>';
           const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
@@ -87,6 +89,22 @@ export function registerSettingsCommands(program: Command, action: Action): void
           const previous = getSetting(current, key!);
           const updated = getSetting(next, key!);
           const changed = JSON.stringify(previous) !== JSON.stringify(updated);
+          if (changed) {
+            // The runtime refuses a settings file its .env cannot serve (and keeps the old
+            // one): say so now rather than let the change be silently ignored.
+            const { checkSettingsAgainstEnv } = await import('../../runtime/config.js');
+            const env = await readEnv(paths).catch(() => undefined);
+            if (env) {
+              const before = new Set(checkSettingsAgainstEnv(current, env, paths.agent.id));
+              const added = checkSettingsAgainstEnv(next, env, paths.agent.id).filter((problem) => !before.has(problem));
+              if (added.length > 0 && !raw.force) {
+                throw new AnimusError('EBADENV', `${key} = ${show(updated)} needs what ${paths.env} lacks: ${added.join('; ')}; fix .env first, or pass --force; nothing was changed`, {
+                  detail: { problems: added },
+                });
+              }
+              if (added.length > 0) ctx.out.warn(`the running instance will refuse this change until .env is fixed: ${added.join('; ')}`);
+            }
+          }
           // Unchanged: leave the file (and its mtime, which the runtime watches) alone.
           if (changed) await writeSettings(paths, next);
           const appliesLive = !APPLIED_AT_RESTART.has(key!);
