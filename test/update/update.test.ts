@@ -10,7 +10,7 @@ import { withProcessManager } from '../../src/process/open.js';
 import { readHistory, writeHistory } from '../../src/update/history.js';
 import { rollbackAgent } from '../../src/update/rollback.js';
 import { updateAgent } from '../../src/update/update.js';
-import type { AgentPaths } from '../../src/home/layout.js';
+import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
 
 let root: string;
 let home: string;
@@ -100,6 +100,18 @@ describe('update and rollback under a real PM2', () => {
     ]);
     // Still on main: a plain update fast-forwards to v2 again.
     expect((await updateAgent({ home, id, env, graceMs: GRACE })).to).toBe(second);
+  });
+});
+
+describe('update of the real runtime', () => {
+  it("restarts an echo agent on a new build published into the home's runtime repo and it stays up", async () => {
+    const deployed = await deployTestAgent(home, { mode: 'echo' });
+    const [started] = await withProcessManager('pm2', { home, env, startGraceMs: GRACE }, (m) => m.start([deployed.paths]));
+    expect(started?.outcome, `${started?.message}\n${started?.logTail?.join('\n')}`).toBe('done');
+    const main = await readFile(join(deployed.paths.clone, 'main.js'), 'utf8');
+    const next = await commitToBare(homeLayout(home).runtimeRepo, { 'main.js': `${main}\n// next build\n` }, 'animus runtime next');
+    const updated = await updateAgent({ home, id: deployed.id, env, graceMs: GRACE });
+    expect(updated).toMatchObject({ outcome: 'updated', from: deployed.commit, to: next, restarted: true, state: 'online' });
   });
 });
 
