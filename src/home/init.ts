@@ -36,8 +36,7 @@ export async function initHome(root: string): Promise<InitResult> {
   const changes: string[] = [];
   const created = !(await pathExists(layout.root));
   await assertUsableHome(layout, created);
-  if (created) changes.push(`created ${layout.root}`);
-  else if ((await fileMode(layout.root)) !== DIR_MODE) changes.push(`set ${layout.root} to mode 0700`);
+  if (!created && (await fileMode(layout.root)) !== DIR_MODE) changes.push(`set ${layout.root} to mode 0700`);
   await ensureDir(layout.root, DIR_MODE);
   for (const dir of [layout.stateDir, layout.stagingDir]) {
     if (!(await pathExists(dir))) changes.push(`created ${dir}`);
