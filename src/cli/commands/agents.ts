@@ -122,11 +122,14 @@ export function registerAgentCommands(program: Command, action: Action): void {
           const reports = await adoptAgents({ home: await ctx.home(), agents: agents.length > 0 ? agents : undefined, apply: raw.apply === true, signal: ctx.signal });
           ctx.out.result(reports, () =>
             reports.flatMap((r) => [
-              `${r.id}: ${r.changes.length === 0 ? 'already managed by animus' : raw.apply ? `${r.changes.length} change(s) made` : `${r.changes.length} change(s) needed`}`,
+              r.error
+                ? `${r.id}: ${ctx.out.style.red(`cannot adopt: ${r.error}`)}`
+                : `${r.id}: ${r.changes.length === 0 ? 'already managed by animus' : raw.apply ? `${r.changes.length} change(s) made` : `${r.changes.length} change(s) needed`}`,
               ...r.changes.map((c) => `  ${raw.apply ? ctx.out.style.green('✓') : '-'} ${c}`),
               ...r.warnings.map((w) => `  ${ctx.out.style.yellow('!')} ${w}`),
             ]).concat(!raw.apply && reports.some((r) => r.changes.length > 0) ? ['', 'Run again with --apply to make these changes.'] : []),
           );
+          if (reports.some((r) => r.error)) process.exitCode = EXIT.failure;
         }),
       ),
     ['animus adopt', `animus adopt ${EXAMPLE_ID} --apply`],
