@@ -122,8 +122,7 @@ export class Pm2Manager implements ProcessManager {
   async status(agents?: AgentPaths[]): Promise<ProcessInfo[]> {
     // Asking must not spawn a daemon: without one, nothing runs.
     if (!this.api && !this.daemonAlive()) return (agents ?? []).map((paths) => notRegistered(paths.agent.id));
-    const api = await this.connect();
-    const list = await this.list(api);
+    const list = this.api ? await this.list(this.api) : await this.listReadOnly();
     if (!agents) {
       return list.filter((p) => /^animus-[0-9a-f-]{36}$/.test(p.name ?? '')).map((p) => toInfo(`agent-${p.name!.slice('animus-'.length)}`, p));
     }
@@ -306,6 +305,16 @@ export class Pm2Manager implements ProcessManager {
       owned.set(name, proc);
     }
     return owned;
+  }
+
+  /** Over the daemon's socket without loading PM2's API; falls back to the API if that fails. */
+  private async listReadOnly(): Promise<Pm2Process[]> {
+    try {
+      const { listOverRpc } = await import('./pm2-rpc.js');
+      return await listOverRpc<Pm2Process>(this.pm2Home);
+    } catch {
+      return this.list(await this.connect());
+    }
   }
 
   private async list(api: Pm2Api): Promise<Pm2Process[]> {
