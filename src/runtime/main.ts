@@ -37,17 +37,13 @@
  *   ANIMUS_STOP_GRACE_MS (shorter than 7 s only),
  *   TELEGRAM_POLL_TIMEOUT_S.
  */
-import { runRuntime } from './runtime.js';
-
-process.on('uncaughtException', (error) => {
-  process.stderr.write(`animus-runtime: internal error: ${error.message}\n`);
-  process.exit(1);
-});
+import { runRuntime, scrubTokens } from './runtime.js';
 
 runRuntime({ env: process.env, cwd: process.cwd() }).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`animus-runtime: internal error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`animus-runtime: internal error during start-up: ${scrubTokens(error instanceof Error ? error.message : String(error))}\n`);
     process.exit(1);
   },
 );
+

@@ -36,6 +36,8 @@ export interface RunningRuntime {
   /** Resolves with the exit code once the runtime has stopped. */
   finished: Promise<number>;
   stop(reason: string): Promise<number>;
+  /** An uncaught error: logged (redacted), lock released, exit 1 so the process manager restarts it. */
+  crash(error: unknown): never;
 }
 
 /** SIGTERM budget: the in-flight agent request gets this long before it is abandoned and requeued. */
@@ -195,7 +197,17 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       return 1;
     },
   );
-  return { finished, stop };
+  const crash = (error: unknown): never => {
+    logger.error('internal error: the runtime stops; unfinished work is recovered at the next start', { error: redact(errorText(error)) });
+    try {
+      db.close();
+    } catch {
+      // Closing is a courtesy: SQLite's journal makes an unclosed file safe.
+    }
+    lock.lock.release();
+    process.exit(1);
+  };
+  return { finished, stop, crash };
 }
 
 /** Runs until SIGTERM/SIGINT; returns the process exit code. */
@@ -210,11 +222,23 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const onCrash = (error: unknown) => {
+    if (running) running.crash(error);
+    process.stderr.write(`animus-runtime: internal error during start-up: ${scrubTokens(error instanceof Error ? error.message : String(error))}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', onCrash);
+  process.on('unhandledRejection', onCrash);
   const started = await startRuntime(options);
   if (typeof started === 'number') return started;
   running = started;
   if (requested) void running.stop(requested);
   return running.finished;
+}
+
+/** Before the .env is known there is no list of secrets: mask what looks like a bot token or API key. */
+export function scrubTokens(text: string): string {
+  return text.replace(/\b\d{5,}:[\w-]{20,}/g, '[REDACTED]').replace(/\bsk-[\w-]{6,}/g, '[REDACTED]').split('\n')[0]!;
 }
 
 function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {

@@ -244,6 +244,101 @@ describe('runtime as a child process', () => {
     expect(queueRows(paths)[0]).toMatchObject({ status: 'pending', attempts: 0 });
   });
 
+  it('splits long replies at 4096 and falls back to plain text when Telegram cannot parse the Markdown', async () => {
+    const { paths } = await liveAgent({ TELEGRAM_BOT_TOKEN: BOT_TOKEN });
+    await updateSettings(paths, (s) => {
+      s.plugins.telegram_bot.enabled = true;
+    });
+    const long = `${'word '.repeat(1000)}\n\n${'more '.repeat(300)}`.trim();
+    letta.script({ reply: long });
+    const sentBefore = telegram.sent.length;
+    telegram.failSend({ status: 400, description: "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 3" });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'telegram bot polling');
+    telegram.sendText({ userId: 314, username: 'carol', text: 'tell me a long story' });
+    await runtime.waitForLog((l) => l.msg === 'reply delivered');
+    const sent = telegram.sent.slice(sentBefore);
+    expect(sent.map((m) => m.text.length).every((n) => n <= 4096)).toBe(true);
+    expect(sent.length).toBeGreaterThanOrEqual(2);
+    // Split at whitespace only: no word is cut and nothing is lost.
+    expect(sent.map((m) => m.text).join(' ').split(/\s+/)).toEqual(long.split(/\s+/));
+    // The rejected first chunk went again without parse_mode; the rest kept it.
+    expect(sent[0]!.parse_mode).toBeUndefined();
+    expect(sent[1]!.parse_mode).toBe('Markdown');
+    const sends = telegram.requests.filter((r) => r.method === 'sendMessage').slice(-3);
+    expect(sends.map((r) => r.params.parse_mode)).toEqual(['Markdown', undefined, 'Markdown']);
+  });
+
+  it("attaches the sender's core block around each request and detaches it on every path", async () => {
+    const { paths, id } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.letta.attach_user_block = true;
+      s.max_retries = 0;
+    });
+    const from = letta.requests.length;
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const ok = await sendLocal(paths, 'remember me');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === ok);
+    letta.script({ status: 500 });
+    const bad = await sendLocal(paths, 'and now fail');
+    await runtime.waitForLog((l) => l.msg === 'agent request failed; no retries left' && l.item === bad);
+    const calls = letta.requests.slice(from).map((r) => `${r.method} ${r.path.replace(id, '{agent}')}`);
+    const block = /attach\/(block-\d+)/.exec(calls.join(' '))![1]!;
+    expect(calls).toEqual([
+      'POST /v1/blocks/',
+      `PATCH /v1/agents/{agent}/core-memory/blocks/attach/${block}`,
+      'POST /v1/agents/{agent}/messages',
+      `PATCH /v1/agents/{agent}/core-memory/blocks/detach/${block}`,
+      `PATCH /v1/agents/{agent}/core-memory/blocks/attach/${block}`,
+      'POST /v1/agents/{agent}/messages',
+      `PATCH /v1/agents/{agent}/core-memory/blocks/detach/${block}`,
+    ]);
+    const db = new Database(paths.db, { readonly: true });
+    expect(db.prepare('SELECT letta_block_id FROM letta_users').all()).toEqual([{ letta_block_id: block }]);
+    db.close();
+  });
+
+  it('opens the circuit on an endpoint that keeps failing, sends nothing while open, probes and closes when it recovers', async () => {
+    const { paths } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.max_retries = 20;
+    });
+    const times: number[] = [];
+    letta.onMessage = () => times.push(Date.now());
+    letta.fallback = { status: 502 };
+    try {
+      const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_BREAKER_THRESHOLD: '2', ANIMUS_BREAKER_COOLDOWN_MS: '600' });
+      await runtime.waitForLog((l) => l.msg === 'runtime ready');
+      const item = await sendLocal(paths, 'are you there?');
+      const open = await runtime.waitForLog((l) => l.msg.startsWith('agent endpoint keeps failing: circuit open'));
+      const probe = await runtime.waitForLog((l) => l.msg.startsWith('circuit half-open'));
+      const openAt = Date.parse(open.time);
+      const probeAt = Date.parse(probe.time);
+      expect(probeAt - openAt).toBeGreaterThanOrEqual(500);
+      expect(times.filter((t) => t > openAt + 5 && t < probeAt - 5)).toEqual([]);
+      letta.fallback = undefined;
+      await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item, 30_000);
+      expect(runtime.logs.some((l) => l.msg.startsWith('agent endpoint answering again: circuit closed'))).toBe(true);
+    } finally {
+      letta.fallback = undefined;
+      letta.onMessage = undefined;
+    }
+  });
+
+  it('starts a plugin enabled by a settings change without a restart', async () => {
+    const { paths } = await liveAgent({ TELEGRAM_BOT_TOKEN: BOT_TOKEN });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    expect(runtime.logs.some((l) => l.msg === 'telegram bot polling')).toBe(false);
+    await updateSettings(paths, (s) => {
+      s.plugins.telegram_bot.enabled = true;
+    });
+    const reloaded = await runtime.waitForLog((l) => l.msg === 'settings reloaded');
+    expect(reloaded.changed).toEqual(['plugins.telegram_bot.enabled']);
+    await runtime.waitForLog((l) => l.msg === 'telegram bot polling');
+  });
+
   it('refuses a second runtime on the same folder with exit 78', async () => {
     const { paths } = await deployTestAgent(home, { mode: 'echo' });
     const first = startRuntime(paths, FAST_ENV);
