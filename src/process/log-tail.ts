@@ -62,8 +62,15 @@ export async function followFiles(paths: string[], onText: (path: string, text: 
   for (const path of paths) offsets.set(path, await sizeOf(path));
   while (!signal.aborted) {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, intervalMs);
-      signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, intervalMs);
+      signal.addEventListener('abort', onAbort, { once: true });
     });
     for (const path of paths) {
       const size = await sizeOf(path);

@@ -9,7 +9,7 @@ import { systemdRunning } from './systemd.js';
 export interface StartupResult {
   pm2Home: string;
   dumpFile: string;
-  /** Processes in the saved list (all of this PM2 daemon's, as `pm2 save` does). */
+  /** animus agents in the saved list (which, as `pm2 save` does, holds all of this daemon's processes). */
   saved: number;
   platform?: 'systemd';
   /** Root ran PM2's startup itself. */

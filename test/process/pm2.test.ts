@@ -1,12 +1,12 @@
 import { execa } from 'execa';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setEnvValue } from '../../src/config/env-file.js';
 import { readSettings, writeSettings } from '../../src/instances/agent-files.js';
 import { Pm2Manager } from '../../src/process/pm2.js';
 import { deployTestAgent } from '../helpers/agents.js';
-import { json, REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { cliEnv, json, REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { killPm2Daemon, makeFixtureRuntime, startLines, waitFor } from './fixture.js';
 
@@ -229,6 +229,22 @@ describe('PM2: failures, stop, remove', () => {
     expect(human.stdout).toContain('"value":"for-logs"');
     expect((await cli(['logs', paths.agent.id, '-n', 'x'])).code).toBe(2);
     expect((await cli(['logs', paths.agent.id, '-f', '--json'])).code).toBe(2);
+  });
+
+  it('logs -f prints what is appended, secrets masked, until Ctrl-C', async () => {
+    const { paths } = await deploy({ TELEGRAM_BOT_TOKEN: '123456:follow-secret-token' });
+    await writeFile(paths.outLog, 'first line\n');
+    const child = execa(process.execPath, [join(REPO_ROOT, 'bin', 'animus.js'), 'logs', paths.agent.id, '-n', '1', '-f'], { env: cliEnv({ home, pm2Home }), extendEnv: false, reject: false });
+    let seen = '';
+    child.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    await waitFor('the tail', async () => (seen.includes('first line') ? true : undefined));
+    await appendFile(paths.outLog, 'appended with 123456:follow-secret-token inside\n');
+    await waitFor('the appended line', async () => (seen.includes('appended with') ? true : undefined));
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(0);
+    expect(seen).toContain('appended with [REDACTED] inside');
+    expect(seen).not.toContain('follow-secret-token');
   });
 
   it('remove stops and unregisters the instance before moving the folder', async () => {

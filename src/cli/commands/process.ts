@@ -109,7 +109,7 @@ export function registerProcessCommands(program: Command, action: Action): void 
           });
           progress.done();
           ctx.out.result(result, () => [
-            `${ctx.out.style.green('✓')} saved ${result.saved} PM2 process(es) to ${result.dumpFile}`,
+            `${ctx.out.style.green('✓')} saved PM2's process list (${result.saved} animus agent(s)) to ${result.dumpFile}`,
             ...(result.installed ? [`${ctx.out.style.green('✓')} PM2 starts at boot (${result.platform})`] : []),
             ...(result.command ? ['', 'To start PM2 at boot, run this once as root:', `  ${result.command}`] : []),
             ...(result.note ? ['', result.note] : []),
