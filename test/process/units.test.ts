@@ -1,0 +1,78 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { agentIdFromUuid } from '../../src/core/agent-id.js';
+import { agentPathsIn } from '../../src/home/layout.js';
+import { tailLines } from '../../src/process/log-tail.js';
+import { mapPm2Status, pm2ProcessName, resolvePm2Home } from '../../src/process/pm2.js';
+import { instanceEnv, scrubbedEnv } from '../../src/process/process-env.js';
+import { renderDropIn, unitDirectory } from '../../src/process/systemd-units.js';
+import { tempDir } from '../helpers/temp.js';
+
+const agent = agentIdFromUuid('0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0');
+const paths = agentPathsIn('/srv/animus/agent-0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0', agent);
+
+describe('what an instance is given', () => {
+  const caller = { PATH: '/usr/bin', HOME: '/root', LANG: 'C.UTF-8', AGENT_API_KEY: 'sk-x', TELEGRAM_BOT_TOKEN: 't', AWS_SECRET_ACCESS_KEY: 's', ANIMUS_HOME: '/h', NODE_OPTIONS: '--inspect' };
+
+  it('instanceEnv passes an allow-list plus the agent folder, nothing else', () => {
+    expect(instanceEnv(paths, caller)).toEqual({ PATH: '/usr/bin', HOME: '/root', LANG: 'C.UTF-8', ANIMUS_AGENT_DIR: paths.dir, NODE_ENV: 'production' });
+  });
+
+  it.each([['AGENT_API_KEY'], ['TELEGRAM_BOT_TOKEN'], ['AWS_SECRET_ACCESS_KEY']])('scrubbedEnv drops %s and keeps the rest', (key) => {
+    const scrubbed = scrubbedEnv(caller);
+    expect(scrubbed).not.toHaveProperty(key);
+    expect(scrubbed.PATH).toBe('/usr/bin');
+    expect(scrubbed.ANIMUS_HOME).toBe('/h');
+  });
+});
+
+describe('PM2 naming and states', () => {
+  it('names the process animus-<uuid> and honours PM2_HOME', () => {
+    expect(pm2ProcessName(paths)).toBe('animus-0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0');
+    expect(resolvePm2Home({ PM2_HOME: '/tmp/p', HOME: '/root' })).toBe('/tmp/p');
+    expect(resolvePm2Home({ HOME: '/home/u' })).toBe('/home/u/.pm2');
+  });
+
+  it.each([
+    ['online', 'online'],
+    ['launching', 'starting'],
+    ['stopping', 'stopping'],
+    ['stopped', 'stopped'],
+    ['one-launch-status', 'stopped'],
+    ['waiting restart', 'errored'],
+    ['errored', 'errored'],
+    ['something new', 'unknown'],
+    [undefined, 'unknown'],
+  ] as const)('PM2 status %s is %s', (pm2, state) => {
+    expect(mapPm2Status(pm2)).toBe(state);
+  });
+});
+
+describe('systemd per-agent drop-in', () => {
+  it('carries the memory ceiling, and journal logging only when asked', () => {
+    expect(renderDropIn({ memory_limit_mb: 300, log_target: 'file' })).toMatch(/^\[Service\]\nMemoryMax=300M\n$/m);
+    expect(renderDropIn({ memory_limit_mb: 300, log_target: 'file' })).not.toContain('journal');
+    expect(renderDropIn({ memory_limit_mb: 64, log_target: 'journal' })).toContain('MemoryMax=64M\nStandardOutput=journal\nStandardError=journal\n');
+  });
+
+  it('user units go under XDG_CONFIG_HOME, system units under /etc', () => {
+    expect(unitDirectory('user', { XDG_CONFIG_HOME: '/x', HOME: '/home/u' })).toBe('/x/systemd/user');
+    expect(unitDirectory('user', { HOME: '/home/u' })).toBe('/home/u/.config/systemd/user');
+    expect(unitDirectory('system', {})).toBe('/etc/systemd/system');
+  });
+});
+
+describe('tailLines', () => {
+  it('returns the last lines of big and small files, [] for a missing one', async () => {
+    const dir = await tempDir();
+    const big = join(dir, 'big.log');
+    await writeFile(big, Array.from({ length: 20_000 }, (_, i) => `line ${i}`).join('\n') + '\n');
+    expect(await tailLines(big, 3)).toEqual(['line 19997', 'line 19998', 'line 19999']);
+    const small = join(dir, 'small.log');
+    await writeFile(small, 'a\nb');
+    expect(await tailLines(small, 5)).toEqual(['a', 'b']);
+    expect(await tailLines(small, 0)).toEqual([]);
+    expect(await tailLines(join(dir, 'none.log'), 5)).toEqual([]);
+  });
+});
