@@ -37,7 +37,8 @@ export async function commitToBare(bare: string, files: Record<string, string>, 
     await git(['add', '--all'], work);
     await git(['commit', '--quiet', '--allow-empty', '-m', message], work);
     await git(['push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`], work);
-    return git(['rev-parse', 'HEAD'], work);
+    // Awaited here: the finally below removes the work tree, and must wait for git to finish reading it.
+    return await git(['rev-parse', 'HEAD'], work);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
