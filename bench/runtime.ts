@@ -4,7 +4,7 @@
 //     (as a plugin or `animus send` stores it, with the wake poke) to the runtime's
 //     "item completed" line, minus the time the stand-in took to answer
 //   - idle RSS of a fresh instance next to an idle bare `node`, measured in the same run
-//   npm run bench -- runtime [N]
+//   npm run bench -- runtime [N]      (BENCH_NODE_OPTIONS is passed to the runtime as NODE_OPTIONS, e.g. a heap cap)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -43,7 +43,7 @@ interface Runtime {
 }
 
 function start(paths: AgentPaths): Runtime {
-  const child = spawn(process.execPath, [join(paths.clone, 'main.js')], { cwd: paths.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(paths.clone, 'main.js')], { cwd: paths.dir, env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const runtime: Runtime = { child, onCompleted: () => {}, ready: Promise.resolve() };
   let partial = '';

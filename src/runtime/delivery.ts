@@ -35,22 +35,34 @@ export class DeliveryWorker {
   }
 
   async run(): Promise<void> {
-    const { db } = this.options;
     while (!this.stopping) {
-      const due = dueDeliveries(db);
-      for (const item of due) {
-        if (this.stopping) break;
-        const controller = new AbortController();
-        const done = this.deliver(item, controller.signal);
-        this.current = { controller, done };
+      try {
+        await this.step();
+      } catch (error) {
+        this.options.logger.error('delivery worker error; retrying shortly', { error: this.options.redact(errorText(error)) });
+        await this.sleeper.sleep(Math.max(1000, this.options.refreshMs()));
+      }
+    }
+  }
+
+  private async step(): Promise<void> {
+    const { db } = this.options;
+    const due = dueDeliveries(db);
+    for (const item of due) {
+      if (this.stopping) return;
+      const controller = new AbortController();
+      const done = this.deliver(item, controller.signal);
+      this.current = { controller, done };
+      try {
         await done;
+      } finally {
         this.current = undefined;
       }
-      if (due.length > 0) continue;
-      const next = nextDeliveryAt(db);
-      const refresh = this.options.refreshMs();
-      await this.sleeper.sleep(next === undefined ? refresh : Math.min(refresh, Math.max(1, next - Date.now())));
     }
+    if (due.length > 0) return;
+    const next = nextDeliveryAt(db);
+    const refresh = this.options.refreshMs();
+    await this.sleeper.sleep(next === undefined ? refresh : Math.min(refresh, Math.max(1, next - Date.now())));
   }
 
   async stop(graceMs: number): Promise<void> {
@@ -59,7 +71,7 @@ export class DeliveryWorker {
     const current = this.current;
     if (!current) return;
     const timer = setTimeout(() => current.controller.abort(), graceMs);
-    await current.done;
+    await current.done.catch(() => {});
     clearTimeout(timer);
   }
 

@@ -58,32 +58,45 @@ export class QueueWorker {
   }
 
   async run(): Promise<void> {
-    const { db, settings, breaker } = this.options;
     while (!this.stopping) {
-      const current = settings();
-      const refreshMs = current.queue_refresh * 1000;
-      if (Date.now() - this.lastRecovery >= this.options.recoverEveryMs) {
-        this.recover(Date.now() - (current.letta.timeout_s * 1000 + this.options.recoverEveryMs));
+      try {
+        await this.step();
+      } catch (error) {
+        // A database that stays locked or a full disk: keep the process, try again shortly.
+        this.options.logger.error('queue worker error; retrying shortly', { error: this.options.redact(errorText(error)) });
+        await this.sleeper.sleep(Math.max(1000, this.options.settings().queue_refresh * 1000));
       }
-      // listen: messages are stored and stay pending; nothing is sent to the agent.
-      if (current.message_mode === 'listen') {
-        await this.sleeper.sleep(refreshMs);
-        continue;
-      }
-      if (current.message_mode === 'live' && !breaker.allow()) {
-        await this.sleeper.sleep(Math.min(refreshMs, Math.max(0, breaker.retryAt - Date.now())) || refreshMs);
-        continue;
-      }
-      const item = claimNext(db);
-      if (!item) {
-        const due = nextDueAt(db);
-        await this.sleeper.sleep(due === undefined ? refreshMs : Math.min(refreshMs, Math.max(1, due - Date.now())));
-        continue;
-      }
-      const controller = new AbortController();
-      const done = this.process(item, current, controller.signal);
-      this.inFlight = { queueId: item.queueId, controller, done };
+    }
+  }
+
+  private async step(): Promise<void> {
+    const { db, settings, breaker } = this.options;
+    const current = settings();
+    const refreshMs = current.queue_refresh * 1000;
+    if (Date.now() - this.lastRecovery >= this.options.recoverEveryMs) {
+      this.recover(Date.now() - (current.letta.timeout_s * 1000 + this.options.recoverEveryMs));
+    }
+    // listen: messages are stored and stay pending; nothing is sent to the agent.
+    if (current.message_mode === 'listen') {
+      await this.sleeper.sleep(refreshMs);
+      return;
+    }
+    if (current.message_mode === 'live' && !breaker.allow()) {
+      await this.sleeper.sleep(Math.min(refreshMs, Math.max(0, breaker.retryAt - Date.now())) || refreshMs);
+      return;
+    }
+    const item = claimNext(db);
+    if (!item) {
+      const due = nextDueAt(db);
+      await this.sleeper.sleep(due === undefined ? refreshMs : Math.min(refreshMs, Math.max(1, due - Date.now())));
+      return;
+    }
+    const controller = new AbortController();
+    const done = this.process(item, current, controller.signal);
+    this.inFlight = { queueId: item.queueId, controller, done };
+    try {
       await done;
+    } finally {
       this.inFlight = undefined;
     }
   }
@@ -98,11 +111,15 @@ export class QueueWorker {
     const expired = new Promise<'expired'>((resolve) => {
       timer = setTimeout(() => resolve('expired'), graceMs);
     });
-    const outcome = await Promise.race([inFlight.done.then(() => 'done' as const), expired]);
+    const settled = inFlight.done.then(
+      () => 'done' as const,
+      () => 'done' as const,
+    );
+    const outcome = await Promise.race([settled, expired]);
     clearTimeout(timer);
     if (outcome === 'expired') {
       inFlight.controller.abort();
-      await inFlight.done;
+      await settled;
     }
   }
 

@@ -44,17 +44,20 @@ export class BotApi {
     this.base = `${apiRoot.replace(/\/+$/, '')}/bot${token}`;
   }
 
-  async call<T>(method: string, params: Record<string, unknown>, signal: AbortSignal): Promise<T> {
+  /** `timeoutMs` bounds the whole call: a connection that silently dies must not stall polling or delivery forever. */
+  async call<T>(method: string, params: Record<string, unknown>, signal: AbortSignal, timeoutMs = 30_000): Promise<T> {
+    const bounded = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
     let response: Response;
     try {
       response = await fetch(`${this.base}/${method}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(params),
-        signal,
+        signal: bounded,
       });
     } catch (error) {
       if (signal.aborted) throw error;
+      if (bounded.aborted) throw new TelegramApiError(method, 0, `no answer within ${Math.round(timeoutMs / 1000)} s`);
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new TelegramApiError(method, 0, cause?.code ?? cause?.message ?? 'network error');
     }
@@ -63,6 +66,7 @@ export class BotApi {
       body = (await response.json()) as typeof body;
     } catch (error) {
       if (signal.aborted) throw error;
+      if (bounded.aborted) throw new TelegramApiError(method, 0, `no answer within ${Math.round(timeoutMs / 1000)} s`);
       throw new TelegramApiError(method, response.status, `unreadable answer (HTTP ${response.status})`);
     }
     if (body.ok === true && response.ok) return body.result as T;

@@ -59,7 +59,7 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
     let failures = 0;
     while (!signal.aborted) {
       try {
-        const updates = await api.call<TelegramUpdate[]>('getUpdates', { offset, timeout: pollTimeoutS, allowed_updates: ['message'] }, signal);
+        const updates = await api.call<TelegramUpdate[]>('getUpdates', { offset, timeout: pollTimeoutS, allowed_updates: ['message'] }, signal, (pollTimeoutS + 15) * 1000);
         if (!health.ok) ctx.logger.info('telegram bot polling');
         health = { ok: true, detail: 'polling' };
         failures = 0;
@@ -97,6 +97,8 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
       controller?.abort();
       await loop;
       loop = undefined;
+      // Confirm what was stored, so the next start does not fetch it again (the store would drop it, but why ask).
+      if (offset !== undefined) await api.call('getUpdates', { offset, timeout: 0, limit: 1 }, new AbortController().signal, 1000).catch(() => {});
       health = { ok: false, detail: 'stopped' };
     },
     async deliver(target, text, signal) {
