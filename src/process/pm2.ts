@@ -191,7 +191,12 @@ export class Pm2Manager implements ProcessManager {
       !o.ok ? failed(agents[i]!.agent.id, o.error) : o.value === 'submitted' ? undefined : o.value,
     );
     const pending = agents.filter((_, i) => results[i] === undefined);
-    const verified = await this.verify(api, pending);
+    // The pid before a restart is not proof of anything: only a new process counts.
+    const previous = new Map(pending.flatMap((paths) => {
+      const pid = known.get(pm2ProcessName(paths))?.pid;
+      return pid ? [[paths.agent.id, pid] as const] : [];
+    }));
+    const verified = await this.verify(api, pending, previous);
     for (const [i, paths] of agents.entries()) {
       if (results[i] === undefined) results[i] = verified.get(paths.agent.id)!;
     }
@@ -203,7 +208,7 @@ export class Pm2Manager implements ProcessManager {
    * one `list` per poll for all of them. A process that exits, restarts or never comes
    * up fails, is stopped (no crash loop is left behind) and reports its log's tail.
    */
-  private async verify(api: Pm2Api, agents: AgentPaths[]): Promise<Map<string, ProcessActionResult>> {
+  private async verify(api: Pm2Api, agents: AgentPaths[], previousPids: Map<string, number>): Promise<Map<string, ProcessActionResult>> {
     const results = new Map<string, ProcessActionResult>();
     const firstOnline = new Map<string, { pid: number; at: number }>();
     const deadline = Date.now() + this.graceMs + START_TIMEOUT_MS;
@@ -217,7 +222,9 @@ export class Pm2Manager implements ProcessManager {
         const proc = byName.get(pm2ProcessName(paths));
         const status = proc?.pm2_env?.status;
         const seen = firstOnline.get(id);
-        if (status === 'online' && proc?.pid) {
+        if (status === 'online' && proc?.pid && proc.pid === previousPids.get(id) && !seen && now <= deadline) {
+          still.push(paths);
+        } else if (status === 'online' && proc?.pid) {
           if (!seen) {
             firstOnline.set(id, { pid: proc.pid, at: now });
             still.push(paths);
