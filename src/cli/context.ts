@@ -30,8 +30,8 @@ export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEn
     cached ??= (async () => {
       if (globals.home) return { home: resolve(globals.home), source: '--home' as const };
       if (env.ANIMUS_HOME) return { home: resolve(env.ANIMUS_HOME), source: 'ANIMUS_HOME' as const };
-      const { openPreferences } = await import('../config/preferences.js');
-      const saved = (await openPreferences(env)).get('home');
+      const { readPreferences } = await import('../config/preferences.js');
+      const saved = (await readPreferences(env)).home;
       if (saved) return { home: resolve(saved), source: 'config' as const };
       return { home: DEFAULT_HOME, source: 'default' as const };
     })();

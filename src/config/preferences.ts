@@ -1,4 +1,6 @@
-import { isAbsolute, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { PROCESS_MANAGERS, type ProcessManagerName } from './settings.js';
 
@@ -62,27 +64,54 @@ export interface PreferenceStore {
   unset(key: PreferenceKey): void;
 }
 
-const stores = new Map<string, Promise<PreferenceStore>>();
-
-/** One store per config folder per process: deploy asks for three preferences, conf is read once. */
-export function openPreferences(env: NodeJS.ProcessEnv = process.env): Promise<PreferenceStore> {
-  const key = env.ANIMUS_CONFIG_DIR ?? '';
-  let store = stores.get(key);
-  if (!store) {
-    store = loadPreferences(env);
-    stores.set(key, store);
-    store.catch(() => stores.delete(key));
-  }
-  return store;
+/** `$ANIMUS_CONFIG_DIR/config.json`, else the XDG config folder's `animus/config.json`. */
+export function preferencesPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(preferencesDir(env), 'config.json');
 }
 
-async function loadPreferences(env: NodeJS.ProcessEnv): Promise<PreferenceStore> {
+function preferencesDir(env: NodeJS.ProcessEnv): string {
+  return env.ANIMUS_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'animus');
+}
+
+/**
+ * Reads the preferences without loading conf (and its schema validator): every
+ * command that needs the default home or a deploy default goes through here, and
+ * start-up time matters. Values were normalized when set; conf writes them.
+ */
+export async function readPreferences(env: NodeJS.ProcessEnv = process.env): Promise<Preferences> {
+  const path = preferencesPath(env);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new AnimusError('EIO', `cannot read the animus config file ${path} (${(error as NodeJS.ErrnoException).code}): check its permissions`, { cause: error });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw corrupt(path, error);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw corrupt(path, new Error('not an object'));
+  const out: Preferences = {};
+  for (const [key, value] of Object.entries(data)) if (isPreferenceKey(key) && typeof value === 'string') out[key] = value as never;
+  return out;
+}
+
+function corrupt(path: string, error: unknown): AnimusError {
+  return new AnimusError('EBADSETTINGS', `cannot read the animus config file ${path} (${(error as Error).message}): fix or delete it`, { cause: error });
+}
+
+/** The writable store (`animus config set|unset`), through conf: atomic writes, mode 0600. */
+export async function openPreferences(env: NodeJS.ProcessEnv = process.env): Promise<PreferenceStore> {
+  await readPreferences(env); // the same one-line error for a corrupt file as every other command
   const { default: Conf } = await import('conf');
   let conf: InstanceType<typeof Conf<Preferences>>;
   try {
-    conf = new Conf<Preferences>({ projectName: 'animus', projectSuffix: '', cwd: env.ANIMUS_CONFIG_DIR || undefined, configFileMode: 0o600 });
+    conf = new Conf<Preferences>({ projectName: 'animus', cwd: preferencesDir(env), configFileMode: 0o600 });
   } catch (error) {
-    throw new AnimusError('EBADSETTINGS', `cannot read the animus config file (${(error as Error).message}): fix or delete it`, { cause: error });
+    throw corrupt(preferencesPath(env), error);
   }
   return {
     path: conf.path,

@@ -83,8 +83,8 @@ async function readExtraEnv(raw: Record<string, unknown>): Promise<EnvMap> {
 }
 
 async function preference(ctx: CliContext, key: 'processManager' | 'runtimeRepo' | 'runtimeRef'): Promise<string | undefined> {
-  const { openPreferences } = await import('../../config/preferences.js');
-  return (await openPreferences(ctx.env)).get(key);
+  const { readPreferences } = await import('../../config/preferences.js');
+  return (await readPreferences(ctx.env))[key];
 }
 
 function uniqueAgents(agents: AgentId[]): AgentId[] {

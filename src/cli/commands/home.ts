@@ -33,11 +33,11 @@ export function registerHomeCommands(program: Command, action: Action): void {
       .description('show every preference and where they are stored')
       .action(
         action(async (ctx) => {
-          const { openPreferences, PREFERENCE_SPECS } = await import('../../config/preferences.js');
-          const store = await openPreferences(ctx.env);
-          const values = store.all();
+          const { readPreferences, preferencesPath, PREFERENCE_SPECS } = await import('../../config/preferences.js');
+          const values = await readPreferences(ctx.env);
+          const path = preferencesPath(ctx.env);
           const { home, source } = await ctx.resolveHome();
-          ctx.out.result({ path: store.path, values, effectiveHome: home, homeSource: source }, () => [
+          ctx.out.result({ path, values, effectiveHome: home, homeSource: source }, () => [
             ctx.out.table(Object.entries(PREFERENCE_SPECS), [
               { header: 'KEY', value: ([key]) => key },
               { header: 'VALUE', value: ([key]) => String(values[key as keyof typeof values] ?? ctx.out.style.dim('(unset)')) },
@@ -45,7 +45,7 @@ export function registerHomeCommands(program: Command, action: Action): void {
             ]),
             '',
             `home in use: ${home} (from ${source})`,
-            `stored in ${store.path}`,
+            `stored in ${path}`,
           ]);
         }),
       ),
@@ -57,9 +57,9 @@ export function registerHomeCommands(program: Command, action: Action): void {
       .description('print one preference')
       .action(
         action(async (ctx, key: string) => {
-          const { openPreferences, assertPreferenceKey } = await import('../../config/preferences.js');
+          const { readPreferences, assertPreferenceKey } = await import('../../config/preferences.js');
           const name = assertPreferenceKey(key);
-          const value = (await openPreferences(ctx.env)).get(name);
+          const value = (await readPreferences(ctx.env))[name];
           ctx.out.result({ key: name, value: value ?? null }, () => value ?? '');
         }),
       ),
@@ -99,8 +99,8 @@ export function registerHomeCommands(program: Command, action: Action): void {
       .description('print the path of the preferences file')
       .action(
         action(async (ctx) => {
-          const { openPreferences } = await import('../../config/preferences.js');
-          const path = (await openPreferences(ctx.env)).path;
+          const { preferencesPath } = await import('../../config/preferences.js');
+          const path = preferencesPath(ctx.env);
           ctx.out.result({ path }, () => path);
         }),
       ),
