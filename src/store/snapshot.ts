@@ -12,7 +12,9 @@ export async function snapshotDatabase(source: string | Database, destination: s
   const db = typeof source === 'string' ? openDatabase(source, { readonly: true }) : source;
   const temp = `${destination}.partial`;
   try {
-    await db.backup(temp);
+    // All pages in one step: copied in steps, the backup restarts whenever another
+    // process writes between two of them, so a busy runtime would keep it from ever ending.
+    await db.backup(temp, { progress: () => 0x7fffffff });
     await chmod(temp, 0o600);
     await rename(temp, destination);
   } catch (error) {
