@@ -339,6 +339,20 @@ describe('runtime as a child process', () => {
     await runtime.waitForLog((l) => l.msg === 'telegram bot polling');
   });
 
+  it('recovers an item stuck in processing while running (periodic recovery), even in listen mode', async () => {
+    const { paths } = await deployTestAgent(home, { mode: 'listen' });
+    const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_RECOVER_EVERY_MS: '100' });
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const db = openDatabase(paths.db);
+    const stored = storeInbound(db, { platform: 'local', platformUserId: 'tester', text: 'stuck' });
+    if (stored.status !== 'queued') throw new Error('not queued');
+    // As a runtime that died mid-request long ago would have left it.
+    db.prepare("UPDATE queue SET status = 'processing', attempts = 1, claimed_at = 0 WHERE id = ?").run(stored.queueId);
+    db.close();
+    await runtime.waitForLog((l) => l.msg.startsWith('item left processing') && l.item === stored.queueId);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'pending', attempts: 1 });
+  });
+
   it('refuses a second runtime on the same folder with exit 78', async () => {
     const { paths } = await deployTestAgent(home, { mode: 'echo' });
     const first = startRuntime(paths, FAST_ENV);

@@ -71,13 +71,26 @@ interface GramMessage {
   getSender(): Promise<{ username?: string; firstName?: string; lastName?: string } | undefined>;
 }
 
-async function loadGramJs(): Promise<{ TelegramClient: new (...args: unknown[]) => GramClient; StringSession: new (s: string) => unknown; NewMessage: new (o: object) => unknown }> {
+interface GramJs {
+  TelegramClient: new (...args: unknown[]) => GramClient;
+  StringSession: new (s: string) => unknown;
+  NewMessage: new (o: object) => unknown;
+  Logger: new (level: string) => unknown;
+}
+
+async function loadGramJs(): Promise<GramJs> {
   const pick = (mod: unknown) => ((mod as { default?: unknown }).default ?? mod) as Record<string, unknown>;
-  const [main, sessions, events] = await Promise.all([import('telegram'), import('telegram/sessions/index.js'), import('telegram/events/index.js')]);
+  const [main, sessions, events, logger] = await Promise.all([
+    import('telegram'),
+    import('telegram/sessions/index.js'),
+    import('telegram/events/index.js'),
+    import('telegram/extensions/Logger.js'),
+  ]);
   return {
     TelegramClient: pick(main).TelegramClient as never,
     StringSession: pick(sessions).StringSession as never,
     NewMessage: pick(events).NewMessage as never,
+    Logger: pick(logger).Logger as never,
   };
 }
 
@@ -102,7 +115,12 @@ export const createGramJsAdapter: MtprotoAdapterFactory = (credentials) => {
   return {
     async connect() {
       const gram = await loadGramJs();
-      client = new gram.TelegramClient(new gram.StringSession(credentials.session), credentials.apiId, credentials.apiHash, { connectionRetries: 5, baseLogger: undefined });
+      // GramJS logs plain text to stdout from its constructor on, which would break the
+      // runtime's one-JSON-object-per-line log: silence it; the plugin logs what matters.
+      client = new gram.TelegramClient(new gram.StringSession(credentials.session), credentials.apiId, credentials.apiHash, {
+        connectionRetries: 5,
+        baseLogger: new gram.Logger('none'),
+      });
       await client.connect();
       client.addEventHandler((event) => {
         void toUserMessage(event.message).then((message) => {
@@ -140,7 +158,7 @@ export const createGramJsAdapter: MtprotoAdapterFactory = (credentials) => {
 export const gramJsLogin: MtprotoLogin = {
   async login(apiId, apiHash, prompts) {
     const gram = await loadGramJs();
-    const client = new gram.TelegramClient(new gram.StringSession(''), apiId, apiHash, { connectionRetries: 3 });
+    const client = new gram.TelegramClient(new gram.StringSession(''), apiId, apiHash, { connectionRetries: 3, baseLogger: new gram.Logger('error') });
     let failure: Error | undefined;
     try {
       await client.start({
