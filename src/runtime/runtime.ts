@@ -56,7 +56,13 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     for (const problem of problems) stderr(`animus-runtime: ${problem}`);
     return EXIT_CONFIG;
   }
-  const lock = acquireLock(config.agentDir);
+  let lock: ReturnType<typeof acquireLock>;
+  try {
+    lock = acquireLock(config.agentDir);
+  } catch (error) {
+    stderr(`animus-runtime: cannot create the lock file in ${config.agentDir} (${(error as NodeJS.ErrnoException).code ?? describeError(error)}): the agent folder must be writable by the runtime's user`);
+    return EXIT_CONFIG;
+  }
   if (!lock.ok) {
     stderr(`animus-runtime: another runtime (pid ${lock.holder}) already serves ${config.agentDir}: stop it first (its lock is ${lock.path})`);
     return EXIT_CONFIG;

@@ -171,6 +171,23 @@ describe('runtime as a child process', () => {
     }
   });
 
+  it('abandons a request slower than letta.timeout_s and retries it', async () => {
+    const { paths } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.letta.timeout_s = 1;
+    });
+    const before = letta.messageRequests().length;
+    letta.script({ delayMs: 5000, reply: 'too late' }, { reply: 'in time' });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'quick question');
+    const retry = await runtime.waitForLog((l) => l.msg === 'agent request failed; will retry');
+    expect(retry).toMatchObject({ item, error: 'agent request timed out' });
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item);
+    expect(letta.messageRequests().length).toBe(before + 2);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'completed', attempts: 2, agent_response: 'in time' });
+  });
+
   it('fails a non-retryable agent error (401) at once', async () => {
     const { paths } = await liveAgent();
     await setEnv(paths, { AGENT_API_KEY: 'sk-wrong-key-987654' });
