@@ -5,7 +5,8 @@ import { deployTestAgent } from '../helpers/agents.js';
 import { json, runCli } from '../helpers/cli.js';
 import { commitToBare, git, makeBareRepo } from '../helpers/git.js';
 import { tempDir } from '../helpers/temp.js';
-import { CRASHING_RUNTIME, goodRuntime, killPm2Daemon } from '../update/fixture.js';
+import { killPm2Daemon } from '../helpers/pm2.js';
+import { CRASHING_RUNTIME, goodRuntime } from '../update/fixture.js';
 import { withProcessManager } from '../../src/process/open.js';
 import { homeLayout } from '../../src/home/layout.js';
 

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'dotenv';
-import { AnimusError } from '../../src/core/errors.js';
+import { errorOf } from '../helpers/errors.js';
 import { checkEnv, formatEnvValue, parseEnv, parseEnvAssignment, setEnvValue } from '../../src/config/env-file.js';
-
-function errorOf(fn: () => unknown): AnimusError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof AnimusError) return error;
-    throw error;
-  }
-  throw new Error('expected an AnimusError');
-}
 
 describe('.env files', () => {
   it('parses assignments, comments, export and quotes', () => {

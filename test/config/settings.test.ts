@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { AnimusError } from '../../src/core/errors.js';
+import { errorOf } from '../helpers/errors.js';
 import { defaultSettings, parseSettingsJson, SETTINGS_FIELDS, setSetting, validateSettings } from '../../src/config/settings.js';
 
 const ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
-
-function errorOf(fn: () => unknown): AnimusError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof AnimusError) return error;
-    throw error;
-  }
-  throw new Error('expected an AnimusError');
-}
 
 describe('settings schema', () => {
   it('round-trips the defaults', () => {

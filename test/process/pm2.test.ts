@@ -8,7 +8,8 @@ import { Pm2Manager } from '../../src/process/pm2.js';
 import { deployTestAgent } from '../helpers/agents.js';
 import { cliEnv, json, REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-import { killPm2Daemon, makeFixtureRuntime, startLines, waitFor } from './fixture.js';
+import { killPm2Daemon } from '../helpers/pm2.js';
+import { makeFixtureRuntime, startLines, waitFor } from './fixture.js';
 
 /**
  * Against a real PM2 daemon of this file's own (temporary PM2_HOME, killed by pid in

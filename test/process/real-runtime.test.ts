@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-import { killPm2Daemon } from './fixture.js';
+import { killPm2Daemon } from '../helpers/pm2.js';
 
 /** The real runtime (the home's own runtime source, built from src/runtime) in echo mode under PM2. */
 let root: string;
