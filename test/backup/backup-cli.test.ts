@@ -61,7 +61,7 @@ describe('animus backup / restore', () => {
   it('refuses a tampered archive in verify and restore, with one line and nothing changed', async () => {
     const tampered = join(root, 'tampered.animus-backup');
     const data = await readFile(archiveOfA);
-    data[data.length - 100] ^= 0x20;
+    data[data.length - 100]! ^= 0x20;
     await writeFile(tampered, data);
     const verify = await runCli(['backup', 'verify', tampered], { home });
     expect(verify.code).toBe(5);

@@ -183,7 +183,7 @@ describe('restore refuses bad archives with nothing changed', () => {
   it('a tampered plain archive', async () => {
     const copy = join(root, 'tampered.animus-backup');
     const data = await readFile(good);
-    data[data.length - 700] ^= 0x01;
+    data[data.length - 700]! ^= 0x01;
     await writeFile(copy, data);
     await expect(verifyArchive(copy, undefined)).rejects.toMatchObject({ code: 'EBADARCHIVE', message: expect.stringMatching(/checksum/) });
     await expectRefused(copy, 'EBADARCHIVE', /does not match its checksum/);
@@ -192,7 +192,7 @@ describe('restore refuses bad archives with nothing changed', () => {
   it('a tampered encrypted archive, body or manifest', async () => {
     const data = await readFile(encrypted);
     const body = Buffer.from(data);
-    body[body.length - 40] ^= 0x01;
+    body[body.length - 40]! ^= 0x01;
     await writeFile(join(root, 'tampered-body.animus-backup'), body);
     await expectRefused(join(root, 'tampered-body.animus-backup'), 'EBADARCHIVE', /failed authentication/, passphrase);
     // Same length, valid JSON: only the authentication can catch it.
