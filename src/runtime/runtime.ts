@@ -11,7 +11,7 @@ import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, r
 import { DeliveryWorker } from './delivery.js';
 import { createLettaClient, type AgentClient } from './letta.js';
 import { acquireLock } from './lock.js';
-import { createLogger, errorText, type Logger } from './logger.js';
+import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
 import { createGramJsAdapter, type MtprotoAdapterFactory } from './plugins/mtproto-adapter.js';
 import { PluginRegistry } from './plugins/registry.js';
@@ -253,4 +253,3 @@ function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
   return [...keys].flatMap((key) => changedKeys((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], prefix ? `${prefix}.${key}` : key));
 }
 
-export type { Logger };

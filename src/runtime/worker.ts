@@ -166,22 +166,15 @@ export class QueueWorker {
     const timeoutMs = settings.letta.timeout_s * 1000;
     if (!settings.letta.attach_user_block || item.lettaUserId === null) return client.send(input, { signal, timeoutMs });
     const blockId = item.lettaBlockId ?? (await this.createUserBlock(client, item, signal, timeoutMs));
-    let attached = false;
     try {
-      attached = true;
       await client.attachBlock(blockId, { signal, timeoutMs });
       return await client.send(input, { signal, timeoutMs });
     } finally {
       // Detach on every path (even a failed attach may have reached the server), with a
       // signal of its own: a shutdown abort must not leave the user's block on the agent.
-      if (attached) {
-        const detach = new AbortController();
-        const timer = setTimeout(() => detach.abort(), Math.min(timeoutMs, 2000));
-        await client.detachBlock(blockId, { signal: detach.signal, timeoutMs: 2000 }).catch((error: unknown) => {
-          this.options.logger.warn('could not detach the user block', { item: item.queueId, block: blockId, error: this.options.redact(errorText(error)) });
-        });
-        clearTimeout(timer);
-      }
+      await client.detachBlock(blockId, { signal: AbortSignal.timeout(2000), timeoutMs: 2000 }).catch((error: unknown) => {
+        this.options.logger.warn('could not detach the user block', { item: item.queueId, block: blockId, error: this.options.redact(errorText(error)) });
+      });
     }
   }
 
