@@ -31,7 +31,7 @@ describe('animus send', () => {
     await runtime.waitForLog((l) => l.msg === 'runtime ready');
     const user = userInfo().username;
 
-    const plain = await runCli(['send', id, 'hello there', '--wait'], { home });
+    const plain = await runCli(['send', id, 'hello', 'there', '--wait'], { home });
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout.trim()).toBe(`[Username: @${user}, Telegram ID: ${user}] hello there`);
 

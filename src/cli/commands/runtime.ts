@@ -8,12 +8,14 @@ const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
 export function registerRuntimeCommands(program: Command, action: Action): void {
   examples(
     program
-      .command('send <id> <text>')
+      .command('send <id> <text...>')
       .description("put a message into an agent's queue from the command line (platform `local`); with --wait, print the reply")
       .option('--wait', 'wait for the reply and print it')
       .option('--timeout <seconds>', 'with --wait: give up after this long (the message stays queued)', '120')
       .action(
-        action(async (ctx, id: string, text: string, raw: { wait?: boolean; timeout?: string }) => {
+        action(async (ctx, id: string, words: string[], raw: { wait?: boolean; timeout?: string }) => {
+          // Unquoted words are one message, as a person typing them means.
+          const text = words.join(' ');
           const { sendLocalMessage, normalizeTimeout } = await import('../../runtime/send.js');
           const timeoutS = normalizeTimeout(raw.timeout, 120);
           const wait = raw.wait === true;
