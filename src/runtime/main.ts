@@ -31,11 +31,8 @@
  * - Plugins (settings.plugins.<name>.enabled): telegram_bot (TELEGRAM_BOT_TOKEN,
  *   TELEGRAM_API_ROOT), telegram_user (TELEGRAM_API_ID/_HASH/_SESSION_STRING), local
  *   (`animus send`, woken through the unix socket `runtime.sock` in the agent folder).
- * - Tuning variables (optional, in .env): ANIMUS_RETRY_BASE_MS, ANIMUS_RETRY_MAX_MS,
- *   ANIMUS_BREAKER_THRESHOLD, ANIMUS_BREAKER_COOLDOWN_MS, ANIMUS_DELIVERY_RETRY_BASE_MS,
- *   ANIMUS_DELIVERY_MAX_ATTEMPTS, ANIMUS_RECOVER_EVERY_MS, ANIMUS_SETTINGS_POLL_MS,
- *   ANIMUS_STOP_GRACE_MS (shorter than 7 s only),
- *   TELEGRAM_POLL_TIMEOUT_S.
+ * - Optional tuning variables in .env: see tuning.ts (ANIMUS_RETRY_BASE_MS, …), plus
+ *   TELEGRAM_POLL_TIMEOUT_S for the Bot API long poll.
  */
 import { runRuntime, scrubTokens } from './runtime.js';
 

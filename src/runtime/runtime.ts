@@ -5,7 +5,6 @@ import type { PluginName, Settings } from '../config/settings.js';
 import { openDatabase } from '../store/database.js';
 import { storeInbound } from '../store/inbound.js';
 import { schemaVersion } from '../store/migrations.js';
-import { envMs } from './backoff.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
 import { DeliveryWorker } from './delivery.js';
@@ -19,6 +18,7 @@ import { createTelegramBotPlugin } from './plugins/telegram-bot.js';
 import { createTelegramUserPlugin } from './plugins/telegram-user.js';
 import type { PluginContext, PluginFactory } from './plugins/types.js';
 import { SettingsWatcher } from './settings-watcher.js';
+import { readTuning } from './tuning.js';
 import { QueueWorker } from './worker.js';
 
 declare const __ANIMUS_VERSION__: string;
@@ -40,8 +40,6 @@ export interface RunningRuntime {
   crash(error: unknown): never;
 }
 
-/** SIGTERM budget: the in-flight agent request gets this long before it is abandoned and requeued. */
-const STOP_GRACE_MS = 7000;
 /** After this, shutdown stops waiting: anything unfinished is recovered at the next start. */
 const STOP_DEADLINE_MS = 9500;
 
@@ -81,10 +79,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   const logger = createLogger({ agent: config.agentId, level: config.logLevel, secrets: config.secrets });
   logger.info('runtime starting', { version: VERSION, pid: process.pid, mode: settings.message_mode, db: config.dbPath, schema: schemaVersion(db), node: process.version });
 
+  const tuning = readTuning(config.env);
   const breaker = new CircuitBreaker({
-    threshold: Math.max(1, Math.round(envMs(config.env, 'ANIMUS_BREAKER_THRESHOLD', 5))),
-    cooldownMs: envMs(config.env, 'ANIMUS_BREAKER_COOLDOWN_MS', 30_000),
-    maxCooldownMs: 10 * 60_000,
+    threshold: tuning.breakerThreshold,
+    cooldownMs: tuning.breakerCooldownMs,
+    maxCooldownMs: tuning.breakerMaxCooldownMs,
     onChange: (state, detail) => {
       const fields = { circuit: state, failures: detail.failures, retry_at: detail.retryAt ? new Date(detail.retryAt).toISOString() : undefined };
       if (state === 'open') logger.error('agent endpoint keeps failing: circuit open, requests paused', fields);
@@ -133,9 +132,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     agent,
     breaker,
     redact,
-    retryBaseMs: envMs(config.env, 'ANIMUS_RETRY_BASE_MS', 2000),
-    retryMaxMs: envMs(config.env, 'ANIMUS_RETRY_MAX_MS', 5 * 60_000),
-    recoverEveryMs: envMs(config.env, 'ANIMUS_RECOVER_EVERY_MS', 60_000),
+    retryBaseMs: tuning.retryBaseMs,
+    retryMaxMs: tuning.retryMaxMs,
+    recoverEveryMs: tuning.recoverEveryMs,
     onReply: () => delivery?.wake(),
   });
   delivery = new DeliveryWorker({
@@ -144,16 +143,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     plugins,
     refreshMs: () => settings.queue_refresh * 1000,
     redact,
-    retryBaseMs: envMs(config.env, 'ANIMUS_DELIVERY_RETRY_BASE_MS', 2000),
-    retryMaxMs: envMs(config.env, 'ANIMUS_DELIVERY_RETRY_MAX_MS', 10 * 60_000),
-    maxAttempts: Math.max(1, Math.round(envMs(config.env, 'ANIMUS_DELIVERY_MAX_ATTEMPTS', 8))),
+    retryBaseMs: tuning.deliveryRetryBaseMs,
+    retryMaxMs: tuning.deliveryRetryMaxMs,
+    maxAttempts: tuning.deliveryMaxAttempts,
   });
 
   worker.recover();
 
   const watcher = new SettingsWatcher({
     path: config.settingsPath,
-    pollMs: envMs(config.env, 'ANIMUS_SETTINGS_POLL_MS', 5000),
+    pollMs: tuning.settingsPollMs,
     check: (next) => checkSettingsAgainstEnv(next, config.env, config.agentId),
     onRejected: (problems) => logger.error('settings.json change refused; the previous settings stay in force', { problems }),
     onChange: async (next) => {
@@ -183,7 +182,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       }, STOP_DEADLINE_MS);
       deadline.unref();
       watcher.close();
-      await worker!.stop(Math.min(STOP_GRACE_MS, envMs(config.env, 'ANIMUS_STOP_GRACE_MS', STOP_GRACE_MS)));
+      await worker!.stop(tuning.stopGraceMs);
       await delivery!.stop(1000);
       await loops;
       await plugins.stopAll();
