@@ -16,6 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
  *   tg.sendText({ userId: 42, username: 'alice', text: 'hi' });   // a user writes to the bot
  *   tg.failSend({ status: 429, retryAfter: 1 }, { status: 400, description: "Bad Request: can't parse entities" });
  *   tg.failUpdates({ status: 409 });                               // next getUpdates answers 409
+ *   tg.failSend({ status: 200, delayMs: 3000 });                   // a slow (but successful) send
  *   await tg.waitForSent(1)                                        // the bot's sent messages
  *   tg.requests                                                    // every call: {method, params}
  *
@@ -28,7 +29,10 @@ export interface SentMessage {
 }
 
 export interface TelegramFailure {
+  /** The answer's status; 200 with `delayMs` is a slow success. */
   status: number;
+  /** Wait before answering. */
+  delayMs?: number;
   description?: string;
   retryAfter?: number;
   /** Destroy the connection instead of answering. */
@@ -118,14 +122,21 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   };
-  const fail = (req: IncomingMessage, res: ServerResponse, failure: TelegramFailure) => {
-    if (failure.drop) return req.socket.destroy();
+  /** Applies a scripted step; returns true when it answered (a failure), false to go on normally. */
+  const fail = async (req: IncomingMessage, res: ServerResponse, failure: TelegramFailure): Promise<boolean> => {
+    if (failure.delayMs) await new Promise((r) => setTimeout(r, failure.delayMs));
+    if (failure.drop) {
+      req.socket.destroy();
+      return true;
+    }
+    if (failure.status === 200) return false;
     send(res, failure.status, {
       ok: false,
       error_code: failure.status,
       description: failure.description ?? `stand-in error ${failure.status}`,
       ...(failure.retryAfter !== undefined ? { parameters: { retry_after: failure.retryAfter } } : {}),
     });
+    return true;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -150,7 +161,7 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
     if (method === 'getMe') return send(res, 200, { ok: true, result: { id: 1, is_bot: true, first_name: 'Test bot', username: 'test_bot' } });
     if (method === 'getUpdates') {
       const failure = updateFailures.shift();
-      if (failure) return fail(req, res, failure);
+      if (failure && (await fail(req, res, failure))) return;
       const offset = Number(params.offset ?? 0);
       // Confirmed updates are forgotten, as Telegram does.
       while (updates.length > 0 && updates[0]!.update_id < offset) updates.shift();
@@ -171,7 +182,7 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
     }
     if (method === 'sendMessage') {
       const failure = sendFailures.shift();
-      if (failure) return fail(req, res, failure);
+      if (failure && (await fail(req, res, failure))) return;
       const text = String(params.text ?? '');
       if (text.length > 4096) return send(res, 400, { ok: false, error_code: 400, description: 'Bad Request: message is too long' });
       state.sent.push({ chat_id: String(params.chat_id), text, parse_mode: params.parse_mode as string | undefined });

@@ -109,6 +109,26 @@ describe('runtime as a child process', () => {
     for (const line of runtime.logs) expect(line).toMatchObject({ agent: id, level: expect.stringMatching(/^(debug|info|warn|error)$/) });
   });
 
+  it('keeps polling through getUpdates failures (409 conflict, dropped connection) and redeliveries store nothing twice', async () => {
+    const { paths } = await liveAgent({ TELEGRAM_BOT_TOKEN: BOT_TOKEN });
+    await updateSettings(paths, (s) => {
+      s.message_mode = 'echo';
+      s.plugins.telegram_bot.enabled = true;
+    });
+    telegram.failUpdates({ status: 409, description: 'Conflict: terminated by other getUpdates request' }, { status: 0, drop: true });
+    const sentBefore = telegram.sent.length;
+    const runtime = startRuntime(paths, FAST_ENV);
+    const conflict = await runtime.waitForLog((l) => l.msg === 'telegram getUpdates failed');
+    expect(String(conflict.error)).toContain('409');
+    telegram.sendText({ userId: 5, username: 'eve', text: 'still there?', messageId: 777 });
+    await telegram.waitForSent(sentBefore + 1);
+    // The same Telegram message again (a redelivery after a crash): stored once.
+    telegram.sendText({ userId: 5, username: 'eve', text: 'still there?', messageId: 777 });
+    await runtime.waitForLog((l) => l.msg === 'telegram message already stored');
+    expect(queueRows(paths)).toHaveLength(1);
+    expect(telegram.sent.slice(sentBefore).map((m) => m.text)).toEqual(['[Username: @eve, Telegram ID: 5] still there?']);
+  });
+
   it('in listen mode stores messages without calling Letta; a bad settings edit is refused; switching to live answers the backlog', async () => {
     const { paths } = await liveAgent();
     await updateSettings(paths, (s) => {
