@@ -56,21 +56,22 @@ try {
   });
 
   const perAgent = (home: string) => duKiB(join(home)) / N;
+  // The clones alone, all of a home's at once (hardlinked objects counted once), per agent.
+  const clonesPerAgent = (home: string, folder: string) => duKiB(...ids.map((id) => join(home, `agent-${id}`, folder))) / N;
   const shared = duKiB(join(batchHome, '.animus'), join(batchHome, 'node_modules'));
-  const oneFullClone = duKiB(join(manualFullHome, `agent-${ids[0]}`, 'broca'));
-  const oneAnimusClone = duKiB(join(batchHome, `agent-${ids[0]}`, 'runtime'));
 
   console.log(`Deploying ${N} agents from one local runtime repo (${runtimeRepo.replace(dir, '<tmp>')})\n`);
   console.log(
     table([
-      { recipe: 'guide: git clone <path> + cp + sed', 'wall ms': manualLocal, 'ms/agent': manualLocal / N, 'KiB/agent': perAgent(manualLocalHome), 'vs guide': 1 },
-      { recipe: 'guide: git clone file:// (full copy, as from a remote)', 'wall ms': manualFull, 'ms/agent': manualFull / N, 'KiB/agent': perAgent(manualFullHome), 'vs guide': manualFull / manualLocal },
-      { recipe: `animus deploy <${N} ids> (one command)`, 'wall ms': batch, 'ms/agent': batch / N, 'KiB/agent': (duKiB(batchHome) - shared) / N, 'vs guide': batch / manualLocal },
-      { recipe: 'animus deploy <id>, once per agent', 'wall ms': single, 'ms/agent': single / N, 'KiB/agent': (duKiB(singleHome) - shared) / N, 'vs guide': single / manualLocal },
+      { recipe: 'guide: git clone <path> + cp + sed', 'wall ms': manualLocal, 'ms/agent': manualLocal / N, 'KiB/agent': perAgent(manualLocalHome), 'clone KiB/agent': clonesPerAgent(manualLocalHome, 'broca'), 'vs guide': 1 },
+      { recipe: 'guide: git clone file:// (full copy, as from a remote)', 'wall ms': manualFull, 'ms/agent': manualFull / N, 'KiB/agent': perAgent(manualFullHome), 'clone KiB/agent': clonesPerAgent(manualFullHome, 'broca'), 'vs guide': manualFull / manualLocal },
+      { recipe: `animus deploy <${N} ids> (one command)`, 'wall ms': batch, 'ms/agent': batch / N, 'KiB/agent': (duKiB(batchHome) - shared) / N, 'clone KiB/agent': clonesPerAgent(batchHome, 'runtime'), 'vs guide': batch / manualLocal },
+      { recipe: 'animus deploy <id>, once per agent', 'wall ms': single, 'ms/agent': single / N, 'KiB/agent': (duKiB(singleHome) - shared) / N, 'clone KiB/agent': clonesPerAgent(singleHome, 'runtime'), 'vs guide': single / manualLocal },
     ]),
   );
-  console.log(`\nOne clone on disk: full copy ${oneFullClone} KiB, animus clone ${oneAnimusClone} KiB (objects hardlinked to the home's runtime repo, no hook samples).`);
-  console.log(`Shared by the whole home, once: ${shared} KiB (runtime repo + node_modules links). animus also creates each agent's SQLite database; the guide's recipe does not.`);
+  console.log(`\nKiB/agent: the agent folders; animus's include a ${duKiB(join(batchHome, `agent-${ids[0]}`, 'animus.db'))} KiB SQLite database the guide's recipe does not make.`);
+  console.log(`clone KiB/agent: all the clones of a home together (hardlinked objects counted once) over ${N}.`);
+  console.log(`Shared by the whole animus home, once: ${shared} KiB (runtime repo + node_modules links), not in the per-agent figures.`);
 } finally {
   cleanup();
 }

@@ -84,8 +84,12 @@ export async function cloneRepo(options: CloneOptions): Promise<string> {
  * that would otherwise outlive us and keep writing into a folder being cleaned up.
  */
 async function runGitCancellable(args: string[], cwd: string | undefined, signal: AbortSignal | undefined): Promise<void> {
-  const { execa } = await import('execa');
-  const child = execa('git', args, { cwd, detached: true, env: { GIT_TERMINAL_PROMPT: '0' }, stdin: 'ignore' });
+  // node:child_process rather than execa: deploy is on this path and execa's module
+  // tree would cost more start-up than the few lines below.
+  const { spawn } = await import('node:child_process');
+  const child = spawn('git', args, { cwd, detached: true, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const killGroup = () => {
     try {
       if (child.pid) process.kill(-child.pid, 'SIGTERM');
@@ -95,11 +99,14 @@ async function runGitCancellable(args: string[], cwd: string | undefined, signal
   };
   signal?.addEventListener('abort', killGroup, { once: true });
   try {
-    await child;
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', resolve);
+    });
+    if (code !== 0) throw new Error(stderr.trim() || `git ${args[0]} exited with ${code}`);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new AnimusError('EGIT', 'git is not installed: install it (apt-get install git) and try again');
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(stderr || describeError(error), { cause: error });
+    throw error;
   } finally {
     signal?.removeEventListener('abort', killGroup);
   }

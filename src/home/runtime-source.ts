@@ -84,6 +84,8 @@ export async function publishRuntime(repoPath: string, build: RuntimeBuild, scra
       const commit = (await bare.raw(['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message])).trim();
       await bare.raw(['update-ref', `refs/heads/${RUNTIME_BRANCH}`, commit]);
       await bare.raw(['tag', '--force', `v${build.version}`, commit]);
+      // One pack instead of loose objects: every clone hardlinks two files, not a folder per object.
+      await bare.raw(['repack', '-a', '-d', '-q', '--no-write-bitmap-index']);
       return { commit, created: true };
     }, env);
   } catch (error) {

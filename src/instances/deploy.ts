@@ -1,12 +1,15 @@
-import { chmod, mkdtemp, rename, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { AnimusError } from '../core/errors.js';
 import { DIR_MODE, ensureDir, pathExists, writeFileAtomic } from '../core/fs.js';
 import type { EnvMap } from '../config/env-file.js';
 import { defaultSettings, serializeSettings, type MessageMode, type ProcessManagerName } from '../config/settings.js';
+import { runPool, type Outcome } from '../core/pool.js';
 import { cloneRepo } from '../git/repo.js';
+import { replicateClone } from '../git/replicate.js';
 import { ensureHome, removeAbandonedStaging } from '../home/init.js';
+import type { HomeLayout } from '../home/layout.js';
 import { agentPaths, agentPathsIn } from '../home/layout.js';
 import { RUNTIME_BRANCH } from '../home/runtime-source.js';
 import { openDatabase } from '../store/database.js';
@@ -43,12 +46,63 @@ export interface DeployResult {
 }
 
 /**
+ * A clone and an empty database made once for a batch of agents that share a runtime
+ * repo and ref; each agent gets a replica instead of its own `git clone`.
+ */
+interface Prepared {
+  clone: string;
+  commit: string;
+  database: string;
+}
+
+/**
+ * Deploys several agents. Those that share a repository and ref are cloned once into
+ * a scratch folder in the home's staging area and replicated (objects hardlinked,
+ * the rest copied), and their empty database is made once and copied: a fleet deploy
+ * costs file copies, not a git process and a schema migration per agent.
+ */
+export async function deployAgents(plans: DeployOptions[], concurrency = 8): Promise<Outcome<DeployResult>[]> {
+  if (plans.length === 1) return runPool(plans, 1, (plan) => deployAgent(plan));
+  const scratch: string[] = [];
+  const prepared = new Map<string, Promise<Prepared>>();
+  try {
+    return await runPool(plans, concurrency, async (plan) => {
+      const layout = await ensureHome(plan.home);
+      const { repo, ref } = sourceOf(plan, layout);
+      const key = `${layout.root}\0${repo}\0${ref}`;
+      let template = prepared.get(key);
+      if (!template) {
+        template = prepareTemplate(layout, repo, ref, plan.signal, scratch);
+        prepared.set(key, template);
+      }
+      return deployAgent(plan, await template);
+    });
+  } finally {
+    await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true, maxRetries: 3 })));
+  }
+}
+
+async function prepareTemplate(layout: HomeLayout, repo: string, ref: string, signal: AbortSignal | undefined, scratch: string[]): Promise<Prepared> {
+  const dir = await mkdtemp(join(layout.stagingDir, `template.${process.pid}.`));
+  scratch.push(dir);
+  const clone = join(dir, 'runtime');
+  const commit = await cloneRepo({ repo, dest: clone, ref, signal });
+  const database = join(dir, 'animus.db');
+  openDatabase(database, { create: true }).close();
+  return { clone, commit, database };
+}
+
+function sourceOf(options: DeployOptions, layout: HomeLayout): { repo: string; ref: string } {
+  return { repo: options.repo ?? layout.runtimeRepo, ref: options.ref ?? (options.repo ? 'HEAD' : RUNTIME_BRANCH) };
+}
+
+/**
  * Assembles a complete agent folder in the home's staging area and renames it into
  * place, so `agent-<uuid>/` either does not exist or is whole. Any failure, Ctrl-C
  * included, removes the staging folder; a SIGKILL leaves it for the next init or
  * deploy to remove (it is named after the dead pid).
  */
-export async function deployAgent(options: DeployOptions): Promise<DeployResult> {
+export async function deployAgent(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
   const step = options.onStep ?? (() => {});
   const target = agentPaths(options.home, options.agent);
   if (await pathExists(target.dir)) {
@@ -57,8 +111,7 @@ export async function deployAgent(options: DeployOptions): Promise<DeployResult>
   step('preparing the home');
   const layout = await ensureHome(options.home);
   await removeAbandonedStaging(layout);
-  const repo = options.repo ?? layout.runtimeRepo;
-  const ref = options.ref ?? (options.repo ? 'HEAD' : RUNTIME_BRANCH);
+  const { repo, ref } = sourceOf(options, layout);
 
   const staging = await mkdtemp(join(layout.stagingDir, `${options.agent.uuid}.${process.pid}.`));
   try {
@@ -66,7 +119,13 @@ export async function deployAgent(options: DeployOptions): Promise<DeployResult>
     const paths = agentPathsIn(staging, options.agent);
     step(`cloning ${repo}`);
     options.signal?.throwIfAborted();
-    const commit = await cloneRepo({ repo, dest: paths.clone, ref, signal: options.signal });
+    let commit: string;
+    if (prepared) {
+      await replicateClone(prepared.clone, paths.clone);
+      commit = prepared.commit;
+    } else {
+      commit = await cloneRepo({ repo, dest: paths.clone, ref, signal: options.signal });
+    }
 
     step('writing .env and settings.json');
     options.signal?.throwIfAborted();
@@ -83,7 +142,8 @@ export async function deployAgent(options: DeployOptions): Promise<DeployResult>
 
     step('creating animus.db');
     options.signal?.throwIfAborted();
-    openDatabase(paths.db, { create: true }).close();
+    if (prepared) await copyFile(prepared.database, paths.db);
+    else openDatabase(paths.db, { create: true }).close();
     await chmod(paths.db, 0o600);
     await ensureDir(paths.logs, DIR_MODE);
 

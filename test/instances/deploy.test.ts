@@ -123,12 +123,48 @@ describe('animus deploy', () => {
     expect(env).toMatch(/^CUSTOM='two words'$/m);
   });
 
-  it('deploys several agents in one command', async () => {
+  it('deploys several agents in one command, each with a clone of its own', async () => {
     const h = join(root, 'home-many');
     const result = await runCli(['deploy', A, B, C, '--mode', 'echo', '--json'], { home: h });
     expect(result.code, result.stderr).toBe(0);
-    expect(json<{ deployed: unknown[]; failed: unknown[] }>(result).deployed).toHaveLength(3);
+    const { deployed } = json<{ deployed: Array<{ id: string; commit: string }>; failed: unknown[] }>(result);
+    expect(deployed.map((d) => d.id)).toEqual([A, B, C].map((u) => `agent-${u}`));
     expect((await entries(h)).filter((n) => n.startsWith('agent-'))).toHaveLength(3);
+    expect(await stagingDebris(h)).toEqual([]);
+
+    const runtimeRepo = join(h, '.animus', 'runtime.git');
+    const main = await git(['rev-parse', 'main'], runtimeRepo);
+    const [pack] = (await readdir(join(runtimeRepo, 'objects', 'pack'))).filter((n) => n.endsWith('.pack'));
+    expect(pack).toBeDefined();
+    for (const uuid of [A, B, C]) {
+      const clone = join(h, `agent-${uuid}`, 'runtime');
+      expect(deployed.find((d) => d.id === `agent-${uuid}`)!.commit).toBe(main);
+      expect(await git(['rev-parse', 'HEAD'], clone)).toBe(main);
+      expect(await git(['status', '--porcelain'], clone)).toBe('');
+      expect(await git(['rev-parse', '--abbrev-ref', '@{upstream}'], clone)).toBe('origin/main');
+      expect(await git(['config', 'remote.origin.url'], clone)).toBe(runtimeRepo);
+      await expect(stat(join(clone, '.git', 'objects', 'info', 'alternates'))).rejects.toThrow();
+      // Objects are shared by hardlink with the runtime repo (and so across agents).
+      expect((await stat(join(clone, '.git', 'objects', 'pack', pack!))).ino).toBe((await stat(join(runtimeRepo, 'objects', 'pack', pack!))).ino);
+    }
+    // Independent: a commit in one clone is not seen by another, and losing the source breaks none.
+    await writeFile(join(h, `agent-${A}`, 'runtime', 'local.txt'), 'x\n');
+    await git(['add', 'local.txt'], join(h, `agent-${A}`, 'runtime'));
+    await git(['commit', '-q', '-m', 'local'], join(h, `agent-${A}`, 'runtime'));
+    expect(await git(['rev-parse', 'HEAD'], join(h, `agent-${B}`, 'runtime'))).toBe(main);
+    await execa('rm', ['-rf', runtimeRepo]);
+    for (const uuid of [A, B, C]) expect(await git(['fsck', '--full'], join(h, `agent-${uuid}`, 'runtime'))).toBe('');
+  });
+
+  it('fails every agent of a batch whose repository cannot be cloned, once each, with nothing left', async () => {
+    const h = join(root, 'home-many-bad');
+    const result = await runCli(['deploy', A, B, '--mode', 'echo', '--repo', join(root, 'nope.git'), '--json'], { home: h });
+    expect(result.code).toBe(6);
+    const out = json<{ deployed: unknown[]; failed: Array<{ code: string }> }>(result);
+    expect(out.deployed).toEqual([]);
+    expect(out.failed.map((f) => f.code)).toEqual(['EGIT', 'EGIT']);
+    expect((await entries(h)).filter((n) => n.startsWith('agent-'))).toEqual([]);
+    expect(await stagingDebris(h)).toEqual([]);
   });
 });
 

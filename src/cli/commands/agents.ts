@@ -25,12 +25,11 @@ export function registerAgentCommands(program: Command, action: Action): void {
       .action(
         action(async (ctx, ids: string[], raw: Record<string, unknown>) => {
           const { normalizeDeployOptions } = await import('./deploy-options.js');
-          const { deployAgent } = await import('../../instances/deploy.js');
-          const { runPool } = await import('../../core/pool.js');
+          const { deployAgents } = await import('../../instances/deploy.js');
           const plans = await normalizeDeployOptions(ids, raw, ctx);
           const progress = ctx.out.progress(`deploying ${plans.length === 1 ? plans[0]!.agent.id : `${plans.length} agents`}`);
-          const outcomes = await runPool(plans, 4, (plan) =>
-            deployAgent({ ...plan, signal: ctx.signal, onStep: plans.length === 1 ? (step) => progress.update(step) : undefined }),
+          const outcomes = await deployAgents(
+            plans.map((plan) => ({ ...plan, signal: ctx.signal, onStep: plans.length === 1 ? (step: string) => progress.update(step) : undefined })),
           );
           const { succeeded: deployed, failed } = settle(ctx, outcomes, plans.map((p) => p.agent.id));
           if (failed.length === outcomes.length) progress.fail();
