@@ -1,16 +1,15 @@
-import { constants } from 'node:fs';
-import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
-import { fileMode, formatMode } from '../core/fs.js';
+import { formatMode } from '../core/fs.js';
 import { checkEnv, isPlaceholder, parseEnv } from '../config/env-file.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
-import { agentPaths, type AgentPaths } from '../home/layout.js';
-import { cloneDir } from '../instances/registry.js';
+import { agentPaths, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
-import { probeDatabase } from './database-probe.js';
+import { ageProbe, probeDatabase } from './database-probe.js';
+import { databaseKey, type CachedProbe, type ProbeCache } from './probe-cache.js';
 import { readCloneState } from './git-state.js';
 import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
 
@@ -19,9 +18,28 @@ export interface FolderHealth {
   paths: AgentPaths;
   settings: Settings | undefined;
   health: AgentHealth;
+  /** A fresh probe to remember for next time (absent when the cached one was used or it failed). */
+  probe?: CachedProbe;
 }
 
-export async function checkAgentFolder(home: string, agent: AgentId, thresholds: HealthThresholds, now: number): Promise<FolderHealth> {
+/**
+ * All of one agent's folder checks. File access is synchronous on purpose: these are
+ * small files in the page cache, where a direct syscall costs a fraction of a
+ * promise and a thread-pool round trip, and health runs thousands of them.
+ */
+export interface CheckContext {
+  thresholds: HealthThresholds;
+  now: number;
+  /** Probes of unchanged databases from the last run. */
+  cache?: ProbeCache;
+  /** Database keys the caller already took, by agent id. */
+  keys?: Record<string, string | undefined>;
+  /** Commits read from local origin repos in this run. */
+  origins?: Map<string, string | undefined>;
+}
+
+export async function checkAgentFolder(home: string, agent: AgentId, context: CheckContext): Promise<FolderHealth> {
+  const { thresholds, now, cache } = context;
   const paths = agentPaths(home, agent);
   const health: AgentHealth = {
     id: agent.id,
@@ -32,20 +50,24 @@ export async function checkAgentFolder(home: string, agent: AgentId, thresholds:
   };
   const add = (check: CheckResult) => health.checks.push(check);
 
-  const folder = await checkFolder(paths);
+  const folder = checkFolder(paths);
   add(folder);
   if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, settings: undefined, health };
 
-  const settingsResult = await checkSettings(paths, agent);
+  const settingsResult = checkSettings(paths, agent);
   const settings = settingsResult.settings;
   health.facts.mode = settings?.message_mode ?? null;
   health.facts.processManager = settings?.process_manager ?? null;
 
-  // Files first (cheap, parallel), then the database (synchronous, one at a time per thread).
-  const [env, clone, logs] = await Promise.all([checkEnvFile(paths, agent, settings), checkClone(paths, health), checkLogs(paths, health, thresholds)]);
+  const env = checkEnvFile(paths, agent, settings);
+  const clone = await checkClone(paths, health, context.origins);
+  const logs = checkLogs(paths, health, thresholds);
   add(env);
   add(settingsResult.check);
-  const db = probeDatabase(paths.db, now);
+  const key = cache ? (context.keys && agent.id in context.keys ? context.keys[agent.id] : databaseKey(paths.db)) : undefined;
+  const cached = key !== undefined && cache?.[agent.id]?.key === key ? cache[agent.id]!.probe : undefined;
+  const db = cached ? ageProbe(cached, now) : probeDatabase(paths.db, now);
+  const probe = !cached && key !== undefined && db.problem === undefined && databaseKey(paths.db) === key ? { key, probe: db } : undefined;
   health.facts.schemaVersion = db.schemaVersion ?? null;
   health.facts.queue = db.queue ?? null;
   health.facts.lastReplyAt = db.lastReplyAt ?? null;
@@ -55,27 +77,32 @@ export async function checkAgentFolder(home: string, agent: AgentId, thresholds:
   add(logs);
   add(checkQueue(db.problem === undefined ? db.queue : undefined, thresholds));
   add(checkReply(db.problem === undefined ? db.lastReplyAt : undefined, now));
-  return { paths, settings, health };
+  return { paths, settings, health, ...(probe ? { probe } : {}) };
 }
 
-async function checkFolder(paths: AgentPaths): Promise<CheckResult> {
-  const mode = await fileMode(paths.dir);
+function fileMode(path: string): number | undefined {
+  const info = statSync(path, { throwIfNoEntry: false });
+  return info ? info.mode & 0o777 : undefined;
+}
+
+function checkFolder(paths: AgentPaths): CheckResult {
+  const mode = fileMode(paths.dir);
   if (mode === undefined) return { name: 'folder', status: 'fail', message: `missing: ${paths.dir} does not exist` };
   if (mode !== 0o700) return { name: 'folder', status: 'fail', message: `mode ${formatMode(mode)}, expected 0700: chmod 700 ${paths.dir}` };
   // Secrets and messages must not be readable by other users either.
   const loose: string[] = [];
   for (const file of [paths.settings, paths.db]) {
-    const fileBits = await fileMode(file);
+    const fileBits = fileMode(file);
     if (fileBits !== undefined && (fileBits & 0o077) !== 0) loose.push(`${file.slice(paths.dir.length + 1)} ${formatMode(fileBits)}`);
   }
   if (loose.length > 0) return { name: 'folder', status: 'warn', message: `0700; readable by others: ${loose.join(', ')}: chmod 600 them` };
   return { name: 'folder', status: 'ok', message: '0700' };
 }
 
-async function checkSettings(paths: AgentPaths, agent: AgentId): Promise<{ settings?: Settings; check: CheckResult }> {
+function checkSettings(paths: AgentPaths, agent: AgentId): { settings?: Settings; check: CheckResult } {
   let text: string;
   try {
-    text = await readFile(paths.settings, 'utf8');
+    text = readFileSync(paths.settings, 'utf8');
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     return { check: { name: 'settings', status: 'fail', message: missing ? 'settings.json is missing: restore it from a backup or redeploy' : describeError(error) } };
@@ -91,15 +118,15 @@ async function checkSettings(paths: AgentPaths, agent: AgentId): Promise<{ setti
   }
 }
 
-async function checkEnvFile(paths: AgentPaths, agent: AgentId, settings: Settings | undefined): Promise<CheckResult> {
+function checkEnvFile(paths: AgentPaths, agent: AgentId, settings: Settings | undefined): CheckResult {
   let text: string;
   try {
-    text = await readFile(paths.env, 'utf8');
+    text = readFileSync(paths.env, 'utf8');
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     return { name: 'env', status: 'fail', message: missing ? '.env is missing: restore it from a backup or redeploy' : describeError(error) };
   }
-  const mode = await fileMode(paths.env);
+  const mode = fileMode(paths.env);
   if (mode !== undefined && mode !== 0o600) return { name: 'env', status: 'fail', message: `.env mode ${formatMode(mode)}, expected 0600: chmod 600 ${paths.env}` };
   let env;
   try {
@@ -123,10 +150,10 @@ function checkSchema(version: number | undefined): CheckResult {
   return { name: 'schema', status: 'warn', message: `version ${version}, current ${SCHEMA_VERSION}: migrated at the next start` };
 }
 
-async function checkClone(paths: AgentPaths, health: AgentHealth): Promise<CheckResult> {
-  const clone = await cloneDir(paths);
+async function checkClone(paths: AgentPaths, health: AgentHealth, origins?: Map<string, string | undefined>): Promise<CheckResult> {
+  const clone = [paths.clone, join(paths.dir, LEGACY_CLONE_DIR)].find((dir) => statSync(join(dir, '.git'), { throwIfNoEntry: false }));
   if (!clone) return { name: 'clone', status: 'fail', message: 'no runtime clone (runtime/ or broca/): redeploy or restore with --code' };
-  const state = await readCloneState(clone);
+  const state = await readCloneState(clone, origins);
   health.facts.commit = state.commit ?? null;
   health.facts.dirty = state.dirtyFiles.length > 0;
   health.facts.behind = state.behind ?? null;
@@ -143,34 +170,33 @@ async function checkClone(paths: AgentPaths, health: AgentHealth): Promise<Check
   return { name: 'clone', status: 'ok', message: `${short}${state.behind === 0 ? ', up to date' : ''}` };
 }
 
-async function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds): Promise<CheckResult> {
+function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds): CheckResult {
   try {
-    await access(paths.logs, constants.W_OK);
+    accessSync(paths.logs, constants.W_OK);
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     return { name: 'logs', status: 'fail', message: missing ? `logs/ is missing: mkdir -m 700 ${paths.logs}` : `logs/ is not writable: check its owner and mode` };
   }
-  const bytes = await folderSize(paths.logs);
+  const bytes = folderSize(paths.logs);
   health.facts.logsBytes = bytes;
   if (bytes > thresholds.maxLogsBytes) return { name: 'logs', status: 'warn', message: `writable, ${formatBytes(bytes)}: rotate or prune old logs` };
   return { name: 'logs', status: 'ok', message: `writable, ${formatBytes(bytes)}` };
 }
 
-async function folderSize(dir: string): Promise<number> {
+function folderSize(dir: string): number {
   let entries;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch {
     return 0;
   }
-  const sizes = await Promise.all(
-    entries.map(async (entry) => {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) return folderSize(path);
-      return entry.isFile() ? stat(path).then((s) => s.size, () => 0) : 0;
-    }),
-  );
-  return sizes.reduce((a, b) => a + b, 0);
+  let total = 0;
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += folderSize(path);
+    else if (entry.isFile()) total += statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return total;
 }
 
 function checkQueue(queue: AgentHealth['facts']['queue'] | undefined, thresholds: HealthThresholds): CheckResult {

@@ -1,5 +1,5 @@
 import { describeError } from '../core/errors.js';
-import { hasColumn, openDatabase } from '../store/database.js';
+import { openDatabase } from '../store/database.js';
 import { schemaVersion } from '../store/migrations.js';
 import type { QueueFacts } from './types.js';
 
@@ -10,6 +10,15 @@ export interface DatabaseProbe {
   queue?: QueueFacts;
   /** ISO time of the newest reply the agent gave (delivered when animus tracks delivery). */
   lastReplyAt?: string | null;
+  /** When the oldest pending item was queued (ms), so a cached probe can age it. */
+  oldestPendingMs?: number | null;
+}
+
+/** A probe of an unchanged file, re-aged to `now`. */
+export function ageProbe(probe: DatabaseProbe, now: number): DatabaseProbe {
+  if (!probe.queue) return probe;
+  const ms = probe.oldestPendingMs;
+  return { ...probe, queue: { ...probe.queue, oldestPendingAgeS: ms === null || ms === undefined ? null : Math.max(0, Math.round((now - ms) / 1000)) } };
 }
 
 /**
@@ -38,13 +47,14 @@ export function probeDatabase(path: string, now: number = Date.now()): DatabaseP
       oldestPendingAgeS: oldestMs === undefined ? null : Math.max(0, Math.round((now - oldestMs) / 1000)),
     };
     // Newest first by rowid: stops at the first replied message instead of scanning the table.
-    const delivered = hasColumn(db, 'messages', 'delivered_at');
+    // delivered_at came with migration 1: the version says whether it is there (a Broca-made file has 0).
+    const delivered = version >= 1;
     const reply = db
       .prepare(`SELECT timestamp${delivered ? ', delivered_at' : ''} FROM messages WHERE agent_response IS NOT NULL AND agent_response != '' ORDER BY id DESC LIMIT 1`)
       .get() as { timestamp: string | null; delivered_at?: string | null } | undefined;
     const replyText = reply ? (reply.delivered_at ?? reply.timestamp) : undefined;
     const replyMs = replyText ? parseSqliteTime(replyText) : undefined;
-    return { schemaVersion: version, queue, lastReplyAt: replyMs === undefined ? (replyText ?? null) : new Date(replyMs).toISOString() };
+    return { schemaVersion: version, queue, oldestPendingMs: oldestMs ?? null, lastReplyAt: replyMs === undefined ? (replyText ?? null) : new Date(replyMs).toISOString() };
   } catch (error) {
     return { problem: describeError(error) };
   } finally {

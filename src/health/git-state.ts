@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { lstat, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { readHeadCommit, withGit } from '../git/repo.js';
+import { withGit } from '../git/repo.js';
 
 /**
  * A clone's state as `git status` and `git rev-list` would tell it, read from files
@@ -9,7 +9,9 @@ import { readHeadCommit, withGit } from '../git/repo.js';
  * is parsed and each tracked file's stat compared with it (a file whose stat moved
  * is hashed as a blob before it is called modified), and the upstream commit is
  * read from the origin's refs. Git is spawned only for an agent whose upstream
- * differs from its HEAD, to count how far behind it is.
+ * differs from its HEAD, to count how far behind it is. File reads are synchronous:
+ * for small files in the page cache that is several times cheaper than the
+ * thread-pool round trip of fs/promises, and health does thousands of them.
  */
 export interface CloneState {
   commit: string | undefined;
@@ -31,9 +33,15 @@ interface IndexEntry {
   sha: string;
 }
 
-export async function readCloneState(clone: string): Promise<CloneState> {
-  const commit = await readHeadCommit(clone);
-  const [dirtyFiles, upstream] = await Promise.all([findModifiedFiles(clone), readUpstream(clone)]);
+/**
+ * `origins` memoizes what was read from local origin repositories during one run:
+ * a thousand agents cloned from the home's runtime repo share one answer.
+ */
+export async function readCloneState(clone: string, origins?: Map<string, string | undefined>): Promise<CloneState> {
+  const head = readText(join(clone, '.git', 'HEAD'));
+  const commit = readHead(join(clone, '.git'), head);
+  const dirtyFiles = findModifiedFiles(clone);
+  const upstream = readUpstream(clone, origins, head);
   let behind: number | undefined;
   let ahead: number | undefined;
   if (commit && upstream) {
@@ -50,31 +58,25 @@ export async function readCloneState(clone: string): Promise<CloneState> {
 }
 
 /** Tracked files whose content differs from the index (modified, deleted, or type changed). */
-export async function findModifiedFiles(clone: string): Promise<string[]> {
+export function findModifiedFiles(clone: string): string[] {
   let index: IndexEntry[];
   try {
-    index = parseIndex(await readFile(join(clone, '.git', 'index')));
+    index = parseIndex(readFileSync(join(clone, '.git', 'index')));
   } catch {
     return [];
   }
   const modified: string[] = [];
-  await Promise.all(
-    index.map(async (entry) => {
-      if ((entry.mode & 0o170000) === 0o160000) return; // submodule
-      if (await isModified(clone, entry)) modified.push(entry.path);
-    }),
-  );
+  for (const entry of index) {
+    if ((entry.mode & 0o170000) === 0o160000) continue; // submodule
+    if (isModified(clone, entry)) modified.push(entry.path);
+  }
   return modified.sort();
 }
 
-async function isModified(clone: string, entry: IndexEntry): Promise<boolean> {
+function isModified(clone: string, entry: IndexEntry): boolean {
   const path = join(clone, entry.path);
-  let info;
-  try {
-    info = await lstat(path, { bigint: true });
-  } catch {
-    return true;
-  }
+  const info = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  if (!info) return true;
   const isLink = (entry.mode & 0o170000) === 0o120000;
   if (isLink !== info.isSymbolicLink() || (!isLink && !info.isFile())) return true;
   if (!isLink && (entry.mode & 0o100) !== (Number(info.mode) & 0o100)) return true;
@@ -82,7 +84,7 @@ async function isModified(clone: string, entry: IndexEntry): Promise<boolean> {
   const seconds = info.mtimeNs / 1_000_000_000n;
   if (Number(seconds) === entry.mtimeS && Number(info.mtimeNs % 1_000_000_000n) === entry.mtimeNs) return false;
   // The stat moved (a copy, a touch): the content decides, as git decides.
-  const content = isLink ? Buffer.from(await readlink(path)) : await readFile(path);
+  const content = isLink ? Buffer.from(readlinkSync(path)) : readFileSync(path);
   const blob = createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
   return blob !== entry.sha;
 }
@@ -139,15 +141,11 @@ export function parseIndex(data: Buffer): IndexEntry[] {
  * clone's config. A local origin (the home's runtime repo) is read directly, so it
  * is current; a remote one is as of the last fetch.
  */
-export async function readUpstream(clone: string): Promise<string | undefined> {
+export function readUpstream(clone: string, origins?: Map<string, string | undefined>, headText?: string): string | undefined {
   const gitDir = join(clone, '.git');
-  let head: string;
-  let config: string;
-  try {
-    [head, config] = await Promise.all([readFile(join(gitDir, 'HEAD'), 'utf8'), readFile(join(gitDir, 'config'), 'utf8')]);
-  } catch {
-    return undefined;
-  }
+  const head = headText ?? readText(join(gitDir, 'HEAD'));
+  const config = readText(join(gitDir, 'config'));
+  if (head === undefined || config === undefined) return undefined;
   const branch = /^ref: refs\/heads\/(.+)$/m.exec(head.trim())?.[1];
   const sections = parseGitConfig(config);
   const remote = (branch && sections.get(`branch "${branch}"`)?.get('remote')) || 'origin';
@@ -155,21 +153,39 @@ export async function readUpstream(clone: string): Promise<string | undefined> {
   const url = sections.get(`remote "${remote}"`)?.get('url');
   const localOrigin = url ? localRepoPath(url, clone) : undefined;
   if (localOrigin) {
-    const originGit = await readFile(join(localOrigin, 'HEAD'), 'utf8').then(() => localOrigin, () => join(localOrigin, '.git'));
-    const ref = merge ?? (await symbolicRef(originGit, 'HEAD'));
-    if (ref) return resolveRef(originGit, ref);
+    const memoKey = `${localOrigin}\0${merge ?? ''}`;
+    if (origins?.has(memoKey)) return origins.get(memoKey);
+    const originGit = readText(join(localOrigin, 'HEAD')) !== undefined ? localOrigin : join(localOrigin, '.git');
+    const ref = merge ?? symbolicRef(originGit, 'HEAD');
+    const commit = ref ? resolveRef(originGit, ref) : undefined;
+    origins?.set(memoKey, commit);
+    if (commit) return commit;
   }
-  const tracking = merge ? `refs/remotes/${remote}/${merge.replace(/^refs\/heads\//, '')}` : await symbolicRef(gitDir, `refs/remotes/${remote}/HEAD`);
+  const tracking = merge ? `refs/remotes/${remote}/${merge.replace(/^refs\/heads\//, '')}` : symbolicRef(gitDir, `refs/remotes/${remote}/HEAD`);
   return tracking ? resolveRef(gitDir, tracking) : undefined;
 }
 
-/** The fetch URL of the clone's origin, from .git/config (no git spawned). */
-export async function readRemoteUrl(clone: string, remote = 'origin'): Promise<string | undefined> {
+/** What git/repo.ts readHeadCommit tells, synchronously. */
+function readHead(gitDir: string, headText?: string): string | undefined {
+  const head = (headText ?? readText(join(gitDir, 'HEAD')))?.trim();
+  if (!head) return undefined;
+  if (/^[0-9a-f]{40}$/.test(head)) return head;
+  const ref = /^ref: (.+)$/.exec(head)?.[1];
+  return ref ? resolveRef(gitDir, ref) : undefined;
+}
+
+function readText(path: string): string | undefined {
   try {
-    return parseGitConfig(await readFile(join(clone, '.git', 'config'), 'utf8')).get(`remote "${remote}"`)?.get('url');
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+/** The fetch URL of the clone's origin, from .git/config (no git spawned). */
+export function readRemoteUrl(clone: string, remote = 'origin'): string | undefined {
+  const config = readText(join(clone, '.git', 'config'));
+  return config === undefined ? undefined : parseGitConfig(config).get(`remote "${remote}"`)?.get('url');
 }
 
 function localRepoPath(url: string, clone: string): string | undefined {
@@ -178,28 +194,16 @@ function localRepoPath(url: string, clone: string): string | undefined {
   return isAbsolute(url) ? url : resolve(clone, url);
 }
 
-async function symbolicRef(gitDir: string, name: string): Promise<string | undefined> {
-  try {
-    return /^ref: (.+)$/.exec((await readFile(join(gitDir, name), 'utf8')).trim())?.[1];
-  } catch {
-    return undefined;
-  }
+function symbolicRef(gitDir: string, name: string): string | undefined {
+  return /^ref: (.+)$/.exec(readText(join(gitDir, name))?.trim() ?? '')?.[1];
 }
 
-async function resolveRef(gitDir: string, ref: string): Promise<string | undefined> {
-  try {
-    const loose = (await readFile(join(gitDir, ref), 'utf8')).trim();
-    if (/^[0-9a-f]{40}$/.test(loose)) return loose;
-  } catch {
-    // Packed.
-  }
-  try {
-    for (const line of (await readFile(join(gitDir, 'packed-refs'), 'utf8')).split('\n')) {
-      const [sha, name] = line.split(' ');
-      if (name === ref && sha && /^[0-9a-f]{40}$/.test(sha)) return sha;
-    }
-  } catch {
-    // None.
+function resolveRef(gitDir: string, ref: string): string | undefined {
+  const loose = readText(join(gitDir, ref))?.trim();
+  if (loose && /^[0-9a-f]{40}$/.test(loose)) return loose;
+  for (const line of readText(join(gitDir, 'packed-refs'))?.split('\n') ?? []) {
+    const [sha, name] = line.split(' ');
+    if (name === ref && sha && /^[0-9a-f]{40}$/.test(sha)) return sha;
   }
   return undefined;
 }

@@ -1,12 +1,15 @@
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { Worker, workerData, parentPort } from 'node:worker_threads';
 import { parseAgentId, type AgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { runPool } from '../core/pool.js';
 import type { ProcessManagerName } from '../config/settings.js';
-import type { AgentPaths } from '../home/layout.js';
+import { DB_FILE, type AgentPaths } from '../home/layout.js';
 import { scanAgentFolders } from '../instances/registry.js';
 import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
+import { databaseKey, loadProbeCache, saveProbeCache, type ProbeCache } from './probe-cache.js';
 import { probeProcesses, type ManagerOpener } from './process-probe.js';
 import { DEFAULT_THRESHOLDS, type AgentHealth, type HealthReport, type HealthThresholds } from './types.js';
 
@@ -17,8 +20,10 @@ export interface HealthOptions {
   thresholds?: Partial<HealthThresholds>;
   /** Opens a process manager; without one every process check is `unknown`. */
   openManager?: ManagerOpener;
-  /** Agents checked at once: their file reads overlap; the database reads run in turn. */
-  concurrency?: number;
+  /** Reuse what was read from databases whose files did not change since the last run (default true). */
+  cache?: boolean;
+  /** Threads sharing the folder checks; default: one per core for large homes, 1 in tests and small homes. */
+  threads?: number;
   now?: () => number;
 }
 
@@ -34,14 +39,17 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   await assertHome(options.home);
   const targets = await resolveTargets(options.home, options.ids ?? []);
 
-  const outcomes = await runPool<(typeof targets)[number], FolderHealth | AgentHealth>(targets, options.concurrency ?? 32, (target) =>
-    target.agent ? checkAgentFolder(options.home, target.agent, thresholds, now()) : Promise.resolve(invalidFolder(options.home, target.name)),
-  );
-  const folders = outcomes.map((outcome, i): FolderHealth | AgentHealth => {
-    if (outcome.ok) return outcome.value;
-    // A check that threw is a bug or an I/O fault on that folder: report it on the agent, keep the rest.
-    return unreadable(options.home, targets[i]!.name, describeError(outcome.error));
-  });
+  const cache = options.cache === false ? undefined : loadProbeCache(options.home);
+  const folders = await checkFolders({ home: options.home, targets, thresholds, now: now(), cache }, options.threads);
+  if (cache) {
+    const fresh = folders.flatMap((f) => ('probe' in f && f.probe ? [[f.health.id, f.probe] as const] : []));
+    if (fresh.length > 0) {
+      for (const [id, probe] of fresh) cache[id] = probe;
+      // Forget agents that are gone, so the file does not grow forever.
+      const present = new Set(options.ids?.length ? Object.keys(cache) : folders.map((f) => ('paths' in f ? f.health.id : f.id)));
+      await saveProbeCache(options.home, Object.fromEntries(Object.entries(cache).filter(([id]) => present.has(id))));
+    }
+  }
 
   const groups = new Map<ProcessManagerName, AgentPaths[]>();
   for (const folder of folders) {
@@ -84,6 +92,78 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
     processManagers: processes.managers,
     agents,
   };
+}
+
+interface FolderJob {
+  home: string;
+  targets: Array<{ name: string; agent?: AgentId }>;
+  thresholds: HealthThresholds;
+  now: number;
+  cache?: ProbeCache;
+  /** Database keys already taken by the caller (by folder name), so each file is stat'ed once. */
+  keys?: Record<string, string | undefined>;
+}
+
+/** Below this many agents a thread's start-up costs more than it saves. */
+const AGENTS_PER_THREAD = 150;
+
+/**
+ * The folder checks are CPU-bound (SQLite's quick_check, parsing) and synchronous, so
+ * a large home is split across worker threads, one per core, each checking a
+ * contiguous slice while this thread checks the first. Workers load this same
+ * module from the built bundle; under a TypeScript loader (tests) it all runs here.
+ */
+async function checkFolders(job: FolderJob, threads?: number): Promise<Array<FolderHealth | AgentHealth>> {
+  const bundled = import.meta.url.endsWith('.js');
+  // Only databases that changed since the last run cost real work: size the threads by those.
+  const cache = job.cache;
+  const limit = Math.min(threads ?? (bundled ? availableParallelism() : 1), 8);
+  if (limit <= 1 || !bundled || job.targets.length < 2 * AGENTS_PER_THREAD) return checkSlice(job);
+  const keys: Record<string, string | undefined> = {};
+  for (const t of job.targets) keys[t.name] = databaseKey(join(job.home, t.name, DB_FILE));
+  job = { ...job, keys };
+  const costly = cache ? job.targets.filter((t) => !cache[t.name] || cache[t.name]!.key !== keys[t.name]).length : job.targets.length;
+  const count = Math.max(1, Math.min(limit, Math.ceil(costly / AGENTS_PER_THREAD)));
+  if (count === 1) return checkSlice(job);
+  const size = Math.ceil(job.targets.length / count);
+  const slices = Array.from({ length: count }, (_, i) => job.targets.slice(i * size, (i + 1) * size));
+  const [own, ...others] = slices;
+  const pick = <T>(record: Record<string, T> | undefined, targets: FolderJob['targets']) => record && Object.fromEntries(targets.flatMap((t) => (t.name in record ? [[t.name, record[t.name]!]] : [])));
+  const remote = others.map((targets) => inWorker({ ...job, targets, cache: pick(cache, targets), keys: pick(keys, targets) }));
+  const local = await checkSlice({ ...job, targets: own! });
+  return [...local, ...(await Promise.all(remote)).flat()];
+}
+
+async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
+  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, keys: job.keys, origins: new Map<string, string | undefined>() };
+  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, (target) =>
+    target.agent ? checkAgentFolder(job.home, target.agent, context) : Promise.resolve(invalidFolder(job.home, target.name)),
+  );
+  return outcomes.map((outcome, i): FolderHealth | AgentHealth => {
+    if (outcome.ok) return outcome.value;
+    // A check that threw is a bug or an I/O fault on that folder: report it on the agent, keep the rest.
+    return unreadable(job.home, job.targets[i]!.name, describeError(outcome.error));
+  });
+}
+
+function inWorker(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
+  return new Promise((resolve, reject) => {
+    const code = `import(${JSON.stringify(import.meta.url)}).then((m) => m.runHealthWorker())`;
+    const worker = new Worker(code, { eval: true, workerData: { animusHealthJob: job } });
+    worker.once('message', (result: Array<FolderHealth | AgentHealth>) => {
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => code !== 0 && reject(new Error(`health worker exited with code ${code}`)));
+  });
+}
+
+/** Entry of a health worker thread (see checkFolders). */
+export async function runHealthWorker(): Promise<void> {
+  const job = (workerData as { animusHealthJob?: FolderJob } | undefined)?.animusHealthJob;
+  if (!job || !parentPort) return;
+  parentPort.postMessage(await checkSlice(job));
 }
 
 async function assertHome(home: string): Promise<void> {

@@ -8,6 +8,7 @@ import { examples, type Action } from '../program.js';
 interface HealthFlags {
   watch?: string | boolean;
   process?: boolean;
+  cache?: boolean;
   maxPendingAge?: string;
 }
 
@@ -18,6 +19,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
       .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
       .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C')
       .option('--no-process', 'do not ask the process managers (the process check reports unknown)')
+      .option('--no-cache', 'open every database, even those unchanged since the last health run')
       .option('--max-pending-age <seconds>', 'a pending queue item older than this fails the queue check', '600')
       .action(
         action(async (ctx, ids: string[], flags: HealthFlags) => {
@@ -26,7 +28,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
           const openManager = flags.process === false ? undefined : await loadManagerOpener(ctx.env);
           const check = async () => {
             try {
-              return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager });
+              return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager, cache: flags.cache !== false });
             } catch (error) {
               throw cannotRun(error);
             }

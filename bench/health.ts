@@ -1,0 +1,108 @@
+// `npm run bench -- health [agents] [rounds]`: `animus health --json` against the
+// multi-agent guide's health-check.sh on the same generated home, side by side.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { makeFleet, median } from './fleet-fixture.js';
+
+const count = Number(process.argv[2] ?? 1000);
+const rounds = Number(process.argv[3] ?? 5);
+const bin = fileURLToPath(new URL('../bin/animus.js', import.meta.url));
+
+// The guide's health-check.sh, re-typed; its clone folder `broca/` is animus's `runtime/`.
+const GUIDE_HEALTH = `#!/bin/bash
+# health-check.sh - Monitor all agent instances
+
+cd "$ANIMUS_HOME"
+
+echo "Animus: Broca 2 Agent Health Check"
+echo "==================================="
+
+for agent_dir in agent-*/; do
+    agent_id=$(basename "$agent_dir")
+    echo -n "Agent \${agent_id}: "
+
+    if [ -f "\${agent_dir}/animus.db" ]; then
+        echo -n "DB ✓ "
+    else
+        echo -n "DB ✗ "
+    fi
+
+    if [ -f "\${agent_dir}/.env" ]; then
+        echo -n "ENV ✓ "
+    else
+        echo -n "ENV ✗ "
+    fi
+
+    if [ -d "\${agent_dir}/runtime" ]; then
+        echo -n "BROCA ✓ "
+    else
+        echo -n "BROCA ✗ "
+    fi
+
+    if [ -d "\${agent_dir}/logs" ]; then
+        echo -n "LOGS ✓ "
+    else
+        echo -n "LOGS ✗ "
+    fi
+
+    echo ""
+done
+
+echo ""
+echo "Virtual Environment:"
+if [ -d "venv" ]; then
+    echo "✓ Virtual environment exists"
+    source venv/bin/activate
+    python --version
+else
+    echo "✗ Virtual environment missing"
+fi
+`;
+
+console.log(`generating ${count} agent folders…`);
+const t0 = performance.now();
+const fleet = await makeFleet(count);
+console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${fleet.home}`);
+const script = join(fleet.root, 'health-check.sh');
+writeFileSync(script, GUIDE_HEALTH, { mode: 0o700 });
+const env = { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), NO_COLOR: '1' };
+
+function time(command: string, args: string[]): { ms: number; status: number | null; stdout: string } {
+  const start = performance.now();
+  const run = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  return { ms: performance.now() - start, status: run.status, stdout: run.stdout };
+}
+
+try {
+  // Warm the page cache and check both work before timing.
+  const guideOut = time('bash', [script]);
+  const animusOut = time(process.execPath, [bin, 'health', '--json']);
+  const report = JSON.parse(animusOut.stdout) as { agents: Array<{ checks: unknown[]; healthy: boolean }>; summary: unknown; processManagers: unknown };
+  const checks = report.agents.reduce((n, a) => n + a.checks.length, 0);
+  console.log(`guide: ${guideOut.stdout.split('\n').filter((l) => l.startsWith('Agent ')).length} agents, 4 existence tests each (exit ${guideOut.status})`);
+  console.log(`animus: ${report.agents.length} agents, ${checks} checks (exit ${animusOut.status}; summary ${JSON.stringify(report.summary)}; managers ${JSON.stringify(report.processManagers)})`);
+
+  const guide: number[] = [];
+  const animus: number[] = [];
+  const folderOnly: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    guide.push(time('bash', [script]).ms);
+    animus.push(time(process.execPath, [bin, 'health', '--json']).ms);
+    folderOnly.push(time(process.execPath, [bin, 'health', '--json', '--no-process']).ms);
+  }
+  const g = median(guide);
+  const a = median(animus);
+  const f = median(folderOnly);
+  console.log('');
+  console.log(`health over ${count} agents, median of ${rounds} runs (wall time, including process start):`);
+  console.log(`  guide health-check.sh            ${g.toFixed(0).padStart(7)} ms`);
+  console.log(`  animus health --json             ${a.toFixed(0).padStart(7)} ms   ${(a / g).toFixed(2)}x the guide (goal ≤ 0.30x)`);
+  console.log(`  animus health --json --no-process ${f.toFixed(0).padStart(6)} ms   ${(f / g).toFixed(2)}x`);
+  console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')}`);
+  console.log(`  machine: ${execFileSync('nproc').toString().trim()} cores, node ${process.version}`);
+} finally {
+  await fleet.cleanup();
+}
