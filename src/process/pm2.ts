@@ -3,6 +3,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
+import { ensureDir, ensurePrivateFile } from '../core/fs.js';
 import { runPool } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
@@ -268,6 +269,9 @@ export class Pm2Manager implements ProcessManager {
 
   private async appConfig(paths: AgentPaths): Promise<Record<string, unknown>> {
     const [script, settings] = await Promise.all([resolveRuntimeEntry(paths), readSettings(paths)]);
+    // PM2 would create them 0644; made first, they keep 0600 (PM2 only appends).
+    await ensureDir(paths.logs);
+    await Promise.all([ensurePrivateFile(paths.outLog), ensurePrivateFile(paths.errLog)]);
     return {
       name: pm2ProcessName(paths),
       script,

@@ -70,6 +70,7 @@ describe('PM2: deploy --start, status, no secrets', () => {
     expect(proc?.pm2_env.pm_cwd).toBe(join(home, id));
     expect(proc?.pm2_env.pm_out_log_path).toBe(join(home, id, 'logs', 'runtime.log'));
     expect(proc?.pm2_env.pm_err_log_path).toBe(join(home, id, 'logs', 'runtime.err.log'));
+    for (const log of ['runtime.log', 'runtime.err.log']) expect((await stat(join(home, id, 'logs', log))).mode & 0o777).toBe(0o600);
     expect(proc?.pm2_env.kill_timeout).toBe(15_000);
     expect(proc?.pm2_env.exp_backoff_restart_delay).toBe(100);
     expect([proc?.pm2_env.stop_exit_codes].flat()).toEqual([78]);
