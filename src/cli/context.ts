@@ -22,6 +22,11 @@ export interface CliContext {
   signal: AbortSignal;
   resolveHome(): Promise<{ home: string; source: HomeSource }>;
   home(): Promise<string>;
+  /**
+   * The exit code of a command that has printed its failures itself (several agents,
+   * some failed). The first non-zero code wins; main sets it when the command returns.
+   */
+  setExitCode(code: number): void;
 }
 
 export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEnv) {

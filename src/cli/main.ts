@@ -21,9 +21,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGINT', onSigint);
   const json = argv.includes('--json');
+  const exit = { code: 0 };
   try {
-    const program = buildProgram({ signal: controller.signal, env: process.env });
+    const program = buildProgram({ signal: controller.signal, env: process.env, exit });
     await program.parseAsync(argv as string[]);
+    if (exit.code !== 0) process.exitCode = exit.code;
   } catch (error) {
     process.exitCode = report(error, json);
   } finally {

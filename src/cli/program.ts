@@ -19,6 +19,8 @@ export const VERSION = typeof __ANIMUS_VERSION__ === 'string' ? __ANIMUS_VERSION
 export interface ProgramOptions {
   signal: AbortSignal;
   env: NodeJS.ProcessEnv;
+  /** Where commands leave the exit code of failures they reported themselves. */
+  exit: { code: number };
 }
 
 /** Wraps a command handler: builds the context from the global flags, then runs it. */
@@ -56,6 +58,9 @@ export function buildProgram(options: ProgramOptions): Command {
       interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
       signal: options.signal,
       ...homes,
+      setExitCode: (code) => {
+        if (options.exit.code === 0) options.exit.code = code;
+      },
     };
     await handler(ctx, ...(args.slice(0, -1) as Parameters<typeof handler> extends [CliContext, ...infer A] ? A : never as never));
   };

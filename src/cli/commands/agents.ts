@@ -128,7 +128,7 @@ export function registerAgentCommands(program: Command, action: Action): void {
               ...r.warnings.map((w) => `  ${ctx.out.style.yellow('!')} ${w}`),
             ]).concat(!raw.apply && reports.some((r) => r.changes.length > 0) ? ['', 'Run again with --apply to make these changes.'] : []),
           );
-          if (reports.some((r) => r.error)) process.exitCode = EXIT.failure;
+          if (reports.some((r) => r.error)) ctx.setExitCode(EXIT.failure);
         }),
       ),
     ['animus adopt', `animus adopt ${EXAMPLE_ID} --apply`],
@@ -148,7 +148,7 @@ export function settle<T>(ctx: CliContext, outcomes: Outcome<T>[], ids: string[]
     const code = isAnimusError(error) ? error.code : 'EINTERNAL';
     failed.push({ id: ids[i]!, code, message: describeError(error) });
     ctx.out.error(describeError(error));
-    if (process.exitCode === undefined || process.exitCode === 0) process.exitCode = isAnimusError(error) ? error.exitCode : EXIT.internal;
+    ctx.setExitCode(isAnimusError(error) ? error.exitCode : EXIT.internal);
   });
   return { succeeded: outcomes.flatMap((o) => (o.ok ? [o.value] : [])), failed };
 }

@@ -138,9 +138,7 @@ export function reportFailures(ctx: CliContext, failures: ProcessActionResult[])
       for (const line of failure.logTail) ctx.out.info(`    ${line}`);
     }
   }
-  if (failures.length > 0 && (process.exitCode === undefined || process.exitCode === 0)) {
-    process.exitCode = exitCodeOf(failures[0]!.code);
-  }
+  if (failures.length > 0) ctx.setExitCode(exitCodeOf(failures[0]!.code));
 }
 
 function exitCodeOf(code: string | undefined): number {

@@ -59,7 +59,7 @@ export function registerUpdateCommands(program: Command, action: Action): void {
           const failed = tried.flatMap((t) => (t.o.ok ? [] : [failure(t.id, t.o.error)]));
           for (const f of failed) ctx.out.error(f.message);
           const first = tried.find((t) => !t.o.ok);
-          if (first && !first.o.ok) process.exitCode = isAnimusError(first.o.error) ? first.o.error.exitCode : EXIT.internal;
+          if (first && !first.o.ok) ctx.setExitCode(isAnimusError(first.o.error) ? first.o.error.exitCode : EXIT.internal);
           if (!anyFailed) progress.done(agents.length === 1 ? undefined : `updated ${agents.length} agents`);
           if (skipped.length > 0) ctx.out.warn(`not tried after the failure: ${skipped.join(', ')} (--keep-going carries on)`);
           ctx.out.result(agents.length === 1 ? updated[0] : { updated, failed, skipped }, () =>
