@@ -7,6 +7,9 @@ import type { AgentPaths } from '../home/layout.js';
  */
 export type ProcessState = 'online' | 'starting' | 'stopping' | 'stopped' | 'errored' | 'not-registered' | 'unknown';
 
+/** States in which an instance counts as running: stop it before touching its files, start it again after. */
+export const RUNNING_STATES: ReadonlySet<ProcessState> = new Set(['online', 'starting', 'errored']);
+
 export interface ProcessInfo {
   /** Agent id, `agent-<uuid>`. */
   id: string;

@@ -5,7 +5,7 @@ import { pathExists } from '../core/fs.js';
 import { readSettings } from '../instances/agent-files.js';
 import { requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
-import type { ProcessState } from '../process/types.js';
+import { RUNNING_STATES, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { currentBranch, currentCommit, moveTo } from './git-ops.js';
 import { appendHistory, lockAgent, readHistory, updatesDir, writeHistory } from './history.js';
@@ -42,7 +42,6 @@ export interface RollbackResult {
   state: ProcessState | null;
 }
 
-const RUNNING: ReadonlySet<ProcessState> = new Set(['online', 'starting', 'errored']);
 
 export async function rollbackAgent(options: RollbackOptions): Promise<RollbackResult> {
   const step = options.onStep ?? (() => {});
@@ -66,7 +65,7 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
     const fromBranch = await currentBranch(clone);
 
     return await withProcessManager(settings.process_manager, { home: options.home, env: options.env, startGraceMs: options.graceMs ?? DEFAULT_GRACE_MS }, async (manager) => {
-      const running = RUNNING.has((await manager.status([paths]))[0]?.state ?? 'unknown');
+      const running = RUNNING_STATES.has((await manager.status([paths]))[0]?.state ?? 'unknown');
       const at = new Date().toISOString();
       let keptDatabase: string | null = null;
       if (options.withData) {

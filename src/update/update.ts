@@ -7,7 +7,7 @@ import { readSettings } from '../instances/agent-files.js';
 import { cloneDir, requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
 import { resolveRuntimeEntry } from '../process/runtime-entry.js';
-import type { ProcessManager, ProcessState } from '../process/types.js';
+import { RUNNING_STATES, type ProcessManager, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { commitSubject, currentBranch, currentCommit, fetchOrigin, isAncestor, isSameRepoPath, localChanges, moveTo, originUrl, resolveTarget } from './git-ops.js';
 import { appendHistory, lockAgent, pruneSnapshots, snapshotName, updatesDir } from './history.js';
@@ -52,7 +52,6 @@ export interface UpdateResult {
 }
 
 export const DEFAULT_GRACE_MS = 3_000;
-const RUNNING: ReadonlySet<ProcessState> = new Set(['online', 'starting', 'errored']);
 
 export async function updateAgent(options: UpdateOptions): Promise<UpdateResult> {
   const step = options.onStep ?? (() => {});
@@ -86,7 +85,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
 
     return await withProcessManager(settings.process_manager, { home: options.home, env: options.env, startGraceMs: options.graceMs ?? DEFAULT_GRACE_MS }, async (manager) => {
       const before = (await manager.status([paths]))[0]?.state ?? 'unknown';
-      const running = RUNNING.has(before);
+      const running = RUNNING_STATES.has(before);
 
       const at = new Date();
       let snapshot: string | null = null;
