@@ -1,19 +1,18 @@
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
-import { ensureDir, fileMode } from '../core/fs.js';
+import { ensureDir } from '../core/fs.js';
 import { packageManifest } from '../core/package-root.js';
 import { readHeadCommit } from '../git/repo.js';
 import { readRemoteUrl } from '../health/git-state.js';
-import { homeLayout, type AgentPaths } from '../home/layout.js';
-import { cloneDir } from '../instances/registry.js';
-import { openDatabase } from '../store/database.js';
-import { schemaVersion } from '../store/migrations.js';
+import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
 import type { ArchiveKey } from './cipher.js';
-import { writeArchive, type ArchiveSource } from './write-archive.js';
+import { archiveBytes, writeArchive, type ArchiveSource } from './write-archive.js';
 
 export interface BackupOptions {
   /** Folder that receives `<agent-id>/<archive>`; default `<home>/backups`. */
@@ -52,16 +51,23 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   const dir = join(resolve(options.outDir), paths.agent.id);
   await ensureDir(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
-  const snapshot = join(dir, `.${paths.agent.id}.${process.pid}.${randomBytes(4).toString('hex')}.db`);
+  const snapshot = join(await scratchDir(dir), `${paths.agent.id}.${randomBytes(4).toString('hex')}.db`);
   try {
-    await snapshotDatabase(paths.db, snapshot);
-    const version = checkSnapshot(snapshot, paths);
-    const sources: ArchiveSource[] = [{ name: 'animus.db', path: snapshot, mode: (await fileMode(paths.db)) ?? 0o600 }];
-    for (const [name, path] of [['.env', paths.env], ['settings.json', paths.settings]] as const) {
-      const data = await readOptional(path);
-      if (data) sources.push({ name, data, mode: (await fileMode(path)) ?? 0o600 });
+    const source = openSource(paths.db);
+    try {
+      await snapshotDatabase(source, snapshot);
+    } finally {
+      source.close();
     }
-    const clone = await cloneDir(paths);
+    const data = readFileSync(snapshot);
+    const version = checkSnapshot(data, paths);
+    // Restore writes every file 0600, whatever it was: that is the mode recorded.
+    const sources: ArchiveSource[] = [{ name: 'animus.db', data, mode: 0o600 }];
+    for (const [name, path] of [['.env', paths.env], ['settings.json', paths.settings]] as const) {
+      const file = readOptional(path);
+      if (file) sources.push({ name, data: file, mode: 0o600 });
+    }
+    const clone = [paths.clone, join(paths.dir, LEGACY_CLONE_DIR)].find((d) => existsSync(join(d, '.git')));
     const base: Omit<Manifest, 'files' | 'bodyBytes' | 'encrypted' | 'encryption'> = {
       format: FORMAT,
       formatVersion: FORMAT_VERSION,
@@ -71,7 +77,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
       schemaVersion: version,
       clone: {
         commit: (clone && (await readHeadCommit(clone))) ?? null,
-        origin: (clone && (await readRemoteUrl(clone))) ?? null,
+        origin: (clone && readRemoteUrl(clone)) ?? null,
         dir: clone ? clone.slice(paths.dir.length + 1) : null,
       },
     };
@@ -80,7 +86,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
     return {
       id: paths.agent.id,
       archive: destination,
-      bytes: (await stat(destination)).size,
+      bytes: archiveBytes(manifest),
       createdAt: manifest.createdAt,
       encrypted: manifest.encrypted,
       schemaVersion: manifest.schemaVersion,
@@ -92,28 +98,93 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
     if (error instanceof AnimusError) throw error;
     throw new AnimusError('EIO', `backup of ${paths.agent.id} failed: ${describeError(error)}`, { cause: error });
   } finally {
-    // Opening the snapshot (WAL mode, like its source) leaves its -wal and -shm beside it.
-    await Promise.all(['', '-wal', '-shm'].map((suffix) => rm(`${snapshot}${suffix}`, { force: true })));
+    await rm(snapshot, { force: true });
   }
 }
 
-/** A database that fails quick_check is not archived: every archive must restore. */
-function checkSnapshot(snapshot: string, paths: AgentPaths): number {
-  const db = openDatabase(snapshot, { readonly: true });
+const scratchDirs = new Map<string, Promise<string>>();
+
+/**
+ * Where snapshots are taken before they are archived: a private folder (0700) in
+ * /dev/shm when it is there, made once per run. SQLite's backup commits its
+ * destination with several fsyncs, which on a disk cost more than everything else a
+ * backup does; on tmpfs they cost nothing, and the fsync that matters (of the
+ * archive) still happens. Each snapshot is removed once archived; the folder at exit.
+ */
+/** Removes this thread's scratch folders (backupMany calls it when done). */
+export async function releaseScratch(): Promise<void> {
+  const dirs = await Promise.all(scratchDirs.values());
+  scratchDirs.clear();
+  await Promise.all(dirs.filter((dir) => basename(dir).startsWith('animus-backup-')).map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
+function scratchDir(fallback: string): Promise<string> {
+  const root = existsSync('/dev/shm') ? '/dev/shm' : fallback;
+  let made = scratchDirs.get(root);
+  if (!made) {
+    made = (async () => {
+      try {
+        const dir = await mkdtemp(join(root, 'animus-backup-'));
+        process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+        return dir;
+      } catch {
+        return fallback;
+      }
+    })();
+    scratchDirs.set(root, made);
+  }
+  return made;
+}
+
+/**
+ * The live database, read-only, for the snapshot: opened directly (the busy timeout
+ * as a constructor option) rather than through openDatabase, whose extra statements
+ * cost a thousand round trips in `backup --all`. Nothing is written to it.
+ */
+function openSource(path: string): Database.Database {
+  if (!existsSync(path)) throw new AnimusError('ENOTFOUND', `database ${path} does not exist: nothing to back up`);
+  try {
+    return new Database(path, { readonly: true, fileMustExist: true, timeout: 5000 });
+  } catch (error) {
+    throw new AnimusError('EBADDB', `cannot open ${path} (${describeError(error)}): not backed up`, { cause: error });
+  }
+}
+
+/**
+ * A database that fails quick_check is not archived: every archive must restore.
+ * Checked in memory: the header's WAL flag is cleared on a copy, since an in-memory
+ * database cannot be in WAL mode; the archived bytes stay as SQLite wrote them.
+ */
+function checkSnapshot(data: Buffer, paths: AgentPaths): number {
+  const image = Buffer.from(data);
+  if (image.length >= 20 && image[18] === 2 && image[19] === 2) {
+    image[18] = 1;
+    image[19] = 1;
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(image);
+  } catch (error) {
+    throw new AnimusError('EBADDB', `${paths.db} cannot be read (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
+  }
   try {
     const check = db.pragma('quick_check', { simple: true }) as string;
     if (check !== 'ok') {
       throw new AnimusError('EBADDB', `${paths.db} fails quick_check (${check}): not backed up; restore it from an older archive with \`animus restore ${paths.agent.id} --from <archive>\``);
     }
-    return schemaVersion(db);
+    // user_version lives in the header (offset 60): no statement needed.
+    return image.length >= 64 ? image.readInt32BE(60) : 0;
+  } catch (error) {
+    if (error instanceof AnimusError) throw error;
+    throw new AnimusError('EBADDB', `${paths.db} fails quick_check (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
   } finally {
     db.close();
   }
 }
 
-async function readOptional(path: string): Promise<Buffer | undefined> {
+function readOptional(path: string): Buffer | undefined {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;

@@ -27,8 +27,8 @@ export function registerBackupCommands(program: Command, action: Action): void {
         action(async (ctx, ids: string[], flags: BackupFlags) => {
           const home = await ctx.home();
           const { resolveTargets } = await import('../../process/fleet.js');
-          const { backupAgent, defaultBackupDir } = await import('../../backup/create-backup.js');
-          const { runPool } = await import('../../core/pool.js');
+          const { defaultBackupDir } = await import('../../backup/create-backup.js');
+          const { backupMany } = await import('../../backup/backup-many.js');
           const { settle } = await import('./agents.js');
           const keep = parseKeep(flags.keep);
           const targets = await resolveTargets(home, ids, flags.all === true);
@@ -39,13 +39,7 @@ export function registerBackupCommands(program: Command, action: Action): void {
           }
           const outDir = flags.out ?? defaultBackupDir(home);
           const progress = ctx.out.progress(`backing up ${targets.length === 1 ? targets[0]!.agent.id : `${targets.length} agents`}`);
-          let done = 0;
-          const outcomes = await runPool(targets, 8, async (paths) => {
-            ctx.signal.throwIfAborted();
-            const result = await backupAgent(paths, { outDir, keep, key });
-            progress.update(`backing up: ${++done} of ${targets.length}`);
-            return result;
-          });
+          const outcomes = await backupMany(targets, { outDir, keep, key, onDone: (done) => progress.update(`backing up: ${done} of ${targets.length}`) });
           const { succeeded, failed } = settle(ctx, outcomes, targets.map((t) => t.agent.id));
           if (succeeded.length === 0) progress.fail();
           else progress.done(targets.length === 1 ? undefined : `backed up ${succeeded.length} of ${targets.length} agents into ${outDir}`);

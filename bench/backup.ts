@@ -1,0 +1,93 @@
+// `npm run bench -- backup [agents] [rounds]`: `animus backup --all` against the
+// multi-agent guide's cp backup loop on the same generated home, side by side.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { makeFleet, median } from './fleet-fixture.js';
+
+const count = Number(process.argv[2] ?? 1000);
+const rounds = Number(process.argv[3] ?? 5);
+const bin = fileURLToPath(new URL('../bin/animus.js', import.meta.url));
+
+// The guide's "Backup all agent databases" loop, re-typed (run from the home, as the guide's `cd ~/animus`).
+const GUIDE_BACKUP = `#!/bin/bash
+cd "$ANIMUS_HOME"
+mkdir -p backups/$(date +%Y%m%d)
+
+# Backup all agent databases
+for agent_dir in agent-*/; do
+    agent_id=$(basename "$agent_dir")
+    cp "$agent_dir/animus.db" "backups/$(date +%Y%m%d)/\${agent_id}_animus.db"
+done
+`;
+
+console.log(`generating ${count} agent folders…`);
+const t0 = performance.now();
+const fleet = await makeFleet(count);
+console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${fleet.home}`);
+const script = join(fleet.root, 'backup-loop.sh');
+writeFileSync(script, GUIDE_BACKUP, { mode: 0o700 });
+const out = join(fleet.root, 'animus-backups');
+const env: NodeJS.ProcessEnv = { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), NO_COLOR: '1' };
+
+function time(command: string, args: string[]): { ms: number; status: number | null; stderr: string } {
+  const start = performance.now();
+  const run = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  return { ms: performance.now() - start, status: run.status, stderr: run.stderr };
+}
+
+function folderBytes(dir: string): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    files++;
+    bytes += statSync(join(entry.parentPath ?? entry.path, entry.name)).size;
+  }
+  return { files, bytes };
+}
+
+const clean = () => {
+  rmSync(join(fleet.home, 'backups'), { recursive: true, force: true });
+  rmSync(out, { recursive: true, force: true });
+};
+
+try {
+  // One untimed run of each: warms the page cache and shows what each produces.
+  clean();
+  const guideCheck = time('bash', [script]);
+  const animusCheck = time(process.execPath, [bin, 'backup', '--all', '--out', out]);
+  if (animusCheck.status !== 0) throw new Error(`animus backup failed: ${animusCheck.stderr}`);
+  const guideFiles = folderBytes(join(fleet.home, 'backups'));
+  const animusFiles = folderBytes(out);
+  console.log(`guide: ${guideFiles.files} file copies of animus.db, ${(guideFiles.bytes / 1024 ** 2).toFixed(1)} MiB (exit ${guideCheck.status}; a file copy, not safe while the agent writes)`);
+  console.log(`animus: ${animusFiles.files} archives (online snapshot + quick_check + .env + settings.json + sha256 manifest, fsynced), ${(animusFiles.bytes / 1024 ** 2).toFixed(1)} MiB`);
+
+  const guide: number[] = [];
+  const animus: number[] = [];
+  const encrypted: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    clean();
+    guide.push(time('bash', [script]).ms);
+    clean();
+    animus.push(time(process.execPath, [bin, 'backup', '--all', '--out', out]).ms);
+    clean();
+    env.ANIMUS_BACKUP_PASSPHRASE = 'bench passphrase';
+    encrypted.push(time(process.execPath, [bin, 'backup', '--all', '--encrypt', '--out', out]).ms);
+    delete env.ANIMUS_BACKUP_PASSPHRASE;
+  }
+  const g = median(guide);
+  const a = median(animus);
+  const e = median(encrypted);
+  console.log('');
+  console.log(`backup of ${count} agents, median of ${rounds} runs (wall time, including process start):`);
+  console.log(`  guide cp loop                     ${g.toFixed(0).padStart(7)} ms`);
+  console.log(`  animus backup --all               ${a.toFixed(0).padStart(7)} ms   ${(a / g).toFixed(2)}x the guide (goal ≤ 0.50x)`);
+  console.log(`  animus backup --all --encrypt     ${e.toFixed(0).padStart(7)} ms   ${(e / g).toFixed(2)}x`);
+  console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')} | encrypted ${encrypted.map((v) => v.toFixed(0)).join(' ')}`);
+} finally {
+  clean();
+  await fleet.cleanup();
+}

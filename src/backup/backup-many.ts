@@ -1,0 +1,98 @@
+import { availableParallelism } from 'node:os';
+import { parentPort, Worker, workerData } from 'node:worker_threads';
+import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
+import { runPool, type Outcome } from '../core/pool.js';
+import type { AgentPaths } from '../home/layout.js';
+import { backupAgent, releaseScratch, type BackupOptions, type BackupResult } from './create-backup.js';
+
+export interface BackupManyOptions extends Omit<BackupOptions, 'now'> {
+  /** Threads sharing the work; default one per core for large runs. */
+  threads?: number;
+  onDone?: (done: number) => void;
+}
+
+/** Below this many agents a thread's start-up costs more than it saves. */
+const AGENTS_PER_THREAD = 100;
+
+interface WorkerJob {
+  targets: AgentPaths[];
+  outDir: string;
+  keep?: number;
+  key?: { key: Uint8Array; params: NonNullable<BackupOptions['key']>['params'] };
+}
+
+type WireOutcome = { ok: true; value: BackupResult } | { ok: false; error: { code?: ErrorCode; exitCode?: ExitCode; message: string } };
+
+/**
+ * Backs up many agents in one process: each archive's work (snapshot, quick_check,
+ * hashing, encryption) is CPU-bound once the files are cached, so `--all` over a large
+ * home is split across worker threads, one per core, each with its own pool of
+ * overlapping backups. Outcomes keep the input order; one agent's failure never
+ * stops the others.
+ */
+export async function backupMany(targets: AgentPaths[], options: BackupManyOptions): Promise<Outcome<BackupResult>[]> {
+  const bundled = import.meta.url.endsWith('.js');
+  const count = Math.max(1, Math.min(options.threads ?? (bundled ? availableParallelism() : 1), Math.ceil(targets.length / AGENTS_PER_THREAD), 8));
+  let done = 0;
+  const tick = () => options.onDone?.(++done);
+  try {
+    if (count === 1 || !bundled) return await backupSlice(targets, options, tick);
+    const size = Math.ceil(targets.length / count);
+    const slices = Array.from({ length: count }, (_, i) => targets.slice(i * size, (i + 1) * size));
+    const [own, ...others] = slices;
+    const job = { outDir: options.outDir, keep: options.keep, key: options.key ? { key: options.key.key, params: options.key.params } : undefined };
+    const remote = others.map((slice) => inWorker({ ...job, targets: slice }, tick));
+    const local = await backupSlice(own!, options, tick);
+    return [...local, ...(await Promise.all(remote)).flat()];
+  } finally {
+    await releaseScratch();
+  }
+}
+
+function backupSlice(targets: AgentPaths[], options: Omit<BackupOptions, 'now'>, tick: () => void): Promise<Outcome<BackupResult>[]> {
+  return runPool(targets, 8, async (paths) => {
+    try {
+      return await backupAgent(paths, options);
+    } finally {
+      tick();
+    }
+  });
+}
+
+function inWorker(job: WorkerJob, tick: () => void): Promise<Outcome<BackupResult>[]> {
+  return new Promise((resolve, reject) => {
+    const code = `import(${JSON.stringify(import.meta.url)}).then((m) => m.runBackupWorker())`;
+    const worker = new Worker(code, { eval: true, workerData: { animusBackupJob: job } });
+    worker.on('message', (message: { tick?: true; outcomes?: WireOutcome[] }) => {
+      if (message.tick) return tick();
+      resolve(message.outcomes!.map(fromWire));
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (exit) => exit !== 0 && reject(new Error(`backup worker exited with code ${exit}`)));
+  });
+}
+
+/** Entry of a backup worker thread (see backupMany). */
+export async function runBackupWorker(): Promise<void> {
+  const job = (workerData as { animusBackupJob?: WorkerJob } | undefined)?.animusBackupJob;
+  if (!job || !parentPort) return;
+  const port = parentPort;
+  const key = job.key ? { key: Buffer.from(job.key.key), params: job.key.params } : undefined;
+  const outcomes = await backupSlice(job.targets, { outDir: job.outDir, keep: job.keep, key }, () => port.postMessage({ tick: true }));
+  await releaseScratch();
+  port.postMessage({ outcomes: outcomes.map(toWire) });
+}
+
+function toWire(outcome: Outcome<BackupResult>): WireOutcome {
+  if (outcome.ok) return outcome;
+  const error = outcome.error;
+  if (error instanceof AnimusError) return { ok: false, error: { code: error.code, exitCode: error.exitCode, message: error.message } };
+  return { ok: false, error: { message: error instanceof Error ? error.message : String(error) } };
+}
+
+function fromWire(outcome: WireOutcome): Outcome<BackupResult> {
+  if (outcome.ok) return outcome;
+  const { code, exitCode, message } = outcome.error;
+  return { ok: false, error: code ? new AnimusError(code, message, { exitCode }) : new Error(message) };
+}
