@@ -1,13 +1,11 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
-import { ensureDir } from '../core/fs.js';
 import { packageManifest } from '../core/package-root.js';
-import { readHeadCommit } from '../git/repo.js';
-import { readRemoteUrl } from '../health/git-state.js';
+import { readCloneCommit, readRemoteUrl } from '../health/git-state.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
@@ -49,7 +47,7 @@ export function defaultBackupDir(home: string): string {
 export async function backupAgent(paths: AgentPaths, options: BackupOptions): Promise<BackupResult> {
   const createdAt = (options.now ?? (() => new Date()))();
   const dir = join(resolve(options.outDir), paths.agent.id);
-  await ensureDir(dir);
+  ensurePrivateDir(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
   const snapshot = join(await scratchDir(dir), `${paths.agent.id}.${randomBytes(4).toString('hex')}.db`);
   try {
@@ -76,7 +74,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
       animusVersion: animusVersion(),
       schemaVersion: version,
       clone: {
-        commit: (clone && (await readHeadCommit(clone))) ?? null,
+        commit: (clone && readCloneCommit(clone)) ?? null,
         origin: (clone && readRemoteUrl(clone)) ?? null,
         dir: clone ? clone.slice(paths.dir.length + 1) : null,
       },
@@ -100,6 +98,14 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   } finally {
     await rm(snapshot, { force: true });
   }
+}
+
+/** mkdir -p at 0700; an existing folder is only stat'ed (a repeated backup --all touches nothing). */
+function ensurePrivateDir(dir: string): void {
+  const info = statSync(dir, { throwIfNoEntry: false });
+  if (info?.isDirectory() && (info.mode & 0o777) === 0o700) return;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
 }
 
 const scratchDirs = new Map<string, Promise<string>>();

@@ -165,7 +165,11 @@ export function readUpstream(clone: string, origins?: Map<string, string | undef
   return tracking ? resolveRef(gitDir, tracking) : undefined;
 }
 
-/** What git/repo.ts readHeadCommit tells, synchronously. */
+/** The commit checked out in a clone, synchronously (what git/repo.ts readHeadCommit tells). */
+export function readCloneCommit(clone: string): string | undefined {
+  return readHead(join(clone, '.git'));
+}
+
 function readHead(gitDir: string, headText?: string): string | undefined {
   const head = (headText ?? readText(join(gitDir, 'HEAD')))?.trim();
   if (!head) return undefined;
