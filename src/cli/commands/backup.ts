@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AnimusError } from '../../core/errors.js';
+import { AnimusError, EXIT } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
 import { examples, type Action } from '../program.js';
 
@@ -151,7 +151,7 @@ export function registerBackupCommands(program: Command, action: Action): void {
           });
           progress.done(`restored ${agent.id} from ${manifest.createdAt}`);
           for (const note of result.notes) ctx.out.warn(note);
-          if (result.process.started === 'failed') process.exitCode = 1;
+          if (result.process.started === 'failed') ctx.setExitCode(EXIT.failure);
           ctx.out.result(result, () => [
             `${ctx.out.style.green('✓')} ${agent.id}: ${result.restored.join(', ')} restored${result.recreated ? ' into a recreated folder' : ''}`,
             ...result.preRestore.map((p) => `  previous copy kept: ${p}`),

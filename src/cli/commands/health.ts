@@ -41,7 +41,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
             });
             progress.done();
             ctx.out.result(report, () => renderReport(ctx, report));
-            process.exitCode = report.healthy ? EXIT.ok : EXIT.failure;
+            if (!report.healthy) ctx.setExitCode(EXIT.failure);
             return;
           }
           await watch(ctx, options.watchS, check);
@@ -83,6 +83,7 @@ async function watch(ctx: CliContext, seconds: number, check: () => Promise<Heal
       if (tty) ctx.out.write('\x1b[2J\x1b[H');
       ctx.out.write(`${renderReport(ctx, report).join('\n')}\n${ctx.out.style.dim(`checked ${report.checkedAt}; again in ${seconds}s (Ctrl-C to stop)`)}\n`);
     }
+    // The last round decides (setExitCode keeps the first): an agent that recovered during the watch exits 0.
     process.exitCode = report.healthy ? EXIT.ok : EXIT.failure;
     const stopped = await sleep(seconds * 1000, ctx.signal);
     if (stopped) return;
