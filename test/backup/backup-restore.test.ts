@@ -8,7 +8,7 @@ import { deployTestAgent } from '../helpers/agents.js';
 import { commitToBare, git } from '../helpers/git.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-import { backupAgent, pruneArchives } from '../../src/backup/create-backup.js';
+import { backupAgent, pruneArchives, releaseScratch } from '../../src/backup/create-backup.js';
 import { deriveNewKey } from '../../src/backup/cipher.js';
 import { listArchives } from '../../src/backup/list-backups.js';
 import { readManifest } from '../../src/backup/read-archive.js';
@@ -35,6 +35,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await releaseScratch();
   for (const writer of writers) {
     if (writer.pid && writer.exitCode === null) {
       try {
