@@ -5,9 +5,10 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { ensureDir, isDirectory, pathExists } from '../core/fs.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
 import { gitError, withGit } from '../git/repo.js';
-import { findModifiedFiles } from '../health/git-state.js';
+import { findModifiedFiles, readCloneCommit } from '../health/git-state.js';
 import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
 import { deployAgent } from '../instances/deploy.js';
+import { lockAgent } from '../update/history.js';
 import { cloneDir } from '../instances/registry.js';
 import type { ArchivedFile, Manifest } from './archive-format.js';
 import { readManifest } from './read-archive.js';
@@ -70,7 +71,7 @@ export async function restoreAgent(options: RestoreOptions): Promise<RestoreResu
     step('verifying the archive');
     const { manifest, files } = await proveArchive(options.archive, work, options.passphrase);
     const archivedSettings = files['settings.json'] ? parseSettingsJson(await readFile(files['settings.json'], 'utf8'), 'settings.json') : undefined;
-    let paths = agentPaths(options.home, agent);
+    const paths = agentPaths(options.home, agent);
     const exists = await isDirectory(paths.dir);
     if (options.code && exists) await assertCommitAvailable(paths, manifest);
 
@@ -86,50 +87,76 @@ export async function restoreAgent(options: RestoreOptions): Promise<RestoreResu
       notes,
     };
 
-    if (exists) {
-      step('stopping the instance');
-      const current = await readCurrentSettings(paths);
-      const stopped = options.process ? await options.process.stop(paths, current) : { unavailable: 'no process manager support' };
-      if ('unavailable' in stopped) {
-        result.process.stopped = 'unavailable';
-        notes.push(`the instance was not stopped (${stopped.unavailable}): make sure it is not running`);
-      } else result.process.stopped = stopped.wasRunning ? 'stopped' : 'was-not-running';
-    } else {
-      step('recreating the agent folder');
-      paths = await recreate(options.home, agent.id, manifest, archivedSettings, notes);
-    }
-
-    step('restoring files');
-    const stamp = (options.now ?? (() => new Date()))().toISOString().replace(/[-:.]/g, '');
-    await swapFiles(paths, files, stamp, exists, result);
-
-    if (options.code && manifest.clone.commit) {
-      step(`checking out ${manifest.clone.commit.slice(0, 12)}`);
-      const clone = await cloneDir(paths);
-      if (clone) {
-        await withGit({ baseDir: clone }, (g) => g.raw(['checkout', '--quiet', manifest.clone.commit!])).catch((error) => {
-          throw gitError(`restored the data, but cannot check out ${manifest.clone.commit}`, error, 'check out the commit by hand in the clone');
-        });
-        result.commit.checkedOut = true;
-      }
-    } else if (!exists && manifest.clone.commit) result.commit.checkedOut = true;
-
-    const start = options.start ?? result.process.stopped === 'stopped';
-    if (start) {
-      step('starting the instance');
-      const started = options.process ? await options.process.start(paths, archivedSettings) : { unavailable: 'no process manager support' };
-      if ('unavailable' in started) {
-        result.process.started = 'unavailable';
-        notes.push(`the instance was not started (${started.unavailable}): start it with \`animus start ${agent.id}\``);
-      } else if (started.ok) result.process.started = 'started';
-      else {
-        result.process.started = 'failed';
-        notes.push(`the instance did not start: ${started.message}`);
-      }
+    // An update or rollback of this agent running meanwhile would restart it on the old files.
+    const unlock = exists ? await lockAgent(paths) : undefined;
+    try {
+      await applyRestore({ options, manifest, files, archivedSettings, paths, exists, result, step });
+    } finally {
+      await unlock?.();
     }
     return result;
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+interface ApplyInput {
+  options: RestoreOptions;
+  manifest: Manifest;
+  files: Partial<Record<ArchivedFile, string>>;
+  archivedSettings: Settings | undefined;
+  paths: AgentPaths;
+  exists: boolean;
+  result: RestoreResult;
+  step: (step: string) => void;
+}
+
+/** The part that changes things, once the archive is proven: stop, swap, check out, start. */
+async function applyRestore({ options, manifest, files, archivedSettings, paths, exists, result, step }: ApplyInput): Promise<void> {
+  const { notes } = result;
+  if (exists) {
+    step('stopping the instance');
+    const current = await readCurrentSettings(paths);
+    const stopped = options.process ? await options.process.stop(paths, current) : { unavailable: 'no process manager support' };
+    if ('unavailable' in stopped) {
+      result.process.stopped = 'unavailable';
+      notes.push(`the instance was not stopped (${stopped.unavailable}): make sure it is not running`);
+    } else result.process.stopped = stopped.wasRunning ? 'stopped' : 'was-not-running';
+  } else {
+    step('recreating the agent folder');
+    paths = await recreate(options.home, result.id, manifest, archivedSettings, notes);
+  }
+
+  step('restoring files');
+  const stamp = (options.now ?? (() => new Date()))().toISOString().replace(/[-:.]/g, '');
+  await swapFiles(paths, files, stamp, exists, result);
+
+  if (options.code && manifest.clone.commit) {
+    step(`checking out ${manifest.clone.commit.slice(0, 12)}`);
+    const clone = await cloneDir(paths);
+    if (clone) {
+      await withGit({ baseDir: clone }, (g) => g.raw(['checkout', '--quiet', manifest.clone.commit!])).catch((error) => {
+        throw gitError(`restored the data, but cannot check out ${manifest.clone.commit}`, error, 'check out the commit by hand in the clone');
+      });
+      result.commit.checkedOut = true;
+    }
+  } else if (!exists && manifest.clone.commit) {
+    // A recreated clone is at the recorded commit unless its origin was gone (see recreate).
+    const clone = await cloneDir(paths);
+    result.commit.checkedOut = clone !== undefined && readCloneCommit(clone) === manifest.clone.commit;
+  }
+
+  const start = options.start ?? result.process.stopped === 'stopped';
+  if (!start) return;
+  step('starting the instance');
+  const started = options.process ? await options.process.start(paths, archivedSettings) : { unavailable: 'no process manager support' };
+  if ('unavailable' in started) {
+    result.process.started = 'unavailable';
+    notes.push(`the instance was not started (${started.unavailable}): start it with \`animus start ${result.id}\``);
+  } else if (started.ok) result.process.started = 'started';
+  else {
+    result.process.started = 'failed';
+    notes.push(`the instance did not start: ${started.message}`);
   }
 }
 

@@ -293,4 +293,23 @@ describe('restore', () => {
     expect(result.commit).toEqual({ recorded, checkedOut: true });
     expect(await git(['rev-parse', 'HEAD'], agent.clone)).toBe(recorded);
   });
+
+  it('refuses while an update or rollback holds the agent, with nothing touched', async () => {
+    const archive = (await backupAgent(b, { outDir: out })).archive;
+    const holder = execa('sleep', ['30'], { reject: false });
+    writers.push(holder);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(b.dir, 'updates'), { recursive: true });
+    await writeFile(join(b.dir, 'updates', '.lock'), String(holder.pid));
+    const before = await sha(b.db);
+    const calls: string[] = [];
+    const control: ProcessControl = { stop: async () => (calls.push('stop'), { wasRunning: true }), start: async () => (calls.push('start'), { ok: true }) };
+    await expect(restoreAgent({ home, id: b.agent.id, archive, process: control })).rejects.toMatchObject({ code: 'EEXISTS', message: expect.stringContaining(`pid ${holder.pid}`) });
+    expect(calls).toEqual([]);
+    expect(await sha(b.db)).toBe(before);
+    holder.kill('SIGKILL');
+    await holder;
+    // The holder is gone: its lock is stale and the restore goes ahead.
+    expect((await restoreAgent({ home, id: b.agent.id, archive })).restored).toContain('animus.db');
+  });
 });
