@@ -1,0 +1,57 @@
+import { execa } from 'execa';
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { deployTestAgent } from '../helpers/agents.js';
+import { json, runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
+import type { HealthReport } from '../../src/health/types.js';
+
+/** Enough agents that health and backup split the work across worker threads (the bundled CLI only). */
+const COUNT = 320;
+let home: string;
+let ids: string[];
+
+beforeAll(async () => {
+  home = join(await tempDir('large-home'), 'home');
+  const first = await deployTestAgent(home);
+  const env = await readFile(first.paths.env, 'utf8');
+  const settings = await readFile(first.paths.settings, 'utf8');
+  ids = [first.id];
+  const copies = Array.from({ length: COUNT - 1 }, () => `agent-${randomUUID()}`);
+  // cp -a keeps the clone's mtimes, so its git index still matches.
+  for (let i = 0; i < copies.length; i += 64) {
+    await Promise.all(
+      copies.slice(i, i + 64).map(async (id) => {
+        await execa('cp', ['-a', first.paths.dir, join(home, id)]);
+        await writeFile(join(home, id, '.env'), env.split(first.id).join(id), { mode: 0o600 });
+        await writeFile(join(home, id, 'settings.json'), settings.split(first.id).join(id), { mode: 0o600 });
+      }),
+    );
+  }
+  ids.push(...copies);
+  ids.sort();
+}, 120_000);
+
+describe('a home large enough for worker threads', () => {
+  it('health reports every agent once, in folder order, and the cached run agrees with the fresh one', async () => {
+    const fresh = await runCli(['health', '--json', '--no-process'], { home });
+    expect(fresh.code, fresh.stderr).toBe(0);
+    const report = json<HealthReport>(fresh);
+    expect(report.agents.map((a) => a.id)).toEqual(ids);
+    expect(report.agents.every((a) => a.checks.length === 10 && a.healthy)).toBe(true);
+    const cached = json<HealthReport>(await runCli(['health', '--json', '--no-process'], { home }));
+    expect(cached.agents.map((a) => [a.id, a.facts.schemaVersion, a.facts.queue])).toEqual(report.agents.map((a) => [a.id, a.facts.schemaVersion, a.facts.queue]));
+  });
+
+  it('backup --all archives every agent once', async () => {
+    const result = await runCli(['backup', '--all', '--json'], { home });
+    expect(result.code, result.stderr).toBe(0);
+    const out = json<{ backups: Array<{ id: string }>; failed: unknown[] }>(result);
+    expect(out.failed).toEqual([]);
+    expect(out.backups.map((b) => b.id).sort()).toEqual(ids);
+    const list = json<Array<{ agentId: string; problem?: string }>>(await runCli(['backup', 'list', '--json'], { home }));
+    expect(list.filter((e) => !e.problem).map((e) => e.agentId).sort()).toEqual(ids);
+  });
+});
