@@ -17,7 +17,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
     program
       .command('health [ids...]')
       .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
-      .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C')
+      .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C; with --json, one compact document per line')
       .option('--no-process', 'do not ask the process managers (the process check reports unknown)')
       .option('--no-cache', 'open every database, even those unchanged since the last health run')
       .option('--max-pending-age <seconds>', 'a pending queue item older than this fails the queue check', '600')
