@@ -9,6 +9,8 @@ export interface BackupManyOptions extends Omit<BackupOptions, 'now'> {
   /** Threads sharing the work; default one per core for large runs. */
   threads?: number;
   onDone?: (done: number) => void;
+  /** Ctrl-C: backups under way finish (no partial file is left), the rest are not started. */
+  signal?: AbortSignal;
 }
 
 /** Below this many agents a thread's start-up costs more than it saves. */
@@ -36,21 +38,22 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
   let done = 0;
   const tick = () => options.onDone?.(++done);
   try {
-    if (count === 1 || !bundled) return await backupSlice(targets, options, tick);
+    if (count === 1 || !bundled) return await backupSlice(targets, options, tick, () => options.signal?.aborted === true);
     const size = Math.ceil(targets.length / count);
     const slices = Array.from({ length: count }, (_, i) => targets.slice(i * size, (i + 1) * size));
     const [own, ...others] = slices;
     const job = { outDir: options.outDir, keep: options.keep, key: options.key ? { key: options.key.key, params: options.key.params } : undefined };
-    const remote = others.map((slice) => inWorker({ ...job, targets: slice }, tick));
-    const local = await backupSlice(own!, options, tick);
+    const remote = others.map((slice) => inWorker({ ...job, targets: slice }, tick, options.signal));
+    const local = await backupSlice(own!, options, tick, () => options.signal?.aborted === true);
     return [...local, ...(await Promise.all(remote)).flat()];
   } finally {
     await releaseScratch();
   }
 }
 
-function backupSlice(targets: AgentPaths[], options: Omit<BackupOptions, 'now'>, tick: () => void): Promise<Outcome<BackupResult>[]> {
+function backupSlice(targets: AgentPaths[], options: Omit<BackupOptions, 'now'>, tick: () => void, stopped: () => boolean): Promise<Outcome<BackupResult>[]> {
   return runPool(targets, 8, async (paths) => {
+    if (stopped()) throw new AnimusError('EINTERRUPTED', `backup of ${paths.agent.id} not started: interrupted`);
     try {
       return await backupAgent(paths, options);
     } finally {
@@ -59,10 +62,13 @@ function backupSlice(targets: AgentPaths[], options: Omit<BackupOptions, 'now'>,
   });
 }
 
-function inWorker(job: WorkerJob, tick: () => void): Promise<Outcome<BackupResult>[]> {
+function inWorker(job: WorkerJob, tick: () => void, signal: AbortSignal | undefined): Promise<Outcome<BackupResult>[]> {
   return new Promise((resolve, reject) => {
     const code = `import(${JSON.stringify(import.meta.url)}).then((m) => m.runBackupWorker())`;
     const worker = new Worker(code, { eval: true, workerData: { animusBackupJob: job } });
+    const stop = () => worker.postMessage('stop');
+    signal?.addEventListener('abort', stop, { once: true });
+    worker.once('exit', () => signal?.removeEventListener('abort', stop));
     worker.on('message', (message: { tick?: true; outcomes?: WireOutcome[] }) => {
       if (message.tick) return tick();
       resolve(message.outcomes!.map(fromWire));
@@ -78,8 +84,13 @@ export async function runBackupWorker(): Promise<void> {
   const job = (workerData as { animusBackupJob?: WorkerJob } | undefined)?.animusBackupJob;
   if (!job || !parentPort) return;
   const port = parentPort;
+  let stopped = false;
+  port.on('message', (message) => {
+    if (message === 'stop') stopped = true;
+  });
   const key = job.key ? { key: Buffer.from(job.key.key), params: job.key.params } : undefined;
-  const outcomes = await backupSlice(job.targets, { outDir: job.outDir, keep: job.keep, key }, () => port.postMessage({ tick: true }));
+  const outcomes = await backupSlice(job.targets, { outDir: job.outDir, keep: job.keep, key }, () => port.postMessage({ tick: true }), () => stopped);
+  port.removeAllListeners('message');
   await releaseScratch();
   port.postMessage({ outcomes: outcomes.map(toWire) });
 }

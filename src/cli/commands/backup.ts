@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AnimusError, EXIT } from '../../core/errors.js';
+import { AnimusError, EXIT, isAnimusError } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
 import { examples, type Action } from '../program.js';
 
@@ -39,11 +39,18 @@ export function registerBackupCommands(program: Command, action: Action): void {
           }
           const outDir = flags.out ?? defaultBackupDir(home);
           const progress = ctx.out.progress(`backing up ${targets.length === 1 ? targets[0]!.agent.id : `${targets.length} agents`}`);
-          const outcomes = await backupMany(targets, { outDir, keep, key, onDone: (done) => progress.update(`backing up: ${done} of ${targets.length}`) });
-          const { succeeded, failed } = settle(ctx, outcomes, targets.map((t) => t.agent.id));
-          if (succeeded.length === 0) progress.fail();
+          const outcomes = await backupMany(targets, { outDir, keep, key, signal: ctx.signal, onDone: (done) => progress.update(`backing up: ${done} of ${targets.length}`) });
+          // Agents never started because of Ctrl-C are one line, not one error each.
+          const notStarted = (o: (typeof outcomes)[number]) => !o.ok && isAnimusError(o.error) && o.error.code === 'EINTERRUPTED';
+          const interrupted = targets.filter((_, i) => notStarted(outcomes[i]!)).map((t) => t.agent.id);
+          const attempted = outcomes.map((o, i) => ({ o, id: targets[i]!.agent.id })).filter(({ o }) => !notStarted(o));
+          const { succeeded, failed } = settle(ctx, attempted.map(({ o }) => o), attempted.map(({ id }) => id));
+          if (interrupted.length > 0) {
+            progress.fail(`interrupted: backed up ${succeeded.length} of ${targets.length} agents; ${interrupted.length} not started`);
+            ctx.setExitCode(EXIT.interrupted);
+          } else if (succeeded.length === 0) progress.fail();
           else progress.done(targets.length === 1 ? undefined : `backed up ${succeeded.length} of ${targets.length} agents into ${outDir}`);
-          ctx.out.result({ outDir, backups: succeeded, failed }, () =>
+          ctx.out.result({ outDir, backups: succeeded, failed, ...(interrupted.length > 0 ? { interrupted } : {}) }, () =>
             targets.length > 20
               ? undefined
               : succeeded.map((b) => `${ctx.out.style.green('✓')} ${b.id}  ${b.archive}  ${formatBytes(b.bytes)}${b.encrypted ? '  encrypted' : ''}${b.pruned.length ? `  (pruned ${b.pruned.length})` : ''}`),
