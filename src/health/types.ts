@@ -37,7 +37,7 @@ export interface AgentHealth {
     processManager: string | null;
     commit: string | null;
     dirty: boolean | null;
-    /** Commits the clone is behind its origin; null when unknown, true-ish -1 when behind by an unknown count. */
+    /** Commits the clone is behind its origin: 0 up to date, -1 behind by a count not known (not fetched), null when it cannot tell. */
     behind: number | null;
     schemaVersion: number | null;
     logsBytes: number | null;
