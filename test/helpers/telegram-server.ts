@@ -49,6 +49,12 @@ export interface TelegramServer {
   waitForSent(count: number, timeoutMs?: number): Promise<SentMessage[]>;
   /** Updates not yet confirmed by an offset. */
   pendingUpdates(): number;
+  /**
+   * Drops unconfirmed updates and scripted failures. One bot token is shared by the
+   * tests of a file: an update that a killed runtime never confirmed would otherwise
+   * reach the next test's runtime, as Telegram would hand it to the next poller.
+   */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -108,6 +114,11 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
         if (!check()) sentWaiters.push(() => void check());
       }),
     pendingUpdates: () => updates.length,
+    reset: () => {
+      updates.length = 0;
+      sendFailures.length = 0;
+      updateFailures.length = 0;
+    },
     close: () =>
       new Promise((resolve) => {
         for (const release of holders) release();

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
 import { makeBrocaDatabase } from '../helpers/broca.js';
 import { startLettaServer, type LettaServer } from '../helpers/letta-server.js';
@@ -24,6 +24,10 @@ beforeAll(async () => {
   home = await tempDir('animus-runtime');
   letta = await startLettaServer({ apiKey: API_KEY });
   telegram = await startTelegramServer({ token: BOT_TOKEN });
+});
+
+beforeEach(() => {
+  telegram.reset();
 });
 
 afterAll(async () => {
