@@ -20,8 +20,14 @@ export async function main(argv: readonly string[]): Promise<void> {
     controller.abort(new AnimusError('EINTERRUPTED', 'interrupted'));
   };
   process.on('SIGINT', onSigint);
-  const json = argv.includes('--json');
   const exit = { code: 0 };
+  // `animus list | head`: the reader went away; that is not an error worth a stack.
+  const onPipeError = (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(exit.code);
+    throw error;
+  };
+  process.stdout.on('error', onPipeError);
+  const json = argv.includes('--json');
   try {
     const program = buildProgram({ signal: controller.signal, env: process.env, exit });
     await program.parseAsync(argv as string[]);

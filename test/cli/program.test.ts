@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { json, REPO_ROOT, runCli } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { BIN, cliEnv, json, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 
 describe('animus (program)', () => {
@@ -44,6 +45,15 @@ describe('animus (program)', () => {
     const option = await runCli(['list', '--frobnicate'], { home });
     expect(option.code).toBe(2);
     expect(option.stderr).toMatch(/^animus: unknown option '--frobnicate'/);
+  });
+
+  it('exits quietly when the reader of its output goes away (animus list | head)', async () => {
+    const home = await tempDir('program');
+    const env = cliEnv({ home });
+    // `true` exits at once: by the time animus writes, nobody reads the pipe.
+    const result = await execa('bash', ['-c', `node ${BIN} list --json | true; echo "exit=\${PIPESTATUS[0]}"`], { env, extendEnv: false, reject: false });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('exit=0');
   });
 
   it('reports errors as JSON on stdout under --json', async () => {
