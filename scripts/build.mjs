@@ -3,19 +3,10 @@
 // `animus --version`) and the runtime that every agent clones is one small file.
 // Type checking is `npm run typecheck` (tsc --noEmit).
 import { build } from 'esbuild';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
+import { commonOptions as common } from './esbuild-options.mjs';
 
-const version = JSON.parse(await readFile('package.json', 'utf8')).version;
 const out = `dist.tmp-${process.pid}`;
-const common = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  packages: 'external',
-  logLevel: 'warning',
-  define: { __ANIMUS_VERSION__: JSON.stringify(version) },
-};
 
 try {
   await Promise.all([

@@ -3,6 +3,7 @@ import { describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
 import { openProcessManager } from '../process/open.js';
 import type { ProcessInfo, ProcessManager } from '../process/types.js';
+import { withTimeout } from '../core/timeout.js';
 
 /** Opens the process manager of that name for a home; undefined when none can be had here. */
 export type ManagerOpener = (name: ProcessManagerName, home: string) => Promise<ProcessManager | undefined>;
@@ -55,11 +56,3 @@ export async function probeProcesses(home: string, groups: Map<ProcessManagerNam
   return probe;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -11,6 +11,7 @@ import { agentLogTail } from './log-tail.js';
 import { instanceEnv, scrubbedEnv } from './process-env.js';
 import { resolveRuntimeEntry } from './runtime-entry.js';
 import type { ProcessActionResult, ProcessInfo, ProcessManager, ProcessState } from './types.js';
+import { withTimeout } from '../core/timeout.js';
 
 /** The runtime's own limit is 10 s from SIGTERM; PM2 waits a little longer before SIGKILL. */
 export const KILL_TIMEOUT_MS = 15_000;
@@ -392,15 +393,6 @@ function call<T>(fn: (cb: (error: Error | null | undefined, value?: T) => void) 
       reject(new AnimusError('EPM', `PM2 could not ${what}: ${describeError(error)}`, { cause: error }));
     }
   });
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number): Promise<void> {
