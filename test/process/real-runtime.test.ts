@@ -41,4 +41,28 @@ describe('the real runtime under PM2 (echo mode)', () => {
     const log = (await readFile(join(home, ID, 'logs', 'runtime.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; reason?: string });
     expect(log.at(-1)).toMatchObject({ msg: 'runtime stopped', reason: 'SIGTERM' });
   });
+
+  it('backup, then restore while it runs: the instance is stopped, restored, started again, and healthy', async () => {
+    expect((await cli(['start', ID])).code).toBe(0);
+    const before = json<Array<{ pid: number }>>(await cli(['status', ID, '--json']))[0]!.pid;
+    expect((await cli(['send', ID, 'kept by the backup', '--wait'])).code).toBe(0);
+    const backup = await cli(['backup', ID, '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const archive = json<{ backups: Array<{ archive: string }> }>(backup).backups[0]!.archive;
+    expect((await cli(['send', ID, 'after the backup', '--wait'])).code).toBe(0);
+
+    const restored = await cli(['restore', ID, '--from', archive, '--yes', '--json']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(json<{ process: { stopped: string; started: string } }>(restored).process).toEqual({ stopped: 'stopped', started: 'started' });
+    const [status] = json<Array<{ state: string; pid: number }>>(await cli(['status', ID, '--json']));
+    expect(status!.state).toBe('online');
+    expect(status!.pid).not.toBe(before);
+
+    const messages = json<{ items: Array<{ message: string }> }>(await cli(['queue', 'list', '--agent', ID, '--status', 'all', '--json'])).items.map((i) => i.message);
+    expect(messages.some((m) => m.includes('kept by the backup'))).toBe(true);
+    expect(messages.some((m) => m.includes('after the backup'))).toBe(false);
+    const health = await cli(['health', ID, '--json']);
+    expect(health.code, health.stdout).toBe(0);
+    expect((await cli(['stop', ID])).code).toBe(0);
+  });
 });
