@@ -62,6 +62,8 @@ export interface SettingsField {
   description: string;
   /** Fields that `settings set` refuses (changing them would orphan the folder). */
   readOnly?: boolean;
+  /** Read by the process manager, not the runtime: a change applies at the next restart. */
+  atRestart?: boolean;
 }
 
 /** Every settings key, its type and meaning: validation, `settings set` and docs derive from this. */
@@ -73,9 +75,9 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'debug_mode', type: { kind: 'boolean' }, description: 'verbose logs' },
   { path: 'queue_refresh', type: { kind: 'number', min: 0.05, max: 3600 }, description: 'seconds between polls of an idle queue' },
   { path: 'max_retries', type: { kind: 'integer', min: 0, max: 100 }, description: 'agent request retries before an item fails' },
-  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd' },
-  { path: 'memory_limit_mb', type: { kind: 'integer', min: 32, max: 65536 }, description: 'restart the instance above this RSS' },
-  { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)' },
+  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd', atRestart: true },
+  { path: 'memory_limit_mb', type: { kind: 'integer', min: 32, max: 65536 }, description: 'restart the instance above this RSS', atRestart: true },
+  { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)', atRestart: true },
   { path: 'letta.timeout_s', type: { kind: 'number', min: 1, max: 3600 }, description: 'seconds before an agent request is abandoned' },
   { path: 'letta.attach_user_block', type: { kind: 'boolean' }, description: "attach the sender's core memory block per request" },
   { path: 'plugins.telegram_bot.enabled', type: { kind: 'boolean' }, description: 'Telegram bot (TELEGRAM_BOT_TOKEN)' },

@@ -8,7 +8,6 @@ const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
  * Keys the process manager reads when it registers the instance; every other key is
  * read by the runtime, which watches its folder and applies a new settings.json live.
  */
-const APPLIED_AT_RESTART = new Set(['process_manager', 'memory_limit_mb', 'log_target']);
 
 /*
  * `animus settings show|set`. JSON shapes (stable):
@@ -32,7 +31,6 @@ export function registerSettingsCommands(program: Command, action: Action): void
           const { requireAgent } = await import('../../instances/registry.js');
           const { readSettings } = await import('../../instances/agent-files.js');
           const { SETTINGS_FIELDS, defaultSettings, getSetting, findSettingsField } = await import('../../config/settings.js');
-          const { AnimusError } = await import('../../core/errors.js');
           const usage = 'animus settings show --agent <id> [key]';
           const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
           const [key] = expectArgs(rest, ['key'], usage, 1);
@@ -45,7 +43,7 @@ export function registerSettingsCommands(program: Command, action: Action): void
             default: field.path === 'agent.id' ? paths.agent.id : getSetting(defaults, field.path),
             description: field.description,
             readOnly: field.readOnly === true,
-            appliesLive: !APPLIED_AT_RESTART.has(field.path) && field.readOnly !== true,
+            appliesLive: field.atRestart !== true && field.readOnly !== true,
           }));
           if (key !== undefined) {
             if (!findSettingsField(key)) throw new AnimusError('EUSAGE', `unknown setting "${key}": run \`animus settings show --agent ${paths.agent.id}\` to see the keys`);
@@ -79,7 +77,7 @@ export function registerSettingsCommands(program: Command, action: Action): void
           const { splitAgentArgs, expectArgs } = await import('./agent-arg.js');
           const { requireAgent } = await import('../../instances/registry.js');
           const { readSettings, writeSettings, readEnv } = await import('../../instances/agent-files.js');
-          const { setSetting, getSetting } = await import('../../config/settings.js');
+          const { setSetting, getSetting, findSettingsField } = await import('../../config/settings.js');
           const usage = 'animus settings set --agent <id> <key> <value>';
           const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
           const [key, value] = expectArgs(rest, ['key', 'value'], usage);
@@ -107,7 +105,7 @@ export function registerSettingsCommands(program: Command, action: Action): void
           }
           // Unchanged: leave the file (and its mtime, which the runtime watches) alone.
           if (changed) await writeSettings(paths, next);
-          const appliesLive = !APPLIED_AT_RESTART.has(key!);
+          const appliesLive = findSettingsField(key!)?.atRestart !== true;
           ctx.out.result({ agent: paths.agent.id, key, previous, value: updated, changed, appliesLive }, () => {
             if (!changed) return `${key} of ${paths.agent.id} is already ${show(updated)}: nothing changed`;
             const when = appliesLive ? 'the running instance applies it without a restart' : `applies at the next restart: animus restart ${paths.agent.id}`;
