@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command from a fresh clone to a running agent, on the embedded defaults
-# (SQLite per agent, PM2 from node_modules; nothing installed globally):
-#   1. installs the dependencies exactly as locked (better-sqlite3 compiles here: ~1 min),
+# From a fresh clone to a running agent, on the embedded defaults (SQLite per agent,
+# PM2 from node_modules; nothing installed globally). The README's setup command is
+# `npm ci && npm run setup`; this script:
+#   1. installs the dependencies exactly as locked if that was not done (better-sqlite3 compiles: ~1 min),
 #   2. builds the CLI and the agent runtime,
 #   3. creates the animus home (ANIMUS_HOME, default ~/animus) and its shared runtime,
 #   4. deploys a demo agent in echo mode (no Letta account needed) and starts it under PM2,
@@ -15,8 +16,10 @@ animus() { node bin/animus.js "$@"; }
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Installing dependencies (npm ci)"
-npm ci --no-audit --no-fund
+if [ ! -f node_modules/.package-lock.json ]; then
+  step "Installing dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
 
 step "Building"
 npm run build

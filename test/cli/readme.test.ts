@@ -33,7 +33,7 @@ describe('README', () => {
   it('names the setup and test commands that .ci/run runs', async () => {
     const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
     const ci = await readFile(join(REPO_ROOT, '.ci', 'run'), 'utf8');
-    for (const command of ['npm run setup', 'npm test']) {
+    for (const command of ['npm ci && npm run setup', 'npm test']) {
       expect(readme).toContain(command);
       expect(ci).toMatch(new RegExp(`^${command}$`, 'm'));
     }
