@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { parentPort, Worker, workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { runInWorker } from '../core/worker.js';
 import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
@@ -43,7 +44,9 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
     const slices = Array.from({ length: count }, (_, i) => targets.slice(i * size, (i + 1) * size));
     const [own, ...others] = slices;
     const job = { outDir: options.outDir, keep: options.keep, key: options.key ? { key: options.key.key, params: options.key.params } : undefined };
-    const remote = others.map((slice) => inWorker({ ...job, targets: slice }, tick, options.signal));
+    const remote = others.map((slice) =>
+      runInWorker<WireOutcome[]>(import.meta.url, 'runBackupWorker', { animusBackupJob: { ...job, targets: slice } }, { onProgress: tick, signal: options.signal }).then((wire) => wire.map(fromWire)),
+    );
     const local = await backupSlice(own!, options, tick, () => options.signal?.aborted === true);
     return [...local, ...(await Promise.all(remote)).flat()];
   } finally {
@@ -62,23 +65,6 @@ function backupSlice(targets: AgentPaths[], options: Omit<BackupOptions, 'now'>,
   });
 }
 
-function inWorker(job: WorkerJob, tick: () => void, signal: AbortSignal | undefined): Promise<Outcome<BackupResult>[]> {
-  return new Promise((resolve, reject) => {
-    const code = `import(${JSON.stringify(import.meta.url)}).then((m) => m.runBackupWorker())`;
-    const worker = new Worker(code, { eval: true, workerData: { animusBackupJob: job } });
-    const stop = () => worker.postMessage('stop');
-    signal?.addEventListener('abort', stop, { once: true });
-    worker.once('exit', () => signal?.removeEventListener('abort', stop));
-    worker.on('message', (message: { tick?: true; outcomes?: WireOutcome[] }) => {
-      if (message.tick) return tick();
-      resolve(message.outcomes!.map(fromWire));
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (exit) => exit !== 0 && reject(new Error(`backup worker exited with code ${exit}`)));
-  });
-}
-
 /** Entry of a backup worker thread (see backupMany). */
 export async function runBackupWorker(): Promise<void> {
   const job = (workerData as { animusBackupJob?: WorkerJob } | undefined)?.animusBackupJob;
@@ -89,10 +75,10 @@ export async function runBackupWorker(): Promise<void> {
     if (message === 'stop') stopped = true;
   });
   const key = job.key ? { key: Buffer.from(job.key.key), params: job.key.params } : undefined;
-  const outcomes = await backupSlice(job.targets, { outDir: job.outDir, keep: job.keep, key }, () => port.postMessage({ tick: true }), () => stopped);
+  const outcomes = await backupSlice(job.targets, { outDir: job.outDir, keep: job.keep, key }, () => port.postMessage({ progress: true }), () => stopped);
   port.removeAllListeners('message');
   await releaseScratch();
-  port.postMessage({ outcomes: outcomes.map(toWire) });
+  port.postMessage({ result: outcomes.map(toWire) });
 }
 
 function toWire(outcome: Outcome<BackupResult>): WireOutcome {

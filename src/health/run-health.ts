@@ -1,7 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker, workerData, parentPort } from 'node:worker_threads';
+import { workerData, parentPort } from 'node:worker_threads';
+import { runInWorker } from '../core/worker.js';
 import { parseAgentId, type AgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { runPool } from '../core/pool.js';
@@ -129,7 +130,9 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
   const slices = Array.from({ length: count }, (_, i) => job.targets.slice(i * size, (i + 1) * size));
   const [own, ...others] = slices;
   const pick = <T>(record: Record<string, T> | undefined, targets: FolderJob['targets']) => record && Object.fromEntries(targets.flatMap((t) => (t.name in record ? [[t.name, record[t.name]!]] : [])));
-  const remote = others.map((targets) => inWorker({ ...job, targets, cache: pick(cache, targets), keys: pick(keys, targets) }));
+  const remote = others.map((targets) =>
+    runInWorker<Array<FolderHealth | AgentHealth>>(import.meta.url, 'runHealthWorker', { animusHealthJob: { ...job, targets, cache: pick(cache, targets), keys: pick(keys, targets) } }),
+  );
   const local = await checkSlice({ ...job, targets: own! });
   return [...local, ...(await Promise.all(remote)).flat()];
 }
@@ -146,24 +149,11 @@ async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHea
   });
 }
 
-function inWorker(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
-  return new Promise((resolve, reject) => {
-    const code = `import(${JSON.stringify(import.meta.url)}).then((m) => m.runHealthWorker())`;
-    const worker = new Worker(code, { eval: true, workerData: { animusHealthJob: job } });
-    worker.once('message', (result: Array<FolderHealth | AgentHealth>) => {
-      resolve(result);
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => code !== 0 && reject(new Error(`health worker exited with code ${code}`)));
-  });
-}
-
 /** Entry of a health worker thread (see checkFolders). */
 export async function runHealthWorker(): Promise<void> {
   const job = (workerData as { animusHealthJob?: FolderJob } | undefined)?.animusHealthJob;
   if (!job || !parentPort) return;
-  parentPort.postMessage(await checkSlice(job));
+  parentPort.postMessage({ result: await checkSlice(job) });
 }
 
 async function assertHome(home: string): Promise<void> {
