@@ -110,13 +110,6 @@ function ensurePrivateDir(dir: string): void {
 
 const scratchDirs = new Map<string, Promise<string>>();
 
-/**
- * Where snapshots are taken before they are archived: a private folder (0700) in
- * /dev/shm when it is there, made once per run. SQLite's backup commits its
- * destination with several fsyncs, which on a disk cost more than everything else a
- * backup does; on tmpfs they cost nothing, and the fsync that matters (of the
- * archive) still happens. Each snapshot is removed once archived; the folder at exit.
- */
 /** Removes this thread's scratch folders (backupMany calls it when done). */
 export async function releaseScratch(): Promise<void> {
   const dirs = await Promise.all(scratchDirs.values());
@@ -124,6 +117,13 @@ export async function releaseScratch(): Promise<void> {
   await Promise.all(dirs.filter((dir) => basename(dir).startsWith('animus-backup-')).map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
+/**
+ * Where snapshots are taken before they are archived: a private folder (0700) in
+ * /dev/shm when it is there, made once per run. SQLite's backup commits its
+ * destination with several fsyncs, which on a disk cost more than everything else a
+ * backup does; on tmpfs they cost nothing, and the fsync that matters (of the
+ * archive) still happens. Each snapshot is removed once archived; the folder at exit.
+ */
 function scratchDir(fallback: string): Promise<string> {
   const root = existsSync('/dev/shm') ? '/dev/shm' : fallback;
   let made = scratchDirs.get(root);
