@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
@@ -49,7 +49,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   const dir = join(resolve(options.outDir), paths.agent.id);
   ensurePrivateDir(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
-  const snapshot = join(await scratchDir(dir), `${paths.agent.id}.${randomBytes(4).toString('hex')}.db`);
+  const snapshot = join(await scratchDir(dir, databaseBytes(paths.db)), `${paths.agent.id}.${randomBytes(4).toString('hex')}.db`);
   try {
     const source = openSource(paths.db);
     try {
@@ -100,6 +100,11 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   }
 }
 
+/** The database with its WAL: what a snapshot can grow to. */
+function databaseBytes(db: string): number {
+  return [db, `${db}-wal`].reduce((sum, path) => sum + (statSync(path, { throwIfNoEntry: false })?.size ?? 0), 0);
+}
+
 /** mkdir -p at 0700; an existing folder is only stat'ed (a repeated backup --all touches nothing). */
 function ensurePrivateDir(dir: string): void {
   const info = statSync(dir, { throwIfNoEntry: false });
@@ -117,6 +122,27 @@ export async function releaseScratch(): Promise<void> {
   await Promise.all(dirs.filter((dir) => basename(dir).startsWith('animus-backup-')).map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
+const SHM = '/dev/shm';
+
+/**
+ * Whether a snapshot of this size leaves /dev/shm at most half full: a container's
+ * /dev/shm is often 64 MiB, and a snapshot that does not fit would fail the backup.
+ * Larger databases take their snapshot beside the archives, on disk.
+ */
+export function fitsInMemory(databaseBytes: number, free: () => number | undefined = shmFreeBytes): boolean {
+  const available = free();
+  return available !== undefined && databaseBytes * 2 <= available;
+}
+
+function shmFreeBytes(): number | undefined {
+  try {
+    const info = statfsSync(SHM);
+    return info.bavail * info.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Where snapshots are taken before they are archived: a private folder (0700) in
  * /dev/shm when it is there, made once per run. SQLite's backup commits its
@@ -124,8 +150,8 @@ export async function releaseScratch(): Promise<void> {
  * backup does; on tmpfs they cost nothing, and the fsync that matters (of the
  * archive) still happens. Each snapshot is removed once archived; the folder at exit.
  */
-function scratchDir(fallback: string): Promise<string> {
-  const root = existsSync('/dev/shm') ? '/dev/shm' : fallback;
+function scratchDir(fallback: string, databaseBytes: number): Promise<string> {
+  const root = fitsInMemory(databaseBytes) ? SHM : fallback;
   let made = scratchDirs.get(root);
   if (!made) {
     made = (async () => {
