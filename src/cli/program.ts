@@ -36,9 +36,9 @@ export function buildProgram(options: ProgramOptions): Command {
     .option('--json', 'print one JSON document for scripts')
     .option('--no-color', 'plain output (also NO_COLOR=1)')
     .option('-y, --yes', 'never prompt; fail instead when a value is missing (the default when stdin is not a terminal)')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`animus: ${text.replace(/^error: /, '')}`) });
+    // Usage errors stay one line, with the pointer to --help on it.
+    .configureOutput({ outputError: (text, write) => write(`animus: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`) });
 
   const action: Action = (handler) => async (...args) => {
     const command = args[args.length - 1] as Command;

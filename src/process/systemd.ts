@@ -22,7 +22,7 @@ export async function assertSystemd(): Promise<void> {
   if (!(await systemdRunning())) {
     throw new AnimusError(
       'ENOSYSTEMD',
-      'systemd is not running on this machine (a container?): nothing was changed; use PM2 instead (`animus settings set process_manager pm2`), or `animus systemd render --out DIR` to review the units',
+      'systemd is not running on this machine (a container?): nothing was changed; use PM2 instead (`animus settings set --agent <id> process_manager pm2`), or `animus systemd render --out DIR` to review the units',
     );
   }
 }

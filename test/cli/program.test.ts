@@ -41,10 +41,13 @@ describe('animus (program)', () => {
     const home = await tempDir('program');
     const unknown = await runCli(['deplyo'], { home });
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/^animus: unknown command 'deplyo'/);
+    expect(unknown.stderr).toMatch(/^animus: unknown command 'deplyo' \(Did you mean deploy\?\) \(see --help\)$/);
     const option = await runCli(['list', '--frobnicate'], { home });
     expect(option.code).toBe(2);
-    expect(option.stderr).toMatch(/^animus: unknown option '--frobnicate'/);
+    expect(option.stderr).toMatch(/^animus: unknown option '--frobnicate' \(see --help\)$/);
+    const missing = await runCli(['send', 'agent-721679f6-c8af-4e01-8677-dc042dc80368'], { home });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("animus: missing required argument 'text' (see --help)");
   });
 
   it('exits quietly when the reader of its output goes away (animus list | head)', async () => {
