@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { packageManifest } from '../core/package-root.js';
-import { readCloneCommit, readRemoteUrl } from '../health/git-state.js';
+import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';

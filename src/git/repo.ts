@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { SimpleGit } from 'simple-git';
 import { AnimusError, describeError } from '../core/errors.js';
+import { readCloneCommit } from './refs.js';
 
 /** Identity for commits animus makes itself (the runtime source repo). */
 export const ANIMUS_GIT_IDENTITY = {
@@ -113,42 +112,9 @@ async function runGitCancellable(args: string[], cwd: string | undefined, signal
 }
 
 export async function headCommit(dir: string): Promise<string> {
-  const commit = await readHeadCommit(dir);
+  const commit = readCloneCommit(dir);
   if (commit) return commit;
   return (await withGit({ baseDir: dir }, (g) => g.revparse(['HEAD']))).trim();
-}
-
-/**
- * The commit checked out in a clone, read from .git without spawning git: list and
- * health read it for every agent in the home. Undefined when it cannot tell.
- */
-export async function readHeadCommit(dir: string): Promise<string | undefined> {
-  const gitDir = join(dir, '.git');
-  let head: string;
-  try {
-    head = (await readFile(join(gitDir, 'HEAD'), 'utf8')).trim();
-  } catch {
-    return undefined;
-  }
-  if (/^[0-9a-f]{40}$/.test(head)) return head;
-  const ref = /^ref: (.+)$/.exec(head)?.[1];
-  if (!ref) return undefined;
-  try {
-    const loose = (await readFile(join(gitDir, ref), 'utf8')).trim();
-    if (/^[0-9a-f]{40}$/.test(loose)) return loose;
-  } catch {
-    // Not a loose ref: look in packed-refs.
-  }
-  try {
-    const packed = await readFile(join(gitDir, 'packed-refs'), 'utf8');
-    for (const line of packed.split('\n')) {
-      const [sha, name] = line.split(' ');
-      if (name === ref && sha && /^[0-9a-f]{40}$/.test(sha)) return sha;
-    }
-  } catch {
-    // No packed-refs.
-  }
-  return undefined;
 }
 
 export function gitError(what: string, error: unknown, hint: string, signal?: AbortSignal): AnimusError {

@@ -10,7 +10,7 @@ import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
 import { databaseKey, type CachedProbe, type ProbeCache } from './probe-cache.js';
-import { readCloneState } from './git-state.js';
+import { readCloneState } from '../git/clone-state.js';
 import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
 
 /** The checks that read the agent's folder; the process check is added once the managers answered. */

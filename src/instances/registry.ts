@@ -4,7 +4,7 @@ import { agentIdFromFolderName, parseAgentId, type AgentId } from '../core/agent
 import { AnimusError, describeError } from '../core/errors.js';
 import { isDirectory, pathExists } from '../core/fs.js';
 import type { MessageMode, ProcessManagerName, Settings } from '../config/settings.js';
-import { readHeadCommit } from '../git/repo.js';
+import { readCloneCommit } from '../git/refs.js';
 import { agentPaths, CLONE_DIR, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { readSettings } from './agent-files.js';
 
@@ -67,7 +67,7 @@ export async function describeAgent(home: string, agent: AgentId): Promise<Agent
     if (settings.agent.id !== agent.id) entry.problems.push(`settings.json names ${settings.agent.id}, not ${agent.id}`);
   }
   const clone = await cloneDir(paths);
-  if (clone) entry.commit = await readHeadCommit(clone);
+  if (clone) entry.commit = readCloneCommit(clone);
   if (!clone || !entry.commit) entry.problems.push(`no runtime clone in ${CLONE_DIR}/`);
   if (!(await pathExists(paths.env))) entry.problems.push('.env is missing');
   if (!(await pathExists(paths.db))) entry.problems.push('animus.db is missing');

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { withGit } from '../git/repo.js';
+import { withGit } from './repo.js';
+import { parseGitConfig, readHead, readText, resolveRef, symbolicRef } from './refs.js';
 
 /**
  * A clone's state as `git status` and `git rev-list` would tell it, read from files
@@ -165,69 +166,10 @@ export function readUpstream(clone: string, origins?: Map<string, string | undef
   return tracking ? resolveRef(gitDir, tracking) : undefined;
 }
 
-/** The commit checked out in a clone, synchronously (what git/repo.ts readHeadCommit tells). */
-export function readCloneCommit(clone: string): string | undefined {
-  return readHead(join(clone, '.git'));
-}
-
-function readHead(gitDir: string, headText?: string): string | undefined {
-  const head = (headText ?? readText(join(gitDir, 'HEAD')))?.trim();
-  if (!head) return undefined;
-  if (/^[0-9a-f]{40}$/.test(head)) return head;
-  const ref = /^ref: (.+)$/.exec(head)?.[1];
-  return ref ? resolveRef(gitDir, ref) : undefined;
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** The fetch URL of the clone's origin, from .git/config (no git spawned). */
-export function readRemoteUrl(clone: string, remote = 'origin'): string | undefined {
-  const config = readText(join(clone, '.git', 'config'));
-  return config === undefined ? undefined : parseGitConfig(config).get(`remote "${remote}"`)?.get('url');
-}
-
 function localRepoPath(url: string, clone: string): string | undefined {
   if (url.startsWith('file://')) return decodeURIComponent(url.slice('file://'.length));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url)) return undefined;
   return isAbsolute(url) ? url : resolve(clone, url);
-}
-
-function symbolicRef(gitDir: string, name: string): string | undefined {
-  return /^ref: (.+)$/.exec(readText(join(gitDir, name))?.trim() ?? '')?.[1];
-}
-
-function resolveRef(gitDir: string, ref: string): string | undefined {
-  const loose = readText(join(gitDir, ref))?.trim();
-  if (loose && /^[0-9a-f]{40}$/.test(loose)) return loose;
-  for (const line of readText(join(gitDir, 'packed-refs'))?.split('\n') ?? []) {
-    const [sha, name] = line.split(' ');
-    if (name === ref && sha && /^[0-9a-f]{40}$/.test(sha)) return sha;
-  }
-  return undefined;
-}
-
-function parseGitConfig(text: string): Map<string, Map<string, string>> {
-  const sections = new Map<string, Map<string, string>>();
-  let current: Map<string, string> | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    const header = /^\[([^\]]+)\]$/.exec(line);
-    if (header) {
-      const name = header[1]!.replace(/^(\S+)\s+"/, (_, s: string) => `${s.toLowerCase()} "`);
-      current = new Map();
-      sections.set(name, current);
-      continue;
-    }
-    const pair = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line);
-    if (pair && current) current.set(pair[1]!.toLowerCase(), pair[2]!.replace(/^"(.*)"$/, '$1'));
-  }
-  return sections;
 }
 
 async function countDivergence(clone: string, commit: string, upstream: string): Promise<{ ahead: number; behind: number } | undefined> {
