@@ -1,26 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export const DIR_MODE = 0o700;
 export const SECRET_FILE_MODE = 0o600;
 
+// Existence checks are synchronous on purpose: commands over a whole home make
+// thousands of them, and each one through the thread pool costs more than the call.
 export async function pathExists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(path);
 }
 
 export async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 /** mkdir -p, then force the mode (mkdir's mode is filtered by the umask). */

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { AnimusError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { parseEnv, type EnvMap } from '../config/env-file.js';
@@ -25,7 +25,8 @@ export async function readEnv(paths: AgentPaths): Promise<EnvMap> {
 
 async function readText(path: string, code: 'EBADENV' | 'EBADSETTINGS'): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    // Synchronous: a few hundred bytes, read for every agent by list and health.
+    return readFileSync(path, 'utf8');
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code;
     if (errno === 'ENOENT') throw new AnimusError(code, `${path} is missing: restore it from a backup or redeploy the agent`, { cause: error });
