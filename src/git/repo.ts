@@ -1,4 +1,6 @@
 import type { SimpleGit } from 'simple-git';
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { readCloneCommit } from './refs.js';
 
@@ -74,7 +76,36 @@ export async function cloneRepo(options: CloneOptions): Promise<string> {
       throw badRef(error);
     }
   }
+  await trimClone(options.dest, options.signal);
   return headCommit(options.dest);
+}
+
+/**
+ * Drops what a fresh clone holds but an agent never needs, so that a hundred clones
+ * cost little more than their working trees: the refs go into packed-refs (one file
+ * instead of a folder per ref), the clone's one-line reflogs and the optional
+ * `origin/HEAD` pointer go. The result is an ordinary repository: status, fetch,
+ * `@{upstream}` and fsck work as before, and git recreates any of it when needed.
+ */
+async function trimClone(dest: string, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await runGitCancellable(['pack-refs', '--all', '--prune'], dest, signal);
+    const gitDir = join(dest, '.git');
+    await rm(join(gitDir, 'logs'), { recursive: true, force: true });
+    await rm(join(gitDir, 'refs', 'remotes', 'origin', 'HEAD'), { force: true });
+    await removeEmptyDirs(join(gitDir, 'refs'), false);
+  } catch (error) {
+    // Only a saving: a clone left untrimmed is as good, unless the user interrupted.
+    if (signal?.aborted) throw gitError(`cannot finish the clone in ${dest}`, error, 'run the command again', signal);
+  }
+}
+
+/** Removes the empty folders below `dir` (and `dir` itself when `self`), deepest first. */
+async function removeEmptyDirs(dir: string, self: boolean): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) await removeEmptyDirs(join(dir, entry.name), true);
+  }
+  if (self && (await readdir(dir)).length === 0) await rmdir(dir);
 }
 
 /**

@@ -70,6 +70,11 @@ describe('animus deploy', () => {
     expect(out.commit).toBe(await git(['rev-parse', 'main'], runtimeRepo));
     expect(await git(['rev-parse', 'HEAD'], join(dir, 'runtime'))).toBe(out.commit);
     expect(await entries(join(dir, 'runtime'))).toEqual(['.git', 'main.js', 'package.json']);
+    // A lean clone (refs packed, no clone-time reflog) that still behaves as one.
+    expect(await entries(join(dir, 'runtime', '.git'))).toEqual(['HEAD', 'config', 'index', 'objects', 'packed-refs', 'refs']);
+    expect(await git(['rev-parse', '--abbrev-ref', '@{upstream}'], join(dir, 'runtime'))).toBe('origin/main');
+    await git(['fetch', '--quiet'], join(dir, 'runtime'));
+    expect(await git(['status', '--porcelain'], join(dir, 'runtime'))).toBe('');
     await expect(stat(join(dir, 'runtime', 'node_modules'))).rejects.toThrow();
     expect(await stagingDebris(home)).toEqual([]);
   });
