@@ -1,15 +1,24 @@
+import { PLATFORMS } from '../store/inbound.js';
+
 /** Text shaping between the platforms and the agent. */
 
 export interface Sender {
   username: string | null;
   displayName: string | null;
   platformUserId: string | null;
+  /** The profile's platform; Telegram when unknown (Broca stored no other). */
+  platform?: string | null;
 }
 
-/** Broca's agent input: `[Username: @u, Telegram ID: 123] text` (the agent's prompts rely on it). */
+/**
+ * Broca's agent input: `[Username: @u, Telegram ID: 123] text` (the agent's prompts rely
+ * on it). A message from `animus send` says `Local user:` instead: calling a shell user
+ * name a Telegram id would mislead the agent.
+ */
 export function formatAgentInput(sender: Sender, text: string): string {
   const name = sender.username ? `@${sender.username.replace(/^@/, '')}` : (sender.displayName ?? 'unknown');
-  return `[Username: ${name}, Telegram ID: ${sender.platformUserId ?? 'unknown'}] ${text}`;
+  const label = sender.platform === PLATFORMS.local ? 'Local user' : 'Telegram ID';
+  return `[Username: ${name}, ${label}: ${sender.platformUserId ?? 'unknown'}] ${text}`;
 }
 
 /** Telegram's limit for one message. */

@@ -33,11 +33,11 @@ describe('animus send', () => {
 
     const plain = await runCli(['send', id, 'hello', 'there', '--wait'], { home });
     expect(plain.code, plain.stderr).toBe(0);
-    expect(plain.stdout.trim()).toBe(`[Username: @${user}, Telegram ID: ${user}] hello there`);
+    expect(plain.stdout.trim()).toBe(`[Username: @${user}, Local user: ${user}] hello there`);
 
     const result = await runCli(['send', id, 'second', '--wait', '--timeout', '20', '--json'], { home });
     expect(result.code, result.stderr).toBe(0);
-    expect(json(result)).toMatchObject({ agent: id, status: 'completed', mode: 'echo', runtimeRunning: true, reply: `[Username: @${user}, Telegram ID: ${user}] second`, item: 2 });
+    expect(json(result)).toMatchObject({ agent: id, status: 'completed', mode: 'echo', runtimeRunning: true, reply: `[Username: @${user}, Local user: ${user}] second`, item: 2 });
   });
 
   it('queues without --wait when the runtime is not running, and says so', async () => {

@@ -9,6 +9,8 @@ describe('formatAgentInput', () => {
     [{ username: 'alice', displayName: 'A', platformUserId: '123' }, '[Username: @alice, Telegram ID: 123] hi'],
     [{ username: '@bob', displayName: null, platformUserId: '9' }, '[Username: @bob, Telegram ID: 9] hi'],
     [{ username: null, displayName: 'Carol C', platformUserId: '5' }, '[Username: Carol C, Telegram ID: 5] hi'],
+    [{ username: 'dan', displayName: null, platformUserId: '77', platform: 'telegram_user' }, '[Username: @dan, Telegram ID: 77] hi'],
+    [{ username: 'root', displayName: 'root (animus send)', platformUserId: 'root', platform: 'local' }, '[Username: @root, Local user: root] hi'],
   ])('%j', (sender, expected) => expect(formatAgentInput(sender, 'hi')).toBe(expected));
 });
 
