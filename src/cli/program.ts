@@ -79,6 +79,9 @@ export function buildProgram(options: ProgramOptions): Command {
   return program;
 }
 
+/** The agent id every command's --help examples use. */
+export const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
+
 /** Appends examples to a command's --help. */
 export function examples(command: Command, lines: string[]): Command {
   return command.addHelpText('after', `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`);

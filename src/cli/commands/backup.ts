@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { AnimusError, EXIT, isAnimusError } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
-import { examples, type Action } from '../program.js';
+import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
-const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
 const PASSPHRASE_ENV = 'ANIMUS_BACKUP_PASSPHRASE';
 
 interface BackupFlags {

@@ -3,7 +3,7 @@ import { AnimusError, EXIT, isAnimusError, describeError } from '../../core/erro
 import type { HealthReport } from '../../health/types.js';
 import type { ManagerOpener } from '../../health/process-probe.js';
 import type { CliContext } from '../context.js';
-import { examples, type Action } from '../program.js';
+import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
 interface HealthFlags {
   watch?: string | boolean;
@@ -47,7 +47,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
           await watch(ctx, options.watchS, check);
         }),
       ),
-    ['animus health', 'animus health agent-721679f6-c8af-4e01-8677-dc042dc80368', 'animus health --json | jq ".agents[] | select(.healthy | not) | .id"', 'animus health --watch 30'],
+    ['animus health', `animus health ${EXAMPLE_ID}`, 'animus health --json | jq ".agents[] | select(.healthy | not) | .id"', 'animus health --watch 30'],
   );
 }
 

@@ -3,9 +3,7 @@ import { AnimusError, EXIT, type ErrorCode } from '../../core/errors.js';
 import type { ProcessActionResult } from '../../process/types.js';
 import type { StatusRow } from '../../process/fleet.js';
 import type { CliContext } from '../context.js';
-import { examples, type Action } from '../program.js';
-
-const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
+import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
 const VERBS = {
   start: { description: 'start agents under their process manager and check that they stay up', doing: 'starting', done: 'started', already: 'already running' },

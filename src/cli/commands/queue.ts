@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { examples, type Action } from '../program.js';
+import { EXAMPLE_ID, examples, type Action } from '../program.js';
 import { AnimusError } from '../../core/errors.js';
 import { collect } from './agent-arg.js';
-
-const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
 
 /*
  * `animus queue list|stats|flush|delete|retry`. JSON shapes are documented in

@@ -1,13 +1,6 @@
 import type { Command } from 'commander';
 import { AnimusError } from '../../core/errors.js';
-import { examples, type Action } from '../program.js';
-
-const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
-
-/**
- * Keys the process manager reads when it registers the instance; every other key is
- * read by the runtime, which watches its folder and applies a new settings.json live.
- */
+import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
 /*
  * `animus settings show|set`. JSON shapes (stable):

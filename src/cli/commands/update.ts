@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { EXIT, describeError, isAnimusError } from '../../core/errors.js';
-import { examples, type Action } from '../program.js';
-
-const EXAMPLE_ID = 'agent-721679f6-c8af-4e01-8677-dc042dc80368';
+import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
 /*
  * `animus update` and `animus rollback`. JSON shapes (stable):
