@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { decodePrefix, TAG_BYTES, type ArchivedFile, type Manifest } from './archive-format.js';
@@ -170,8 +170,4 @@ class FileSplitter {
     this.index++;
     this.remaining = this.manifest.files[this.index]?.size ?? 0;
   }
-}
-
-export async function archiveSize(path: string): Promise<number> {
-  return (await stat(path)).size;
 }
