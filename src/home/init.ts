@@ -1,6 +1,7 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
+import { isAlive } from '../core/pid.js';
 import { DIR_MODE, ensureDir, fileMode, pathExists, writeFileAtomic } from '../core/fs.js';
 import { homeLayout, type HomeLayout } from './layout.js';
 import { publishRuntime, readRuntimeBuild } from './runtime-source.js';
@@ -125,13 +126,4 @@ export async function removeAbandonedStaging(layout: HomeLayout): Promise<string
     removed.push(`removed abandoned staging ${name}`);
   }
   return removed;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { ensureDir, ensurePrivateFile } from '../core/fs.js';
+import { isAlive } from '../core/pid.js';
 import { runPool } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
@@ -138,14 +139,13 @@ export class Pm2Manager implements ProcessManager {
 
   /** Whether a PM2 daemon runs for this PM2_HOME (its pid file names a live process). */
   daemonAlive(): boolean {
+    let pid: number;
     try {
-      const pid = Number.parseInt(readFileSync(join(this.pm2Home, 'pm2.pid'), 'utf8'), 10);
-      if (!Number.isInteger(pid) || pid <= 0) return false;
-      process.kill(pid, 0);
-      return true;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'EPERM';
+      pid = Number.parseInt(readFileSync(join(this.pm2Home, 'pm2.pid'), 'utf8'), 10);
+    } catch {
+      return false;
     }
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid);
   }
 
   /** `pm2 save`: writes the process list PM2 resurrects at boot. */

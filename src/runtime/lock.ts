@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from '../core/pid.js';
 
 /**
  * One runtime per agent folder: `runtime.pid` holds the owner's pid. A lock whose
@@ -69,11 +70,7 @@ function readHolder(path: string): number | undefined {
 }
 
 function isRuntimeAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  if (!isAlive(pid)) return false;
   // A recycled pid held by something else does not hold the lock.
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
 import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
 import type { AgentPaths } from '../home/layout.js';
-import { isAlive } from '../home/init.js';
+import { isAlive } from '../core/pid.js';
 
 /**
  * Each agent keeps its own update record in `<agent>/updates/`:
