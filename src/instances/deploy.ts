@@ -83,6 +83,7 @@ export async function deployAgents(plans: DeployOptions[], concurrency = 8): Pro
 }
 
 async function prepareTemplate(layout: HomeLayout, repo: string, ref: string, signal: AbortSignal | undefined, scratch: string[]): Promise<Prepared> {
+  await removeAbandonedStaging(layout);
   const dir = await mkdtemp(join(layout.stagingDir, `template.${process.pid}.`));
   scratch.push(dir);
   const clone = join(dir, 'runtime');
@@ -110,7 +111,8 @@ export async function deployAgent(options: DeployOptions, prepared?: Prepared): 
   }
   step('preparing the home');
   const layout = await ensureHome(options.home);
-  await removeAbandonedStaging(layout);
+  // A batch (prepared) has cleaned the staging area once for all its agents.
+  if (!prepared) await removeAbandonedStaging(layout);
   const { repo, ref } = sourceOf(options, layout);
 
   const staging = await mkdtemp(join(layout.stagingDir, `${options.agent.uuid}.${process.pid}.`));

@@ -34,9 +34,11 @@ export async function normalizeDeployOptions(ids: string[], raw: Record<string, 
   }
   if (needsAgent && !apiKey) apiKey = await askText(ctx, 'Letta API key (AGENT_API_KEY)', '--api-key <key> or set AGENT_API_KEY', { secret: true });
 
-  const processManager = oneOf('--process-manager', raw.processManager ?? (await preference(ctx, 'processManager')) ?? 'pm2', PROCESS_MANAGERS) as ProcessManagerName;
-  const repo = stringOption(raw.repo) ?? (await preference(ctx, 'runtimeRepo'));
-  const ref = stringOption(raw.ref) ?? (await preference(ctx, 'runtimeRef'));
+  const { readPreferences } = await import('../../config/preferences.js');
+  const saved = await readPreferences(ctx.env);
+  const processManager = oneOf('--process-manager', raw.processManager ?? saved.processManager ?? 'pm2', PROCESS_MANAGERS) as ProcessManagerName;
+  const repo = stringOption(raw.repo) ?? saved.runtimeRepo;
+  const ref = stringOption(raw.ref) ?? saved.runtimeRef;
   const home = await ctx.home();
   return agents.map((agent) => ({
     home,
@@ -80,11 +82,6 @@ async function readExtraEnv(raw: Record<string, unknown>): Promise<EnvMap> {
     env[key] = value;
   }
   return env;
-}
-
-async function preference(ctx: CliContext, key: 'processManager' | 'runtimeRepo' | 'runtimeRef'): Promise<string | undefined> {
-  const { readPreferences } = await import('../../config/preferences.js');
-  return (await readPreferences(ctx.env))[key];
 }
 
 function uniqueAgents(agents: AgentId[]): AgentId[] {
