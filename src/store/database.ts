@@ -45,7 +45,8 @@ export function openDatabase(path: string, options: OpenOptions = {}): Database 
   }
 }
 
-function databaseError(path: string, error: unknown): AnimusError {
+/** The one-line error for a database that cannot be opened or read, by SQLite's error code. */
+export function databaseError(path: string, error: unknown): AnimusError {
   if (error instanceof AnimusError) return error;
   const code = (error as { code?: string }).code ?? '';
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {

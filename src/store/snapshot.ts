@@ -1,7 +1,7 @@
 import { chmod, rename, rm } from 'node:fs/promises';
 import type { Database } from 'better-sqlite3';
 import { AnimusError, describeError } from '../core/errors.js';
-import { openDatabase } from './database.js';
+import { databaseError, openDatabase } from './database.js';
 
 /**
  * A consistent copy of a live database through SQLite's online backup API: safe
@@ -20,6 +20,10 @@ export async function snapshotDatabase(source: string | Database, destination: s
   } catch (error) {
     await rm(temp, { force: true });
     if (error instanceof AnimusError) throw error;
+    // A source that is not a database, or is corrupt, is named as such; anything else
+    // (a full disk, a folder not writable) is about where the copy goes.
+    const code = (error as { code?: string }).code;
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') throw databaseError(db.name, error);
     throw new AnimusError('EIO', `cannot snapshot the database to ${destination}: ${describeError(error)}`, { cause: error });
   } finally {
     if (typeof source === 'string') db.close();

@@ -144,6 +144,19 @@ describe('backup', () => {
     await rm(bad.dir, { recursive: true });
   });
 
+  it('names the agent\'s file, not a scratch path, when the database is not SQLite at all', async () => {
+    const bad = (await deployTestAgent(home)).paths;
+    await writeFile(bad.db, 'not a database, just text\n'.repeat(100));
+    const error = await backupAgent(bad, { outDir: out }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe('EBADDB');
+    expect(error?.message).toBe(`${bad.db} is not a SQLite database or is corrupt: restore it with \`animus restore\``);
+    expect(await readdir(join(out, bad.agent.id))).toEqual([]);
+    await rm(bad.dir, { recursive: true });
+  });
+
   it('prunes to the newest N archives of that agent only', async () => {
     const dir = join(root, 'keep');
     const t = Date.parse('2026-05-01T00:00:00Z');
