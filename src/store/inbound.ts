@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { preparedFor } from './statements.js';
 
 /**
  * Storing one inbound chat message: profile get-or-create, `messages` row and
@@ -45,34 +46,27 @@ interface Statements {
   addQueue: Statement;
 }
 
-const cache = new WeakMap<Database, Statements>();
-
-function statements(db: Database): Statements {
-  let s = cache.get(db);
-  if (!s) {
-    s = {
-      findProfile: db.prepare('SELECT id, letta_user_id FROM platform_profiles WHERE platform = ? AND platform_user_id = ?'),
-      addUser: db.prepare('INSERT INTO letta_users (last_active, is_active) VALUES (?, 1)'),
-      addProfile: db.prepare(
-        'INSERT INTO platform_profiles (letta_user_id, platform, platform_user_id, username, display_name, last_active) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      touchProfile: db.prepare(
-        'UPDATE platform_profiles SET username = COALESCE(?, username), display_name = COALESCE(?, display_name), last_active = ?, letta_user_id = COALESCE(letta_user_id, ?) WHERE id = ?',
-      ),
-      touchUser: db.prepare('UPDATE letta_users SET last_active = ? WHERE id = ?'),
-      userActive: db.prepare('SELECT is_active FROM letta_users WHERE id = ?'),
-      findDuplicate: db.prepare(
-        'SELECT m.id FROM messages m WHERE m.id > (SELECT COALESCE(MAX(id), 0) FROM messages) - ? AND m.platform_profile_id = ? AND m.platform_message_id = ? AND COALESCE(m.platform_chat_id, \'\') = ? LIMIT 1',
-      ),
-      addMessage: db.prepare(
-        "INSERT INTO messages (letta_user_id, platform_profile_id, role, message, timestamp, processed, platform_chat_id, platform_message_id) VALUES (?, ?, 'user', ?, ?, 0, ?, ?)",
-      ),
-      addQueue: db.prepare("INSERT INTO queue (letta_user_id, message_id, status, attempts, timestamp, available_at, updated_at) VALUES (?, ?, 'pending', 0, ?, 0, ?)"),
-    };
-    cache.set(db, s);
-  }
-  return s;
-}
+const statements = preparedFor(
+  (db): Statements => ({
+    findProfile: db.prepare('SELECT id, letta_user_id FROM platform_profiles WHERE platform = ? AND platform_user_id = ?'),
+    addUser: db.prepare('INSERT INTO letta_users (last_active, is_active) VALUES (?, 1)'),
+    addProfile: db.prepare(
+      'INSERT INTO platform_profiles (letta_user_id, platform, platform_user_id, username, display_name, last_active) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    touchProfile: db.prepare(
+      'UPDATE platform_profiles SET username = COALESCE(?, username), display_name = COALESCE(?, display_name), last_active = ?, letta_user_id = COALESCE(letta_user_id, ?) WHERE id = ?',
+    ),
+    touchUser: db.prepare('UPDATE letta_users SET last_active = ? WHERE id = ?'),
+    userActive: db.prepare('SELECT is_active FROM letta_users WHERE id = ?'),
+    findDuplicate: db.prepare(
+      'SELECT m.id FROM messages m WHERE m.id > (SELECT COALESCE(MAX(id), 0) FROM messages) - ? AND m.platform_profile_id = ? AND m.platform_message_id = ? AND COALESCE(m.platform_chat_id, \'\') = ? LIMIT 1',
+    ),
+    addMessage: db.prepare(
+      "INSERT INTO messages (letta_user_id, platform_profile_id, role, message, timestamp, processed, platform_chat_id, platform_message_id) VALUES (?, ?, 'user', ?, ?, 0, ?, ?)",
+    ),
+    addQueue: db.prepare("INSERT INTO queue (letta_user_id, message_id, status, attempts, timestamp, available_at, updated_at) VALUES (?, ?, 'pending', 0, ?, 0, ?)"),
+  }),
+);
 
 /** SQLite's CURRENT_TIMESTAMP format, which Broca's defaults write: sorting and Broca's CLI keep working. */
 export function sqlTimestamp(date: Date = new Date()): string {

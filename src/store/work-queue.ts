@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { sqlTimestamp } from './inbound.js';
+import { preparedFor } from './statements.js';
 
 /**
  * The runtime's queue transitions, each one statement or one transaction:
@@ -73,48 +74,40 @@ interface Statements {
   failDelivery: Statement;
 }
 
-const cache = new WeakMap<Database, Statements>();
-
-function statements(db: Database): Statements {
-  let s = cache.get(db);
-  if (s) return s;
-  s = {
-    claim: db.prepare(`
-      UPDATE queue SET status = 'processing', claimed_at = @now, attempts = COALESCE(attempts, 0) + 1, updated_at = @ts
-      WHERE id = (SELECT id FROM queue WHERE status = 'pending' AND COALESCE(available_at, 0) <= @now ORDER BY id LIMIT 1)
-      RETURNING id, attempts, message_id`),
-    load: db.prepare(`
-      SELECT m.message AS text, COALESCE(m.letta_user_id, q.letta_user_id) AS lettaUserId, p.platform, p.platform_user_id AS platformUserId,
-             p.username, p.display_name AS displayName, COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, u.letta_block_id AS lettaBlockId
-      FROM queue q LEFT JOIN messages m ON m.id = q.message_id
-      LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
-      LEFT JOIN letta_users u ON u.id = COALESCE(m.letta_user_id, q.letta_user_id)
-      WHERE q.id = ?`),
-    nextDue: db.prepare("SELECT MIN(COALESCE(available_at, 0)) AS due FROM queue WHERE status = 'pending'"),
-    complete: db.prepare("UPDATE queue SET status = 'completed', claimed_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?"),
-    completeMessage: db.prepare(`
-      UPDATE messages SET agent_response = @reply, processed = 1, latency_ms = @latency, prompt_tokens = @prompt, completion_tokens = @completion,
-        total_tokens = @total, delivery_status = @delivery, delivery_attempts = 0, delivery_due_at = @now, delivery_error = NULL
-      WHERE id = @id`),
-    retry: db.prepare("UPDATE queue SET status = 'pending', claimed_at = NULL, available_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
-    fail: db.prepare("UPDATE queue SET status = 'failed', claimed_at = NULL, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
-    release: db.prepare(
-      "UPDATE queue SET status = 'pending', claimed_at = NULL, attempts = MAX(COALESCE(attempts, 1) - 1, 0), updated_at = ? WHERE id = ? AND status = 'processing'",
-    ),
-    stale: db.prepare("SELECT id, COALESCE(attempts, 0) AS attempts FROM queue WHERE status = 'processing' AND COALESCE(claimed_at, 0) <= ? AND id != ?"),
-    dueDeliveries: db.prepare(`
-      SELECT m.id AS messageId, m.agent_response AS reply, COALESCE(m.delivery_attempts, 0) AS attempts, p.platform,
-             COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, m.platform_message_id AS platformMessageId
-      FROM messages m LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
-      WHERE m.delivery_status = 'pending' AND COALESCE(m.delivery_due_at, 0) <= ? ORDER BY m.id LIMIT ?`),
-    nextDelivery: db.prepare("SELECT MIN(COALESCE(delivery_due_at, 0)) AS due FROM messages WHERE delivery_status = 'pending'"),
-    delivered: db.prepare("UPDATE messages SET delivery_status = 'sent', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = NULL, delivered_at = ? WHERE id = ?"),
-    retryDelivery: db.prepare('UPDATE messages SET delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_due_at = ?, delivery_error = ? WHERE id = ?'),
-    failDelivery: db.prepare("UPDATE messages SET delivery_status = 'failed', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = ? WHERE id = ?"),
-  };
-  cache.set(db, s);
-  return s;
-}
+const statements = preparedFor((db): Statements => ({
+  claim: db.prepare(`
+    UPDATE queue SET status = 'processing', claimed_at = @now, attempts = COALESCE(attempts, 0) + 1, updated_at = @ts
+    WHERE id = (SELECT id FROM queue WHERE status = 'pending' AND COALESCE(available_at, 0) <= @now ORDER BY id LIMIT 1)
+    RETURNING id, attempts, message_id`),
+  load: db.prepare(`
+    SELECT m.message AS text, COALESCE(m.letta_user_id, q.letta_user_id) AS lettaUserId, p.platform, p.platform_user_id AS platformUserId,
+           p.username, p.display_name AS displayName, COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, u.letta_block_id AS lettaBlockId
+    FROM queue q LEFT JOIN messages m ON m.id = q.message_id
+    LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
+    LEFT JOIN letta_users u ON u.id = COALESCE(m.letta_user_id, q.letta_user_id)
+    WHERE q.id = ?`),
+  nextDue: db.prepare("SELECT MIN(COALESCE(available_at, 0)) AS due FROM queue WHERE status = 'pending'"),
+  complete: db.prepare("UPDATE queue SET status = 'completed', claimed_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?"),
+  completeMessage: db.prepare(`
+    UPDATE messages SET agent_response = @reply, processed = 1, latency_ms = @latency, prompt_tokens = @prompt, completion_tokens = @completion,
+      total_tokens = @total, delivery_status = @delivery, delivery_attempts = 0, delivery_due_at = @now, delivery_error = NULL
+    WHERE id = @id`),
+  retry: db.prepare("UPDATE queue SET status = 'pending', claimed_at = NULL, available_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
+  fail: db.prepare("UPDATE queue SET status = 'failed', claimed_at = NULL, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
+  release: db.prepare(
+    "UPDATE queue SET status = 'pending', claimed_at = NULL, attempts = MAX(COALESCE(attempts, 1) - 1, 0), updated_at = ? WHERE id = ? AND status = 'processing'",
+  ),
+  stale: db.prepare("SELECT id, COALESCE(attempts, 0) AS attempts FROM queue WHERE status = 'processing' AND COALESCE(claimed_at, 0) <= ? AND id != ?"),
+  dueDeliveries: db.prepare(`
+    SELECT m.id AS messageId, m.agent_response AS reply, COALESCE(m.delivery_attempts, 0) AS attempts, p.platform,
+           COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, m.platform_message_id AS platformMessageId
+    FROM messages m LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
+    WHERE m.delivery_status = 'pending' AND COALESCE(m.delivery_due_at, 0) <= ? ORDER BY m.id LIMIT ?`),
+  nextDelivery: db.prepare("SELECT MIN(COALESCE(delivery_due_at, 0)) AS due FROM messages WHERE delivery_status = 'pending'"),
+  delivered: db.prepare("UPDATE messages SET delivery_status = 'sent', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = NULL, delivered_at = ? WHERE id = ?"),
+  retryDelivery: db.prepare('UPDATE messages SET delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_due_at = ?, delivery_error = ? WHERE id = ?'),
+  failDelivery: db.prepare("UPDATE messages SET delivery_status = 'failed', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = ? WHERE id = ?"),
+}));
 
 /** Claims the oldest due pending item (one statement, so two claimers can never take the same row). */
 export function claimNext(db: Database, now: number = Date.now()): ClaimedItem | undefined {
