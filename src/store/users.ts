@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { AnimusError } from '../core/errors.js';
+import type { QueueStatus } from './schema.js';
 
 /**
  * The people an agent talks to (`animus users …`): Broca's letta_users with their
@@ -43,23 +44,15 @@ export interface Profile {
   lastActive: string | null;
 }
 
-export interface UserDetail {
+/** A summary's fields with every profile instead of their count, Letta's ids and the user's queue. */
+export interface UserDetail extends Omit<UserSummary, 'profiles'> {
   agent: string;
-  id: number;
-  isActive: boolean;
-  username: string | null;
-  displayName: string | null;
-  platform: string | null;
-  platformUserId: string | null;
-  createdAt: string | null;
-  lastActive: string | null;
   lettaIdentityId: string | null;
   lettaBlockId: string | null;
   agentPreferences: string | null;
   customInstructions: string | null;
   profiles: Profile[];
-  messages: number;
-  queue: Record<'pending' | 'processing' | 'completed' | 'failed' | 'flushed', number>;
+  queue: Record<QueueStatus, number>;
 }
 
 export function listUsers(db: Database, agent: string): { agent: string; users: UserSummary[] } {
