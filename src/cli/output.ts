@@ -100,6 +100,20 @@ export class Output {
     };
   }
 
+  /** Runs `work` under a progress display that ends as done (with `doneMessage`) or failed. */
+  async during<T>(label: string, work: (progress: Progress) => Promise<T>, doneMessage?: (result: T) => string | undefined): Promise<T> {
+    const progress = this.progress(label);
+    let result: T;
+    try {
+      result = await work(progress);
+    } catch (error) {
+      progress.fail();
+      throw error;
+    }
+    progress.done(doneMessage?.(result));
+    return result;
+  }
+
   table<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): string {
     const cells = rows.map((row) => columns.map((column) => column.value(row)));
     const widths = columns.map((column, i) => Math.max(visibleLength(column.header), ...cells.map((row) => visibleLength(row[i]!))));

@@ -99,12 +99,9 @@ export function registerAgentCommands(program: Command, action: Action): void {
           await confirm(ctx, `${raw.purge ? 'Delete' : 'Remove'} ${agent.id}${raw.purge ? ' and all its data for good' : ''}?`, '--yes');
           const { stopAndUnregister } = await import('../../process/fleet.js');
           const { agentPaths } = await import('../../home/layout.js');
-          const progress = ctx.out.progress(`stopping ${agent.id}`);
-          const result = await removeAgent({ home, agent, purge: raw.purge === true, stop: () => stopAndUnregister(agentPaths(home, agent), { home, env: ctx.env }) }).catch((error) => {
-            progress.fail();
-            throw error;
-          });
-          progress.done();
+          const result = await ctx.out.during(`stopping ${agent.id}`, () =>
+            removeAgent({ home, agent, purge: raw.purge === true, stop: () => stopAndUnregister(agentPaths(home, agent), { home, env: ctx.env }) }),
+          );
           ctx.out.result(result, () => (result.trashedTo ? `removed ${agent.id}: moved to ${result.trashedTo}` : `deleted ${agent.id}`));
         }),
       ),

@@ -102,12 +102,7 @@ export function registerBackupCommands(program: Command, action: Action): void {
           const path = resolve(archive);
           const { manifest } = await readManifest(path);
           const secret = manifest.encrypted ? await passphrase(ctx, { confirm: false }) : undefined;
-          const progress = ctx.out.progress(`verifying ${path}`);
-          const result = await verifyArchive(path, secret).catch((error) => {
-            progress.fail();
-            throw error;
-          });
-          progress.done();
+          const result = await ctx.out.during(`verifying ${path}`, () => verifyArchive(path, secret));
           ctx.out.result(result, () => [
             `${ctx.out.style.green('✓')} ${path}`,
             `  agent ${result.agentId}, made ${result.createdAt} by animus ${result.animusVersion}${result.encrypted ? ', encrypted (authenticated)' : ''}`,
@@ -141,21 +136,21 @@ export function registerBackupCommands(program: Command, action: Action): void {
           const { manifest } = await readManifest(archive);
           const secret = manifest.encrypted ? await passphrase(ctx, { confirm: false }) : undefined;
           await confirm(ctx, `Restore ${agent.id} from the backup of ${manifest.createdAt}? Its current database is kept beside it`, '--yes');
-          const progress = ctx.out.progress(`restoring ${agent.id}`);
-          const result = await restoreAgent({
-            home,
-            id: agent.id,
-            archive,
-            passphrase: secret,
-            code: flags.code === true,
-            start: flags.start,
-            process: processControlFor(home, ctx.env),
-            onStep: (step) => progress.update(`restoring ${agent.id}: ${step}`),
-          }).catch((error) => {
-            progress.fail();
-            throw error;
-          });
-          progress.done(`restored ${agent.id} from ${manifest.createdAt}`);
+          const result = await ctx.out.during(
+            `restoring ${agent.id}`,
+            (progress) =>
+              restoreAgent({
+                home,
+                id: agent.id,
+                archive,
+                passphrase: secret,
+                code: flags.code === true,
+                start: flags.start,
+                process: processControlFor(home, ctx.env),
+                onStep: (step) => progress.update(`restoring ${agent.id}: ${step}`),
+              }),
+            () => `restored ${agent.id} from ${manifest.createdAt}`,
+          );
           for (const note of result.notes) ctx.out.warn(note);
           if (result.process.started === 'failed') ctx.setExitCode(EXIT.failure);
           ctx.out.result(result, () => [

@@ -34,12 +34,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
             }
           };
           if (options.watchS === undefined) {
-            const progress = ctx.out.progress('checking agents');
-            const report = await check().catch((error) => {
-              progress.fail();
-              throw error;
-            });
-            progress.done();
+            const report = await ctx.out.during('checking agents', check);
             ctx.out.result(report, () => renderReport(ctx, report));
             if (!report.healthy) ctx.setExitCode(EXIT.failure);
             return;

@@ -9,12 +9,8 @@ export function registerHomeCommands(program: Command, action: Action): void {
       .action(
         action(async (ctx) => {
           const { initHome } = await import('../../home/init.js');
-          const progress = ctx.out.progress('preparing the home');
-          const result = await initHome(await ctx.home()).catch((error) => {
-            progress.fail();
-            throw error;
-          });
-          progress.done();
+          const home = await ctx.home();
+          const result = await ctx.out.during('preparing the home', () => initHome(home));
           ctx.out.result(result, () => [
             `${result.created ? 'Created' : 'Checked'} ${result.home}`,
             ...result.changes.map((change) => `  ${change}`),

@@ -100,12 +100,8 @@ export function registerProcessCommands(program: Command, action: Action): void 
       .action(
         action(async (ctx) => {
           const { setupStartup } = await import('../../process/startup.js');
-          const progress = ctx.out.progress('saving the PM2 process list');
-          const result = await setupStartup({ home: await ctx.home(), env: ctx.env }).catch((error: unknown) => {
-            progress.fail();
-            throw error;
-          });
-          progress.done();
+          const home = await ctx.home();
+          const result = await ctx.out.during('saving the PM2 process list', () => setupStartup({ home, env: ctx.env }));
           ctx.out.result(result, () => [
             `${ctx.out.style.green('✓')} saved PM2's process list (${result.saved} animus agent(s)) to ${result.dumpFile}`,
             ...(result.installed ? [`${ctx.out.style.green('✓')} PM2 starts at boot (${result.platform})`] : []),
