@@ -4,7 +4,8 @@ import { parseAgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { ensureDir, isDirectory, pathExists } from '../core/fs.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
-import { gitError, withGit } from '../git/repo.js';
+import { gitError } from '../git/repo.js';
+import { runGit } from '../git/run.js';
 import { findModifiedFiles } from '../git/clone-state.js';
 import { readCloneCommit } from '../git/refs.js';
 import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
@@ -136,7 +137,7 @@ async function applyRestore({ options, manifest, files, archivedSettings, paths,
     step(`checking out ${manifest.clone.commit.slice(0, 12)}`);
     const clone = await cloneDir(paths);
     if (clone) {
-      await withGit({ baseDir: clone }, (g) => g.raw(['checkout', '--quiet', manifest.clone.commit!])).catch((error) => {
+      await runGit(['checkout', '--quiet', manifest.clone.commit!], { cwd: clone }).catch((error: unknown) => {
         throw gitError(`restored the data, but cannot check out ${manifest.clone.commit}`, error, 'check out the commit by hand in the clone');
       });
       result.commit.checkedOut = true;
@@ -182,9 +183,9 @@ async function assertCommitAvailable(paths: AgentPaths, manifest: Manifest): Pro
   if (modified.length > 0) {
     throw new AnimusError('EEXISTS', `the clone of ${paths.agent.id} has local changes (${modified.slice(0, 3).join(', ')}): nothing was changed; commit or discard them, or restore without --code`);
   }
-  const has = () => withGit({ baseDir: clone }, (g) => g.raw(['cat-file', '-e', `${commit}^{commit}`])).then(() => true, () => false);
+  const has = () => runGit(['cat-file', '-e', `${commit}^{commit}`], { cwd: clone }).then(() => true, () => false);
   if (await has()) return;
-  await withGit({ baseDir: clone }, (g) => g.raw(['fetch', '--quiet', 'origin'])).catch(() => {});
+  await runGit(['fetch', '--quiet', 'origin'], { cwd: clone }).catch(() => {});
   if (!(await has())) {
     throw new AnimusError('EGIT', `commit ${commit.slice(0, 12)} is not in the clone of ${paths.agent.id} nor its origin: nothing was changed; restore without --code`);
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { withGit } from './repo.js';
+import { runGit } from './run.js';
 import { parseGitConfig, readHead, readText, resolveRef, symbolicRef } from './refs.js';
 
 /**
@@ -174,7 +174,7 @@ function localRepoPath(url: string, clone: string): string | undefined {
 
 async function countDivergence(clone: string, commit: string, upstream: string): Promise<{ ahead: number; behind: number } | undefined> {
   try {
-    const out = await withGit({ baseDir: clone }, (g) => g.raw(['rev-list', '--left-right', '--count', `${commit}...${upstream}`]));
+    const out = await runGit(['rev-list', '--left-right', '--count', `${commit}...${upstream}`], { cwd: clone });
     const [ahead, behind] = out.trim().split(/\s+/).map(Number);
     if (Number.isInteger(ahead) && Number.isInteger(behind)) return { ahead: ahead!, behind: behind! };
   } catch {

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { pathExists } from '../core/fs.js';
 import { packageManifest, packageRoot } from '../core/package-root.js';
-import { ANIMUS_GIT_IDENTITY, gitError, withGit } from '../git/repo.js';
+import { ANIMUS_GIT_IDENTITY, gitError } from '../git/repo.js';
+import { runGit } from '../git/run.js';
 import { RUNTIME_DEPENDENCIES } from './shared-runtime.js';
 
 /**
@@ -59,7 +60,7 @@ export async function publishRuntime(repoPath: string, build: RuntimeBuild, scra
   if (!(await pathExists(join(repoPath, 'HEAD')))) {
     const temp = await mkdtemp(join(scratchDir, `runtime-git.${process.pid}.`));
     try {
-      await withGit({ baseDir: temp }, (g) => g.raw(['init', '--quiet', '--bare', `--initial-branch=${RUNTIME_BRANCH}`]));
+      await runGit(['init', '--quiet', '--bare', `--initial-branch=${RUNTIME_BRANCH}`], { cwd: temp });
       await rm(repoPath, { recursive: true, force: true });
       await rename(temp, repoPath);
     } catch (error) {
@@ -73,21 +74,20 @@ export async function publishRuntime(repoPath: string, build: RuntimeBuild, scra
   try {
     for (const [name, content] of Object.entries(build.files)) await writeFile(join(work, name), content);
     const env = { ...ANIMUS_GIT_IDENTITY, GIT_INDEX_FILE: join(work, '.index') };
-    return await withGit({ baseDir: repoPath }, async (bare) => {
-      await bare.raw(['--work-tree', work, 'add', '--all', '--', ...Object.keys(build.files)]);
-      const tree = (await bare.raw(['write-tree'])).trim();
-      const parent = createdRepo ? undefined : (await bare.raw(['rev-parse', '--verify', '--quiet', `${RUNTIME_BRANCH}^{commit}`]).catch(() => '')).trim() || undefined;
-      if (parent && (await bare.raw(['rev-parse', `${parent}^{tree}`])).trim() === tree) {
-        return { commit: parent, created: false };
-      }
-      const message = `animus runtime ${build.version} (${build.hash.slice(0, 12)})`;
-      const commit = (await bare.raw(['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message])).trim();
-      await bare.raw(['update-ref', `refs/heads/${RUNTIME_BRANCH}`, commit]);
-      await bare.raw(['tag', '--force', `v${build.version}`, commit]);
-      // One pack instead of loose objects: every clone hardlinks two files, not a folder per object.
-      await bare.raw(['repack', '-a', '-d', '-q', '--no-write-bitmap-index']);
-      return { commit, created: true };
-    }, env);
+    const bare = (args: string[]) => runGit(args, { cwd: repoPath, env });
+    await bare(['--work-tree', work, 'add', '--all', '--', ...Object.keys(build.files)]);
+    const tree = (await bare(['write-tree'])).trim();
+    const parent = createdRepo ? undefined : (await bare(['rev-parse', '--verify', '--quiet', `${RUNTIME_BRANCH}^{commit}`]).catch(() => '')).trim() || undefined;
+    if (parent && (await bare(['rev-parse', `${parent}^{tree}`])).trim() === tree) {
+      return { commit: parent, created: false };
+    }
+    const message = `animus runtime ${build.version} (${build.hash.slice(0, 12)})`;
+    const commit = (await bare(['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message])).trim();
+    await bare(['update-ref', `refs/heads/${RUNTIME_BRANCH}`, commit]);
+    await bare(['tag', '--force', `v${build.version}`, commit]);
+    // One pack instead of loose objects: every clone hardlinks two files, not a folder per object.
+    await bare(['repack', '-a', '-d', '-q', '--no-write-bitmap-index']);
+    return { commit, created: true };
   } catch (error) {
     throw gitError(`cannot publish the runtime into ${repoPath}`, error, 'run `animus init` again; if it persists, delete that folder and re-run');
   } finally {

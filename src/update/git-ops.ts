@@ -1,36 +1,10 @@
 import { resolve } from 'node:path';
-import { AnimusError, describeError } from '../core/errors.js';
+import { AnimusError } from '../core/errors.js';
+import { GitFailure, runGit } from '../git/run.js';
 
-/**
- * The few git operations an update needs on an agent's clone. git is run directly
- * (execa) with a minimal, fixed environment: no prompt, no editor, no pager, and
- * nothing of the caller's that could redirect git (GIT_DIR, GIT_WORK_TREE).
- */
+/** The few git operations an update needs on an agent's clone, through the one git runner. */
 export async function git(clone: string, args: string[], signal?: AbortSignal): Promise<string> {
-  const { execa } = await import('execa');
-  try {
-    const result = await execa('git', args, {
-      cwd: clone,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C', GIT_TERMINAL_PROMPT: '0', GIT_EDITOR: 'true', GIT_PAGER: 'cat' },
-      extendEnv: false,
-      stdin: 'ignore',
-      ...(signal ? { cancelSignal: signal } : {}),
-    });
-    return result.stdout.trimEnd();
-  } catch (error) {
-    if (signal?.aborted) throw new AnimusError('EINTERRUPTED', `git ${args[0]} in ${clone}: interrupted`, { cause: error });
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    const code = (error as { code?: string }).code;
-    if (code === 'ENOENT') throw new AnimusError('EGIT', 'git is not installed: install it (apt-get install git) and try again', { cause: error });
-    throw new GitFailure(stderr ? stderr.split('\n').filter((l) => l.trim() !== '').pop()!.replace(/^(fatal|error): /, '') : describeError(error), error);
-  }
-}
-
-/** A git command that ran and failed; callers turn it into a message naming what they tried. */
-export class GitFailure extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-  }
+  return runGit(args, { cwd: clone, signal });
 }
 
 export async function tryGit(clone: string, args: string[]): Promise<string | undefined> {
