@@ -33,6 +33,22 @@ export interface InitResult {
  * home changes nothing. Agent folders are never touched.
  */
 export async function initHome(root: string): Promise<InitResult> {
+  try {
+    return await prepareHome(root);
+  } catch (error) {
+    throw homeError(homeLayout(root).root, error);
+  }
+}
+
+/** A file-system refusal (a file in the way, no permission, a full disk) as one line that names the home. */
+function homeError(root: string, error: unknown): unknown {
+  const errno = error as NodeJS.ErrnoException;
+  if (error instanceof AnimusError || typeof errno?.code !== 'string' || !errno.code.startsWith('E')) return error;
+  const where = errno.path && errno.path !== root ? ` (${errno.path})` : '';
+  return new AnimusError('EIO', `cannot prepare the home ${root}${where}: ${errno.code}: choose another --home or fix its permissions`, { cause: error });
+}
+
+async function prepareHome(root: string): Promise<InitResult> {
   const layout = homeLayout(root);
   const changes: string[] = [];
   const created = !(await pathExists(layout.root));

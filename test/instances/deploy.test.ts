@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readdir, readFile, stat, utimes, writeFile, mkdir } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -325,13 +325,12 @@ describe('animus deploy refuses, and leaves nothing behind', () => {
     expect(await readFile(file, 'utf8')).toBe('');
   });
 
-  it('leaves a read-only home untouched with a one-line error', async () => {
-    const h = join(root, 'home-readonly');
-    await mkdir(h, { mode: 0o500 });
-    const result = await runCli(['deploy', A, '--mode', 'echo'], { home: h });
-    // Root ignores permissions; the assertion that matters is that nothing half-made remains.
-    if (result.code !== 0) expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    const agents = (await entries(h)).filter((n) => n.startsWith('agent-'));
-    expect(agents.length === 0 || result.code === 0).toBe(true);
+  it('names the home, in one line, when the file system refuses it (a file where a folder must be)', async () => {
+    const file = join(root, 'not-a-folder');
+    await writeFile(file, 'x');
+    const result = await runCli(['deploy', A, '--mode', 'echo'], { home: join(file, 'home') });
+    expect(result.code).toBe(6);
+    expect(result.stderr).toBe(`animus: cannot prepare the home ${join(file, 'home')}: ENOTDIR: choose another --home or fix its permissions`);
+    expect(await readFile(file, 'utf8')).toBe('x');
   });
 });
