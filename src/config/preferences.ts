@@ -84,7 +84,8 @@ export async function readPreferences(env: NodeJS.ProcessEnv = process.env): Pro
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return {};
     throw new AnimusError('EIO', `cannot read the animus config file ${path} (${(error as NodeJS.ErrnoException).code}): check its permissions`, { cause: error });
   }
   let data: unknown;

@@ -328,7 +328,7 @@ describe('animus deploy refuses, and leaves nothing behind', () => {
   it('names the home, in one line, when the file system refuses it (a file where a folder must be)', async () => {
     const file = join(root, 'not-a-folder');
     await writeFile(file, 'x');
-    const result = await runCli(['deploy', A, '--mode', 'echo'], { home: join(file, 'home') });
+    const result = await runCli(['deploy', A, '--mode', 'echo'], { home: join(file, 'home'), configDir: join(root, 'cfg-notdir'), pm2Home: join(root, 'pm2-notdir') });
     expect(result.code).toBe(6);
     expect(result.stderr).toBe(`animus: cannot prepare the home ${join(file, 'home')}: ENOTDIR: choose another --home or fix its permissions`);
     expect(await readFile(file, 'utf8')).toBe('x');
