@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
@@ -107,10 +107,15 @@ function databaseBytes(db: string): number {
 
 /** mkdir -p at 0700; an existing folder is only stat'ed (a repeated backup --all touches nothing). */
 function ensurePrivateDir(dir: string): void {
-  const info = statSync(dir, { throwIfNoEntry: false });
-  if (info?.isDirectory() && (info.mode & 0o777) === 0o700) return;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+  try {
+    const info = statSync(dir, { throwIfNoEntry: false });
+    if (info?.isDirectory() && (info.mode & 0o777) === 0o700) return;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new AnimusError('EIO', `cannot use ${dirname(dir)} for backups (${code}): pass --out with a folder you can write`, { cause: error });
+  }
 }
 
 const scratchDirs = new Map<string, Promise<string>>();

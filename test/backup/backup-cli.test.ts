@@ -38,6 +38,16 @@ function oneLineError(result: { stderr: string }): void {
 describe('animus backup / restore', () => {
   let archiveOfA: string;
 
+  it('refuses an --out that is not a folder, in one line, and writes nothing', async () => {
+    const file = join(root, 'out-is-a-file');
+    await writeFile(file, 'x');
+    const result = await runCli(['backup', a.agent.id, '--out', file], { home });
+    expect(result.code).toBe(6);
+    oneLineError(result);
+    expect(result.stderr).toMatch(/cannot use .*out-is-a-file for backups \(ENOTDIR\): pass --out/);
+    expect(await readFile(file, 'utf8')).toBe('x');
+  });
+
   it('backs up every agent into <home>/backups/<id>/, lists and verifies the archives', async () => {
     const result = await runCli(['backup', '--all', '--json'], { home });
     expect(result.code, result.stderr).toBe(0);
