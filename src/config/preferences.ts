@@ -119,6 +119,7 @@ export async function openPreferences(env: NodeJS.ProcessEnv = process.env): Pro
     all: () => ({ ...conf.store }),
     get: (key) => conf.get(key),
     set: (key, value) => {
+      if (value.trim() === '') throw new AnimusError('EUSAGE', `${key} cannot be empty: use \`animus config unset ${key}\` to go back to the default`);
       const normalized = PREFERENCE_SPECS[key].normalize(value);
       conf.set(key, normalized);
       return normalized;

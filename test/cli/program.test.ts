@@ -97,6 +97,7 @@ describe('animus config', () => {
   it.each([
     [['config', 'get', 'colour'], /unknown config key "colour"/],
     [['config', 'set', 'processManager', 'docker'], /processManager must be one of pm2, systemd/],
+    [['config', 'set', 'home', ''], /home cannot be empty: use `animus config unset home`/],
   ])('refuses %j', async (args, message) => {
     const root = await tempDir('config');
     const result = await runCli(args, { home: join(root, 'h'), configDir: join(root, 'cfg') });
