@@ -1,5 +1,7 @@
-import { parse } from 'dotenv';
 import { AnimusError } from '../core/errors.js';
+import { loadOnUse } from '../core/load-package.js';
+
+const dotenv = loadOnUse<typeof import('dotenv')>('dotenv');
 
 /**
  * An agent's .env: the runtime's only source of secrets. Parsing goes through dotenv
@@ -41,7 +43,7 @@ export function parseEnv(text: string, source: string): EnvMap {
     if ((quote === '"' || quote === "'" || quote === '`') && value.indexOf(quote, 1) === -1) openQuote = quote;
   }
   if (openQuote) throw new AnimusError('EBADENV', `${source} has an unclosed ${openQuote} quote: close it or remove the line`);
-  return parse(text);
+  return dotenv().parse(text);
 }
 
 /** Formats one value so that dotenv reads back exactly the same string. */

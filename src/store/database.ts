@@ -1,7 +1,7 @@
-import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { AnimusError } from '../core/errors.js';
+import { loadOnUse } from '../core/load-package.js';
 import { migrate } from './migrations.js';
 
 export type { Database } from 'better-sqlite3';
@@ -12,6 +12,8 @@ export interface OpenOptions {
   /** Create the file when it does not exist (deploy, restore). */
   create?: boolean;
 }
+
+const sqlite = loadOnUse<typeof import('better-sqlite3')>('better-sqlite3');
 
 /**
  * Opens an agent database. Writable handles get WAL (readers never block the
@@ -24,6 +26,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Database 
   }
   let db: Database;
   try {
+    const BetterSqlite3 = sqlite();
     db = new BetterSqlite3(path, { readonly: options.readonly ?? false, fileMustExist: !options.create });
   } catch (error) {
     throw databaseError(path, error);

@@ -1,0 +1,14 @@
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * A CommonJS package loaded on first use rather than when the importing module loads:
+ * a native addon (better-sqlite3) or a package with a heavy import graph (dotenv pulls
+ * in crypto) costs milliseconds that a command whose answer comes from elsewhere (a
+ * health check served from its cache, `--version`) should not pay.
+ */
+export function loadOnUse<T>(name: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= require(name) as T);
+}
