@@ -25,7 +25,7 @@ export interface CloneState {
   ahead: number | undefined;
 }
 
-interface IndexEntry {
+export interface IndexEntry {
   path: string;
   mtimeS: number;
   mtimeNs: number;
@@ -35,14 +35,52 @@ interface IndexEntry {
 }
 
 /**
+ * What a clone's own .git files say, apart from the working tree: read once here, so
+ * that health can keep it between runs for as long as those files do not change.
+ */
+export interface CloneFiles {
+  commit: string | undefined;
+  /** The ref HEAD points at (`refs/heads/main`); undefined when detached or unreadable. */
+  headRef: string | undefined;
+  upstream: UpstreamSource | undefined;
+  /** The index; undefined when there is none or it cannot be parsed (then nothing counts as modified). */
+  index: IndexEntry[] | undefined;
+}
+
+/** Where the upstream commit is read: a local origin repository (always current) or a remote-tracking ref. */
+export interface UpstreamSource {
+  localOrigin?: string;
+  merge?: string;
+  remote: string;
+}
+
+/**
  * `origins` memoizes what was read from local origin repositories during one run:
  * a thousand agents cloned from the home's runtime repo share one answer.
  */
 export async function readCloneState(clone: string, origins?: Map<string, string | undefined>): Promise<CloneState> {
-  const head = readText(join(clone, '.git', 'HEAD'));
-  const commit = readHead(join(clone, '.git'), head);
-  const dirtyFiles = findModifiedFiles(clone);
-  const upstream = readUpstream(clone, origins, head);
+  return cloneStateFrom(clone, readCloneFiles(clone), origins);
+}
+
+/** `headText`: HEAD as the caller already read it (so that it is read once, after the caller stat'ed it). */
+export function readCloneFiles(clone: string, headText?: string): CloneFiles {
+  const gitDir = join(clone, '.git');
+  const head = headText ?? readText(join(gitDir, 'HEAD'));
+  const headRef = /^ref: (.+)$/.exec(head?.trim() ?? '')?.[1];
+  let index: IndexEntry[] | undefined;
+  try {
+    index = parseIndex(readFileSync(join(gitDir, 'index')));
+  } catch {
+    index = undefined;
+  }
+  return { commit: readHead(gitDir, head), headRef, upstream: readUpstreamSource(clone, head), index };
+}
+
+/** The working tree compared with the index, and the upstream read now: what changes without .git changing. */
+export async function cloneStateFrom(clone: string, files: CloneFiles, origins?: Map<string, string | undefined>): Promise<CloneState> {
+  const { commit } = files;
+  const dirtyFiles = modifiedEntries(clone, files.index ?? []);
+  const upstream = files.upstream ? resolveUpstream(clone, files.upstream, origins) : undefined;
   let behind: number | undefined;
   let ahead: number | undefined;
   if (commit && upstream) {
@@ -66,6 +104,10 @@ export function findModifiedFiles(clone: string): string[] {
   } catch {
     return [];
   }
+  return modifiedEntries(clone, index);
+}
+
+function modifiedEntries(clone: string, index: IndexEntry[]): string[] {
   const modified: string[] = [];
   for (const entry of index) {
     if ((entry.mode & 0o170000) === 0o160000) continue; // submodule
@@ -138,14 +180,12 @@ export function parseIndex(data: Buffer): IndexEntry[] {
 }
 
 /**
- * The commit the clone would update to: the branch's upstream as recorded in the
+ * Where the clone's upstream commit lives: the branch's upstream as recorded in the
  * clone's config. A local origin (the home's runtime repo) is read directly, so it
  * is current; a remote one is as of the last fetch.
  */
-export function readUpstream(clone: string, origins?: Map<string, string | undefined>, headText?: string): string | undefined {
-  const gitDir = join(clone, '.git');
-  const head = headText ?? readText(join(gitDir, 'HEAD'));
-  const config = readText(join(gitDir, 'config'));
+function readUpstreamSource(clone: string, head: string | undefined): UpstreamSource | undefined {
+  const config = readText(join(clone, '.git', 'config'));
   if (head === undefined || config === undefined) return undefined;
   const branch = /^ref: refs\/heads\/(.+)$/m.exec(head.trim())?.[1];
   const sections = parseGitConfig(config);
@@ -153,6 +193,11 @@ export function readUpstream(clone: string, origins?: Map<string, string | undef
   const merge = branch ? sections.get(`branch "${branch}"`)?.get('merge') : undefined;
   const url = sections.get(`remote "${remote}"`)?.get('url');
   const localOrigin = url ? localRepoPath(url, clone) : undefined;
+  return { remote, ...(merge ? { merge } : {}), ...(localOrigin ? { localOrigin } : {}) };
+}
+
+function resolveUpstream(clone: string, source: UpstreamSource, origins?: Map<string, string | undefined>): string | undefined {
+  const { localOrigin, merge, remote } = source;
   if (localOrigin) {
     const memoKey = `${localOrigin}\0${merge ?? ''}`;
     if (origins?.has(memoKey)) return origins.get(memoKey);
@@ -162,6 +207,7 @@ export function readUpstream(clone: string, origins?: Map<string, string | undef
     origins?.set(memoKey, commit);
     if (commit) return commit;
   }
+  const gitDir = join(clone, '.git');
   const tracking = merge ? `refs/remotes/${remote}/${merge.replace(/^refs\/heads\//, '')}` : symbolicRef(gitDir, `refs/remotes/${remote}/HEAD`);
   return tracking ? resolveRef(gitDir, tracking) : undefined;
 }

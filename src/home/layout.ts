@@ -44,6 +44,8 @@ export const DEFAULT_HOME = join(homedir(), 'animus');
 export const CLONE_DIR = 'runtime';
 export const LEGACY_CLONE_DIR = 'broca';
 export const DB_FILE = 'animus.db';
+export const ENV_FILE = '.env';
+export const SETTINGS_FILE = 'settings.json';
 export const LEGACY_DB_FILE = 'sanctum.db';
 
 export interface AgentPaths {
@@ -71,8 +73,8 @@ export function agentPathsIn(dir: string, agent: AgentId): AgentPaths {
     agent,
     dir,
     clone: join(dir, CLONE_DIR),
-    env: join(dir, '.env'),
-    settings: join(dir, 'settings.json'),
+    env: join(dir, ENV_FILE),
+    settings: join(dir, SETTINGS_FILE),
     db: join(dir, DB_FILE),
     logs,
     outLog: join(logs, 'runtime.log'),
