@@ -1,46 +1,53 @@
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
 import { formatMode } from '../core/fs.js';
 import { checkEnv, isPlaceholder, parseEnv } from '../config/env-file.js';
-import { parseSettingsJson, type Settings } from '../config/settings.js';
-import { agentPaths, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
+import { parseSettingsJson, type MessageMode, type ProcessManagerName, type Settings } from '../config/settings.js';
+import { agentPaths, CLONE_DIR, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
-import { databaseKey, type CachedProbe, type ProbeCache } from './probe-cache.js';
-import { readCloneState } from '../git/clone-state.js';
+import { databaseKey, fileIdentity, isSettled, type AgentMemory, type FolderReading, type HealthCache } from './check-cache.js';
+import { cloneStateFrom, readCloneFiles } from '../git/clone-state.js';
+import { readText } from '../git/refs.js';
+import { FolderStats, WAL_FILE } from './folder-stats.js';
 import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
 
 /** The checks that read the agent's folder; the process check is added once the managers answered. */
 export interface FolderHealth {
   paths: AgentPaths;
-  settings: Settings | undefined;
+  processManager: ProcessManagerName | undefined;
   health: AgentHealth;
-  /** A fresh probe to remember for next time (absent when the cached one was used or it failed). */
-  probe?: CachedProbe;
+  /** What was read afresh and may be remembered for next time (see check-cache). */
+  memory?: AgentMemory;
+}
+
+export interface CheckContext {
+  thresholds: HealthThresholds;
+  now: number;
+  /** What was read last time; absent: read everything and remember nothing. */
+  cache?: HealthCache;
+  /** Files changed after this (ms since epoch) are read but not remembered. */
+  settledBefore: number;
+  /** Stats the caller already took, by agent id. */
+  stats?: Map<string, FolderStats>;
+  /** Commits read from local origin repos in this run. */
+  origins?: Map<string, string | undefined>;
 }
 
 /**
  * All of one agent's folder checks. File access is synchronous on purpose: these are
  * small files in the page cache, where a direct syscall costs a fraction of a
- * promise and a thread-pool round trip, and health runs thousands of them.
+ * promise and a thread-pool round trip, and health runs thousands of them. Each file
+ * is stat'ed once, before it is read, so that what is remembered is never older
+ * than the identity it is remembered under.
  */
-export interface CheckContext {
-  thresholds: HealthThresholds;
-  now: number;
-  /** Probes of unchanged databases from the last run. */
-  cache?: ProbeCache;
-  /** Database keys the caller already took, by agent id. */
-  keys?: Record<string, string | undefined>;
-  /** Commits read from local origin repos in this run. */
-  origins?: Map<string, string | undefined>;
-}
-
 export async function checkAgentFolder(home: string, agent: AgentId, context: CheckContext): Promise<FolderHealth> {
-  const { thresholds, now, cache } = context;
+  const { thresholds, now, cache, settledBefore } = context;
   const paths = agentPaths(home, agent);
+  const stats = context.stats?.get(agent.id) ?? new FolderStats(paths.dir);
   const health: AgentHealth = {
     id: agent.id,
     dir: paths.dir,
@@ -50,24 +57,32 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   };
   const add = (check: CheckResult) => health.checks.push(check);
 
-  const folder = checkFolder(paths);
+  const folder = checkFolder(paths, stats);
   add(folder);
-  if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, settings: undefined, health };
+  if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, processManager: undefined, health };
 
-  const settingsResult = checkSettings(paths, agent);
-  const settings = settingsResult.settings;
-  health.facts.mode = settings?.message_mode ?? null;
-  health.facts.processManager = settings?.process_manager ?? null;
+  const memory: AgentMemory = {};
+  const remembered = cache?.[agent.id];
+  let reading = remembered?.folder && identityOf(folderInputs(paths, remembered.folder.value), stats) === remembered.folder.key ? remembered.folder.value : undefined;
+  if (!reading) {
+    reading = readFolder(paths, agent, stats);
+    const inputs = folderInputs(paths, reading);
+    if (cache && inputs.every((input) => isSettled(stats.get(input), settledBefore))) memory.folder = { key: identityOf(inputs, stats), value: reading };
+  }
+  health.facts.mode = reading.settings.mode ?? null;
+  health.facts.processManager = reading.settings.processManager ?? null;
 
-  const env = checkEnvFile(paths, agent, settings);
-  const clone = await checkClone(paths, health, context.origins);
+  const clone = await checkClone(paths, reading.clone, health, context.origins);
   const logs = checkLogs(paths, health, thresholds);
-  add(env);
-  add(settingsResult.check);
-  const key = cache ? (context.keys && agent.id in context.keys ? context.keys[agent.id] : databaseKey(paths.db)) : undefined;
-  const cached = key !== undefined && cache?.[agent.id]?.key === key ? cache[agent.id]!.probe : undefined;
+  add(reading.env);
+  add(reading.settings.check);
+  const key = cache ? databaseKey(stats.get(DB_FILE), stats.get(WAL_FILE), settledBefore) : undefined;
+  const cached = key !== undefined && remembered?.db?.key === key.key ? remembered.db.value : undefined;
   const db = cached ? ageProbe(cached, now) : probeDatabase(paths.db, now);
-  const probe = !cached && key !== undefined && db.problem === undefined && databaseKey(paths.db) === key ? { key, probe: db } : undefined;
+  // Remembered only if the file did not move while it was read.
+  if (!cached && key?.settled && db.problem === undefined && databaseKey(...statDatabase(paths.db), settledBefore)?.key === key.key) {
+    memory.db = { key: key.key, value: db };
+  }
   health.facts.schemaVersion = db.schemaVersion ?? null;
   health.facts.queue = db.queue ?? null;
   health.facts.lastReplyAt = db.lastReplyAt ?? null;
@@ -77,29 +92,82 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   add(logs);
   add(checkQueue(db.problem === undefined ? db.queue : undefined, thresholds));
   add(checkReply(db.problem === undefined ? db.lastReplyAt : undefined, now));
-  return { paths, settings, health, ...(probe ? { probe } : {}) };
+  return { paths, processManager: reading.settings.processManager, health, ...(memory.db || memory.folder ? { memory } : {}) };
 }
 
-function fileMode(path: string): number | undefined {
-  const info = statSync(path, { throwIfNoEntry: false });
-  return info ? info.mode & 0o777 : undefined;
+function identityOf(inputs: string[], stats: FolderStats): string {
+  return inputs.map((input) => fileIdentity(stats.get(input))).join('/');
 }
 
-function checkFolder(paths: AgentPaths): CheckResult {
-  const mode = fileMode(paths.dir);
+/** settings.json, .env and the clone's .git files, each stat'ed (into `stats`) before it is read. */
+function readFolder(paths: AgentPaths, agent: AgentId, stats: FolderStats): FolderReading {
+  stats.get(SETTINGS_FILE);
+  const settings = checkSettings(paths, agent);
+  const env = checkEnvFile(paths, agent, settings.mode, stats.get(ENV_FILE));
+  const clone = readClone(paths, stats);
+  return { settings, env, ...(clone ? { clone } : {}) };
+}
+
+/** The clone folders looked for, in order: animus's own, then Broca's. */
+function cloneCandidates(paths: AgentPaths): string[] {
+  return [paths.clone.slice(paths.dir.length + 1), LEGACY_CLONE_DIR];
+}
+
+const GIT_FILES = ['HEAD', 'config', 'index', 'packed-refs'];
+
+/** The files a reading came from (relative to the agent folder): the reading is remembered under their identity. */
+function folderInputs(paths: AgentPaths, reading: FolderReading): string[] {
+  const inputs = [SETTINGS_FILE, ENV_FILE];
+  for (const dir of cloneCandidates(paths)) {
+    inputs.push(`${dir}/.git`);
+    if (reading.clone?.dir !== dir) continue;
+    for (const name of GIT_FILES) inputs.push(`${dir}/.git/${name}`);
+    if (reading.clone.files.headRef) inputs.push(`${dir}/.git/${reading.clone.files.headRef}`);
+    break;
+  }
+  return inputs;
+}
+
+function readClone(paths: AgentPaths, stats: FolderStats): FolderReading['clone'] {
+  for (const dir of cloneCandidates(paths)) {
+    const gitDir = `${dir}/.git`;
+    if (!stats.get(gitDir)) continue;
+    for (const name of GIT_FILES) stats.get(`${gitDir}/${name}`);
+    const head = readText(join(paths.dir, gitDir, 'HEAD'));
+    const headRef = /^ref: (.+)$/.exec(head?.trim() ?? '')?.[1];
+    if (headRef) stats.get(`${gitDir}/${headRef}`);
+    const files = readCloneFiles(join(paths.dir, dir), head);
+    // A large index is read at each run instead: remembered, it would make the cache file huge.
+    return files.index && files.index.length > MAX_REMEMBERED_INDEX ? { dir, files: { ...files, index: undefined }, indexTooLarge: true } : { dir, files };
+  }
+  return undefined;
+}
+
+const MAX_REMEMBERED_INDEX = 64;
+
+function statDatabase(db: string): [Stats | undefined, Stats | undefined] {
+  return [statSync(db, { throwIfNoEntry: false }), statSync(`${db}-wal`, { throwIfNoEntry: false })];
+}
+
+function checkFolder(paths: AgentPaths, stats: FolderStats): CheckResult {
+  const mode = modeOf(stats.get(''));
   if (mode === undefined) return { name: 'folder', status: 'fail', message: `missing: ${paths.dir} does not exist` };
   if (mode !== 0o700) return { name: 'folder', status: 'fail', message: `mode ${formatMode(mode)}, expected 0700: chmod 700 ${paths.dir}` };
   // Secrets and messages must not be readable by other users either.
   const loose: string[] = [];
-  for (const file of [paths.settings, paths.db]) {
-    const fileBits = fileMode(file);
-    if (fileBits !== undefined && (fileBits & 0o077) !== 0) loose.push(`${file.slice(paths.dir.length + 1)} ${formatMode(fileBits)}`);
+  for (const file of [SETTINGS_FILE, DB_FILE]) {
+    const fileBits = modeOf(stats.get(file));
+    if (fileBits !== undefined && (fileBits & 0o077) !== 0) loose.push(`${file} ${formatMode(fileBits)}`);
   }
   if (loose.length > 0) return { name: 'folder', status: 'warn', message: `0700; readable by others: ${loose.join(', ')}: chmod 600 them` };
   return { name: 'folder', status: 'ok', message: '0700' };
 }
 
-function checkSettings(paths: AgentPaths, agent: AgentId): { settings?: Settings; check: CheckResult } {
+function modeOf(info: Stats | undefined): number | undefined {
+  return info ? info.mode & 0o777 : undefined;
+}
+
+function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settings'] {
   let text: string;
   try {
     text = readFileSync(paths.settings, 'utf8');
@@ -107,27 +175,29 @@ function checkSettings(paths: AgentPaths, agent: AgentId): { settings?: Settings
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     return { check: { name: 'settings', status: 'fail', message: missing ? 'settings.json is missing: restore it from a backup or redeploy' : describeError(error) } };
   }
+  let settings: Settings;
   try {
-    const settings = parseSettingsJson(text, 'settings.json');
-    if (settings.agent.id !== agent.id) {
-      return { settings, check: { name: 'settings', status: 'fail', message: `agent.id is ${settings.agent.id}, not ${agent.id}: fix settings.json` } };
-    }
-    return { settings, check: { name: 'settings', status: 'ok', message: `valid, mode ${settings.message_mode}, ${settings.process_manager}` } };
+    settings = parseSettingsJson(text, 'settings.json');
   } catch (error) {
     return { check: { name: 'settings', status: 'fail', message: describeError(error) } };
   }
+  const found = { mode: settings.message_mode, processManager: settings.process_manager };
+  if (settings.agent.id !== agent.id) {
+    return { ...found, check: { name: 'settings', status: 'fail', message: `agent.id is ${settings.agent.id}, not ${agent.id}: fix settings.json` } };
+  }
+  return { ...found, check: { name: 'settings', status: 'ok', message: `valid, mode ${settings.message_mode}, ${settings.process_manager}` } };
 }
 
-function checkEnvFile(paths: AgentPaths, agent: AgentId, settings: Settings | undefined): CheckResult {
+function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, info: Stats | undefined): CheckResult {
+  if (!info) return { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' };
   let text: string;
   try {
     text = readFileSync(paths.env, 'utf8');
   } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    return { name: 'env', status: 'fail', message: missing ? '.env is missing: restore it from a backup or redeploy' : describeError(error) };
+    return { name: 'env', status: 'fail', message: describeError(error) };
   }
-  const mode = fileMode(paths.env);
-  if (mode !== undefined && mode !== 0o600) return { name: 'env', status: 'fail', message: `.env mode ${formatMode(mode)}, expected 0600: chmod 600 ${paths.env}` };
+  const bits = info.mode & 0o777;
+  if (bits !== 0o600) return { name: 'env', status: 'fail', message: `.env mode ${formatMode(bits)}, expected 0600: chmod 600 ${paths.env}` };
   let env;
   try {
     env = parseEnv(text, '.env');
@@ -135,7 +205,7 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, settings: Settings | un
     return { name: 'env', status: 'fail', message: describeError(error) };
   }
   // Messages name keys only, never values: this output ends up in logs and tickets.
-  const problems = checkEnv(env, settings?.message_mode ?? 'live').map((p) => `${p.key} ${p.problem}`);
+  const problems = checkEnv(env, mode ?? 'live').map((p) => `${p.key} ${p.problem}`);
   if (env.AGENT_ID && env.AGENT_ID !== agent.id) problems.push(`AGENT_ID names another agent`);
   if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix .env (animus env set)` };
   const placeholders = Object.entries(env).filter(([, value]) => value !== '' && isPlaceholder(value)).map(([key]) => key);
@@ -150,10 +220,11 @@ function checkSchema(version: number | undefined): CheckResult {
   return { name: 'schema', status: 'warn', message: `version ${version}, current ${SCHEMA_VERSION}: migrated at the next start` };
 }
 
-async function checkClone(paths: AgentPaths, health: AgentHealth, origins?: Map<string, string | undefined>): Promise<CheckResult> {
-  const clone = [paths.clone, join(paths.dir, LEGACY_CLONE_DIR)].find((dir) => statSync(join(dir, '.git'), { throwIfNoEntry: false }));
-  if (!clone) return { name: 'clone', status: 'fail', message: 'no runtime clone (runtime/ or broca/): redeploy or restore with --code' };
-  const state = await readCloneState(clone, origins);
+async function checkClone(paths: AgentPaths, found: FolderReading['clone'], health: AgentHealth, origins?: Map<string, string | undefined>): Promise<CheckResult> {
+  if (!found) return { name: 'clone', status: 'fail', message: `no runtime clone (${CLONE_DIR}/ or ${LEGACY_CLONE_DIR}/): redeploy or restore with --code` };
+  const clone = join(paths.dir, found.dir);
+  const files = found.indexTooLarge ? { ...found.files, index: readCloneFiles(clone).index } : found.files;
+  const state = await cloneStateFrom(clone, files, origins);
   health.facts.commit = state.commit ?? null;
   health.facts.dirty = state.dirtyFiles.length > 0;
   health.facts.behind = state.behind ?? null;

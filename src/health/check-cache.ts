@@ -1,34 +1,59 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, pathExists } from '../core/fs.js';
+import type { MessageMode, ProcessManagerName } from '../config/settings.js';
+import type { CloneFiles } from '../git/clone-state.js';
 import { homeLayout } from '../home/layout.js';
 import type { DatabaseProbe } from './database-probe.js';
+import type { CheckResult } from './types.js';
 
 /**
- * What health read from each database last time, keyed by the identity of the
- * database file and its WAL (device, inode, size, mtime and ctime in nanoseconds, as
- * git keys its index). SQLite cannot change a database without changing one of
- * those, and ctime cannot be set back by anyone, so an agent whose files did not
- * move is not opened again: `health --watch` over a thousand mostly idle agents
- * reads only the ones that changed. Failed probes are never cached. Kept in
- * `<home>/.animus/health-cache.json`; the agents' folders are never written.
+ * What health read from each agent last time, keyed by the identity of the files it
+ * came from (inode, size, mtime and ctime, as git keys its index). Nothing can change
+ * a file without changing one of those, and ctime cannot be set back, so an agent
+ * whose files did not move is not read again: `health` over a thousand mostly idle
+ * agents stats their files and reads only those that changed. Two parts per agent:
+ * the database probe (the costly one, which changes with every message) and the
+ * folder reading (settings.json, .env and the clone's .git files, which rarely do).
+ * Kept in `<home>/.animus/health-cache.json`; the agents' folders are never written.
  */
-export interface CachedProbe {
+export interface Remembered<T> {
   key: string;
-  probe: DatabaseProbe;
+  value: T;
 }
 
-export type ProbeCache = Record<string, CachedProbe>;
+/** settings.json, .env and the clone's .git files, as read and judged. */
+export interface FolderReading {
+  settings: { check: CheckResult; mode?: MessageMode; processManager?: ProcessManagerName };
+  env: CheckResult;
+  /** The clone folder (relative to the agent folder) and its .git files; absent when there is none. */
+  clone?: { dir: string; files: CloneFiles; indexTooLarge?: boolean };
+}
 
-const VERSION = 1;
+export interface AgentMemory {
+  db?: Remembered<DatabaseProbe>;
+  folder?: Remembered<FolderReading>;
+}
+
+export type HealthCache = Record<string, AgentMemory>;
+
+const VERSION = 2;
+
+/**
+ * A file changed less than this long before it was read is not remembered: a change
+ * within the same clock tick as the read (file times move in ticks of a few ms on
+ * Linux, seconds on some file systems) would not move its times. Git calls this the
+ * racily clean case and handles it the same way.
+ */
+export const SETTLE_MS = 2000;
 
 function cachePath(home: string): string {
   return join(homeLayout(home).stateDir, 'health-cache.json');
 }
 
-export function loadProbeCache(home: string): ProbeCache {
+export function loadHealthCache(home: string): HealthCache {
   try {
-    const raw = JSON.parse(readFileSync(cachePath(home), 'utf8')) as { version?: number; entries?: ProbeCache };
+    const raw = JSON.parse(readFileSync(cachePath(home), 'utf8')) as { version?: number; entries?: HealthCache };
     return raw.version === VERSION && raw.entries ? raw.entries : {};
   } catch {
     return {};
@@ -36,21 +61,45 @@ export function loadProbeCache(home: string): ProbeCache {
 }
 
 /** Best effort: a home that is not writable (or not animus's) simply gets no cache. */
-export async function saveProbeCache(home: string, entries: ProbeCache): Promise<void> {
+export async function saveHealthCache(home: string, entries: HealthCache): Promise<void> {
   try {
     if (!(await pathExists(homeLayout(home).stateDir))) return;
     await writeFileAtomic(cachePath(home), JSON.stringify({ version: VERSION, entries }));
   } catch {
-    // Nothing to do: the next run probes again.
+    // Nothing to do: the next run reads again.
   }
 }
 
-/** The identity of a database and its WAL; undefined when the database cannot be stat'ed. */
-export function databaseKey(db: string): string | undefined {
-  const main = statSync(db, { bigint: true, throwIfNoEntry: false });
+/**
+ * A file's identity; `-` when it does not exist. Every change to a file's content,
+ * mode or times moves its ctime (to the kernel's clock, which nobody can set back), so
+ * inode, size and ctime are enough. A folder only counts as present: its times move
+ * with every file created in it, which says nothing about what was read.
+ */
+export function fileIdentity(info: Stats | undefined): string {
+  if (!info) return '-';
+  if (info.isDirectory()) return 'd';
+  return `${info.ino}:${info.size}:${info.ctimeMs}`;
+}
+
+/** Whether a file held still long enough before `settledBefore` to be remembered (see SETTLE_MS). */
+export function isSettled(info: Stats | undefined, settledBefore: number): boolean {
+  return !info || info.isDirectory() || info.ctimeMs < settledBefore;
+}
+
+export interface DatabaseKey {
+  key: string;
+  settled: boolean;
+}
+
+/** The identity of a database and its WAL (their stats), and whether both held still (see SETTLE_MS); undefined when the database cannot be stat'ed. */
+export function databaseKey(main: Stats | undefined, wal: Stats | undefined, settledBefore: number): DatabaseKey | undefined {
   if (!main) return undefined;
-  const wal = statSync(`${db}-wal`, { bigint: true, throwIfNoEntry: false });
   // The WAL's ctime moves each time SQLite opens the database, even read-only: its size and mtime carry the
   // writes. An empty WAL (which opening may create) holds nothing: the same as none.
-  return `${main.dev}:${main.ino}:${main.size}:${main.mtimeNs}:${main.ctimeNs}|${wal && wal.size > 0n ? `${wal.ino}:${wal.size}:${wal.mtimeNs}` : '-'}`;
+  const written = wal && wal.size > 0 ? wal : undefined;
+  return {
+    key: `${fileIdentity(main)}|${written ? `${written.ino}:${written.size}:${written.mtimeMs}` : '-'}`,
+    settled: main.ctimeMs < settledBefore && (!written || written.mtimeMs < settledBefore),
+  };
 }

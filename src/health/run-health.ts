@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { workerData, parentPort } from 'node:worker_threads';
 import { runInWorker } from '../core/worker.js';
 import { parseAgentId, type AgentId } from '../core/agent-id.js';
@@ -10,7 +10,8 @@ import type { ProcessManagerName } from '../config/settings.js';
 import { DB_FILE, type AgentPaths } from '../home/layout.js';
 import { scanAgentFolders } from '../instances/registry.js';
 import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
-import { databaseKey, loadProbeCache, saveProbeCache, type ProbeCache } from './probe-cache.js';
+import { databaseKey, loadHealthCache, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
+import { FolderStats, WAL_FILE } from './folder-stats.js';
 import { probeProcesses, type ManagerOpener } from './process-probe.js';
 import { DEFAULT_THRESHOLDS, type AgentHealth, type HealthReport, type HealthThresholds } from './types.js';
 
@@ -21,8 +22,10 @@ export interface HealthOptions {
   thresholds?: Partial<HealthThresholds>;
   /** Opens a process manager; without one every process check is `unknown`. */
   openManager?: ManagerOpener;
-  /** Reuse what was read from databases whose files did not change since the last run (default true). */
+  /** Reuse what was read from files that did not change since the last run (default true). */
   cache?: boolean;
+  /** Files changed less than this long ago are read but not remembered (default SETTLE_MS; tests set 0). */
+  settleMs?: number;
   /** Threads sharing the folder checks; default: one per core for large homes, 1 in tests and small homes. */
   threads?: number;
   now?: () => number;
@@ -40,22 +43,23 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   await assertHome(options.home);
   const targets = await resolveTargets(options.home, options.ids ?? []);
 
-  const cache = options.cache === false ? undefined : loadProbeCache(options.home);
-  const folders = await checkFolders({ home: options.home, targets, thresholds, now: now(), cache }, options.threads);
+  const cache = options.cache === false ? undefined : loadHealthCache(options.home);
+  const settledBefore = started - (options.settleMs ?? SETTLE_MS);
+  const folders = await checkFolders({ home: options.home, targets, thresholds, now: now(), cache, settledBefore }, options.threads);
   if (cache) {
-    const fresh = folders.flatMap((f) => ('probe' in f && f.probe ? [[f.health.id, f.probe] as const] : []));
+    const fresh = folders.flatMap((f) => ('memory' in f && f.memory ? [[f.health.id, f.memory] as const] : []));
     if (fresh.length > 0) {
-      for (const [id, probe] of fresh) cache[id] = probe;
+      for (const [id, memory] of fresh) cache[id] = { ...cache[id], ...memory };
       // Forget agents that are gone, so the file does not grow forever.
       const present = new Set(options.ids?.length ? Object.keys(cache) : folders.map((f) => ('paths' in f ? f.health.id : f.id)));
-      await saveProbeCache(options.home, Object.fromEntries(Object.entries(cache).filter(([id]) => present.has(id))));
+      await saveHealthCache(options.home, Object.fromEntries(Object.entries(cache).filter(([id]) => present.has(id))));
     }
   }
 
   const groups = new Map<ProcessManagerName, AgentPaths[]>();
   for (const folder of folders) {
     if (!('paths' in folder)) continue;
-    const name = folder.settings?.process_manager ?? 'pm2';
+    const name = folder.processManager ?? 'pm2';
     groups.set(name, [...(groups.get(name) ?? []), folder.paths]);
   }
   const processes = await probeProcesses(options.home, groups, options.openManager);
@@ -64,7 +68,7 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
     if (!('paths' in folder)) return folder;
     const health = folder.health;
     if (health.checks[0]?.status !== 'fail' || !health.checks[0].message.startsWith('missing')) {
-      const managerName = folder.settings?.process_manager ?? 'pm2';
+      const managerName = folder.processManager ?? 'pm2';
       const manager = processes.managers.find((m) => m.name === managerName);
       const info = processes.states.get(health.id);
       health.facts.processState = info?.state ?? 'unknown';
@@ -100,9 +104,8 @@ interface FolderJob {
   targets: Array<{ name: string; agent?: AgentId }>;
   thresholds: HealthThresholds;
   now: number;
-  cache?: ProbeCache;
-  /** Database keys already taken by the caller (by folder name), so each file is stat'ed once. */
-  keys?: Record<string, string | undefined>;
+  cache?: HealthCache;
+  settledBefore: number;
 }
 
 /** Below this many agents a thread's start-up costs more than it saves. */
@@ -120,25 +123,26 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
   const cache = job.cache;
   const limit = Math.min(threads ?? (bundled ? availableParallelism() : 1), 8);
   if (limit <= 1 || !bundled || job.targets.length < 2 * AGENTS_PER_THREAD) return checkSlice(job);
-  const keys: Record<string, string | undefined> = {};
-  for (const t of job.targets) keys[t.name] = databaseKey(join(job.home, t.name, DB_FILE));
-  job = { ...job, keys };
-  const costly = cache ? job.targets.filter((t) => !cache[t.name] || cache[t.name]!.key !== keys[t.name]).length : job.targets.length;
+  // The stats taken here to count changed databases are the ones this thread's checks use.
+  const root = resolve(job.home);
+  const stats = new Map(job.targets.map((t) => [t.name, new FolderStats(`${root}/${t.name}`)]));
+  const changed = (name: string) => cache?.[name]?.db?.key !== databaseKey(stats.get(name)!.get(DB_FILE), stats.get(name)!.get(WAL_FILE), job.settledBefore)?.key;
+  const costly = job.targets.filter((t) => changed(t.name)).length;
   const count = Math.max(1, Math.min(limit, Math.ceil(costly / AGENTS_PER_THREAD)));
-  if (count === 1) return checkSlice(job);
+  if (count === 1) return checkSlice(job, stats);
   const size = Math.ceil(job.targets.length / count);
   const slices = Array.from({ length: count }, (_, i) => job.targets.slice(i * size, (i + 1) * size));
   const [own, ...others] = slices;
   const pick = <T>(record: Record<string, T> | undefined, targets: FolderJob['targets']) => record && Object.fromEntries(targets.flatMap((t) => (t.name in record ? [[t.name, record[t.name]!]] : [])));
   const remote = others.map((targets) =>
-    runInWorker<Array<FolderHealth | AgentHealth>>(import.meta.url, 'runHealthWorker', { animusHealthJob: { ...job, targets, cache: pick(cache, targets), keys: pick(keys, targets) } }),
+    runInWorker<Array<FolderHealth | AgentHealth>>(import.meta.url, 'runHealthWorker', { animusHealthJob: { ...job, targets, cache: pick(cache, targets) } }),
   );
-  const local = await checkSlice({ ...job, targets: own! });
+  const local = await checkSlice({ ...job, targets: own! }, stats);
   return [...local, ...(await Promise.all(remote)).flat()];
 }
 
-async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
-  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, keys: job.keys, origins: new Map<string, string | undefined>() };
+async function checkSlice(job: FolderJob, stats?: Map<string, FolderStats>): Promise<Array<FolderHealth | AgentHealth>> {
+  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, stats, origins: new Map<string, string | undefined>() };
   const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, (target) =>
     target.agent ? checkAgentFolder(job.home, target.agent, context) : Promise.resolve(invalidFolder(job.home, target.name)),
   );

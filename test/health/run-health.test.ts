@@ -175,31 +175,4 @@ describe('runHealth', () => {
     await expect(runHealth({ home, ids: ['agent-00000000-0000-4000-8000-000000000000'] })).rejects.toMatchObject({ code: 'ENOAGENT' });
     await expect(runHealth({ home: join(home, 'nope') })).rejects.toMatchObject({ code: 'ENOTFOUND' });
   });
-
-  it('reuses what it read from an unchanged database, and sees every change to it', async () => {
-    const agent = (await deployTestAgent(home)).paths;
-    const cacheFile = join(homeLayout(home).stateDir, 'health-cache.json');
-    const first = (await runHealth({ home, ids: [agent.agent.id] })).agents[0]!;
-    expect(first.facts.queue).toMatchObject({ pending: 0 });
-    const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { entries: Record<string, unknown> };
-    expect(Object.keys(cached.entries)).toContain(agent.agent.id);
-
-    const db = new Database(agent.db);
-    db.pragma('journal_mode = WAL');
-    db.prepare("INSERT INTO queue (status, timestamp) VALUES ('pending', '2026-01-01 00:00:00')").run();
-    const second = (await runHealth({ home, ids: [agent.agent.id], now: () => Date.parse('2026-01-01T00:01:00Z') })).agents[0]!;
-    db.close();
-    expect(second.facts.queue).toEqual({ pending: 1, processing: 0, failed: 0, oldestPendingAgeS: 60 });
-    // Unchanged since: served from the cache, still aged to the new time.
-    const third = (await runHealth({ home, ids: [agent.agent.id], now: () => Date.parse('2026-01-01T00:21:00Z') })).agents[0]!;
-    expect(third.facts.queue).toEqual({ pending: 1, processing: 0, failed: 0, oldestPendingAgeS: 1260 });
-    expect(check(third, 'queue').status).toBe('fail');
-
-    // A database replaced by a broken file is never answered from the cache.
-    await writeFile(agent.db, Buffer.alloc(8192, 3));
-    await rm(`${agent.db}-wal`, { force: true });
-    const broken = (await runHealth({ home, ids: [agent.agent.id] })).agents[0]!;
-    expect(check(broken, 'database').status).toBe('fail');
-    await rm(agent.dir, { recursive: true });
-  });
 });

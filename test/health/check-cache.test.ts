@@ -1,0 +1,157 @@
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { deployTestAgent } from '../helpers/agents.js';
+import { git } from '../helpers/git.js';
+import { tempDir } from '../helpers/temp.js';
+import { runHealth } from '../../src/health/run-health.js';
+import type { HealthCache } from '../../src/health/check-cache.js';
+import type { AgentHealth, CheckName } from '../../src/health/types.js';
+import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
+
+let home: string;
+let cacheFile: string;
+
+beforeAll(async () => {
+  home = join(await tempDir('health-cache'), 'home');
+  await deployTestAgent(home);
+  cacheFile = join(homeLayout(home).stateDir, 'health-cache.json');
+});
+
+function check(agent: AgentHealth, name: CheckName) {
+  const found = agent.checks.find((c) => c.name === name);
+  if (!found) throw new Error(`no ${name} check in ${JSON.stringify(agent.checks)}`);
+  return found;
+}
+
+async function readCache(): Promise<HealthCache> {
+  try {
+    return (JSON.parse(await readFile(cacheFile, 'utf8')) as { entries: HealthCache }).entries;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Writes a marker into what health remembered of an agent: a run that reports the
+ * marker answered from memory; a run that does not read the files again.
+ */
+async function mark(id: string): Promise<void> {
+  const file = JSON.parse(await readFile(cacheFile, 'utf8')) as { entries: HealthCache };
+  const memory = file.entries[id]!;
+  memory.folder!.value.settings.check.message = 'REMEMBERED settings';
+  memory.folder!.value.env.message = 'REMEMBERED env';
+  memory.folder!.value.clone!.files.commit = 'f'.repeat(40);
+  memory.db!.value.queue!.pending = 77;
+  await writeFile(cacheFile, JSON.stringify(file));
+}
+
+/** Waits out the file system's clock tick, so that what the test just wrote counts as settled with settleMs 0. */
+const tick = () => new Promise((resolve) => setTimeout(resolve, 25));
+
+async function settled(agent: AgentPaths, now?: string): Promise<AgentHealth> {
+  await tick();
+  return (await runHealth({ home, ids: [agent.agent.id], settleMs: 0, ...(now ? { now: () => Date.parse(now) } : {}) })).agents[0]!;
+}
+
+describe('health cache', () => {
+  it('remembers nothing read from files that changed within the settle time', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    await runHealth({ home, ids: [agent.agent.id] });
+    expect((await readCache())[agent.agent.id]).toBeUndefined();
+    await settled(agent);
+    expect(Object.keys((await readCache())[agent.agent.id] ?? {}).sort()).toEqual(['db', 'folder']);
+  });
+
+  it('answers from memory while the files hold still', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    await settled(agent);
+    await mark(agent.agent.id);
+    const health = await settled(agent);
+    expect(check(health, 'settings').message).toBe('REMEMBERED settings');
+    expect(check(health, 'env').message).toBe('REMEMBERED env');
+    expect(health.facts.commit).toBe('f'.repeat(40));
+    expect(health.facts.queue?.pending).toBe(77);
+    // --no-cache reads everything.
+    const fresh = (await runHealth({ home, ids: [agent.agent.id], cache: false })).agents[0]!;
+    expect(check(fresh, 'settings').message).not.toContain('REMEMBERED');
+    expect(fresh.facts.queue?.pending).toBe(0);
+  });
+
+  it('reads again each file that changed, and nothing else', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    await settled(agent);
+
+    // settings.json rewritten with the same text: its identity moved, so it and what depends on it are read again.
+    await mark(agent.agent.id);
+    await writeFile(agent.settings, await readFile(agent.settings));
+    let health = await settled(agent);
+    expect(check(health, 'settings').message).toMatch(/^valid/);
+    expect(check(health, 'env').message).toMatch(/^0600/);
+    expect(health.facts.queue?.pending).toBe(77);
+
+    await mark(agent.agent.id);
+    await chmod(agent.env, 0o640);
+    health = await settled(agent);
+    expect(check(health, 'env')).toMatchObject({ status: 'fail', message: expect.stringContaining('0640') });
+    await chmod(agent.env, 0o600);
+
+    await settled(agent);
+    await mark(agent.agent.id);
+    const db = new Database(agent.db);
+    db.prepare("INSERT INTO queue (status) VALUES ('pending')").run();
+    db.close();
+    health = await settled(agent);
+    expect(health.facts.queue?.pending).toBe(1);
+    expect(check(health, 'settings').message).toBe('REMEMBERED settings');
+
+    // A commit in the clone moves its branch ref (packed at deploy, loose now).
+    await settled(agent);
+    await mark(agent.agent.id);
+    await git(['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '--allow-empty', '-m', 'local'], agent.clone);
+    const commit = (await git(['rev-parse', 'HEAD'], agent.clone)).trim();
+    health = await settled(agent);
+    expect(health.facts.commit).toBe(commit);
+
+    // The working tree is compared with the index at every run, remembered or not.
+    await settled(agent);
+    await writeFile(join(agent.clone, 'package.json'), '{}\n');
+    health = await settled(agent);
+    expect(check(health, 'clone')).toMatchObject({ status: 'warn', message: expect.stringContaining('package.json') });
+
+    // A database replaced by a broken file is never answered from memory.
+    await rm(`${agent.db}-wal`, { force: true });
+    await writeFile(agent.db, Buffer.alloc(8192, 3));
+    health = await settled(agent);
+    expect(check(health, 'database').status).toBe('fail');
+    await rm(agent.dir, { recursive: true });
+  });
+
+  it('ages a remembered queue to the time of each run', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    const db = new Database(agent.db);
+    db.prepare("INSERT INTO queue (status, timestamp) VALUES ('pending', '2026-01-01 00:00:00')").run();
+    db.close();
+    expect((await settled(agent, '2026-01-01T00:01:00Z')).facts.queue).toEqual({ pending: 1, processing: 0, failed: 0, oldestPendingAgeS: 60 });
+    await mark(agent.agent.id);
+    const later = await settled(agent, '2026-01-01T00:21:00Z');
+    expect(later.facts.queue).toEqual({ pending: 77, processing: 0, failed: 0, oldestPendingAgeS: 1260 });
+    expect(check(later, 'queue').status).toBe('fail');
+    await rm(agent.dir, { recursive: true });
+  });
+
+  it('forgets agents that are gone', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    await tick();
+    await runHealth({ home, settleMs: 0 });
+    expect((await readCache())[agent.agent.id]).toBeDefined();
+    await rm(agent.dir, { recursive: true });
+    const other = (await deployTestAgent(home)).paths;
+    await tick();
+    await runHealth({ home, settleMs: 0 });
+    const cache = await readCache();
+    expect(cache[agent.agent.id]).toBeUndefined();
+    expect(cache[other.agent.id]).toBeDefined();
+  });
+});
