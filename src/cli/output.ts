@@ -1,4 +1,3 @@
-import { Chalk, type ChalkInstance } from 'chalk';
 
 /**
  * The one place that writes to the terminal. Data goes to stdout (one JSON document
@@ -8,6 +7,8 @@ import { Chalk, type ChalkInstance } from 'chalk';
 export interface OutputOptions {
   json: boolean;
   color: boolean;
+  /** Colours for people; plain text when absent (see loadStyle). */
+  style?: Style;
   stdout?: NodeJS.WriteStream;
   stderr?: NodeJS.WriteStream;
 }
@@ -25,10 +26,27 @@ export interface Column<Row> {
   align?: 'left' | 'right';
 }
 
+/** The few colours animus uses. */
+export type Style = Record<'bold' | 'cyan' | 'dim' | 'green' | 'red' | 'yellow', (text: string) => string>;
+
+const plain = (text: string) => text;
+export const PLAIN: Style = { bold: plain, cyan: plain, dim: plain, green: plain, red: plain, yellow: plain };
+
+/**
+ * chalk only when colour is on: output for scripts and pipes (--json, NO_COLOR, not a
+ * terminal) never loads it, which is a good part of a small command's start-up.
+ */
+export async function loadStyle(color: boolean): Promise<Style> {
+  if (!color) return PLAIN;
+  const { Chalk } = await import('chalk');
+  const chalk = new Chalk({ level: 1 });
+  return { bold: (t) => chalk.bold(t), cyan: (t) => chalk.cyan(t), dim: (t) => chalk.dim(t), green: (t) => chalk.green(t), red: (t) => chalk.red(t), yellow: (t) => chalk.yellow(t) };
+}
+
 export class Output {
   readonly json: boolean;
   readonly color: boolean;
-  readonly style: ChalkInstance;
+  readonly style: Style;
   private readonly stdout: NodeJS.WriteStream;
   private readonly stderr: NodeJS.WriteStream;
 
@@ -37,7 +55,7 @@ export class Output {
     this.stdout = options.stdout ?? process.stdout;
     this.stderr = options.stderr ?? process.stderr;
     this.color = options.color;
-    this.style = new Chalk({ level: options.color ? 1 : 0 });
+    this.style = options.style ?? PLAIN;
   }
 
   /** A command's result: JSON under --json, else the human rendering (if any). */
@@ -82,7 +100,7 @@ export class Output {
     const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     let current = label;
     let frame = 0;
-    const draw = () => this.stderr.write(`\r\x1b[2K${this.style.cyan(frames[frame++ % frames.length])} ${current}`);
+    const draw = () => this.stderr.write(`\r\x1b[2K${this.style.cyan(frames[frame++ % frames.length]!)} ${current}`);
     const timer = tty ? setInterval(draw, 80) : undefined;
     timer?.unref();
     if (tty) draw();

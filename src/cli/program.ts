@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
-import { Output } from './output.js';
+import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerHealthCommands } from './commands/health.js';
@@ -49,7 +49,7 @@ export function buildProgram(options: ProgramOptions): Command {
       color: raw.color !== false && !options.env.NO_COLOR && (process.stdout.isTTY === true || Boolean(options.env.FORCE_COLOR)),
       yes: raw.yes === true,
     };
-    const out = new Output({ json: globals.json, color: globals.color });
+    const out = new Output({ json: globals.json, color: globals.color, style: await loadStyle(globals.color) });
     const homes = createHomeResolver(globals, options.env);
     const ctx: CliContext = {
       out,

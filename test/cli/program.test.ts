@@ -50,6 +50,20 @@ describe('animus (program)', () => {
     expect(missing.stderr).toBe("animus: missing required argument 'text' (see --help)");
   });
 
+  it('colours for people only when asked or on a terminal, never under --json or NO_COLOR', async () => {
+    const home = await tempDir('program');
+    const ansi = /\x1b\[\d+m/;
+    const colour = { NO_COLOR: undefined, FORCE_COLOR: '1' };
+    const coloured = await runCli(['config', 'list'], { home, env: colour });
+    expect(coloured.code).toBe(0);
+    expect(coloured.stdout).toMatch(ansi);
+    expect((await runCli(['config', 'list'], { home, env: { ...colour, NO_COLOR: '1' } })).stdout).not.toMatch(ansi);
+    expect((await runCli(['config', 'list', '--no-color'], { home, env: colour })).stdout).not.toMatch(ansi);
+    // Not a terminal, not forced: plain.
+    expect((await runCli(['config', 'list'], { home, env: { NO_COLOR: undefined } })).stdout).not.toMatch(ansi);
+    expect((await runCli(['config', 'list', '--json'], { home, env: colour })).stdout).not.toMatch(ansi);
+  });
+
   it('exits quietly when the reader of its output goes away (animus list | head)', async () => {
     const home = await tempDir('program');
     const env = cliEnv({ home });
