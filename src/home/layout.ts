@@ -56,6 +56,8 @@ export interface AgentPaths {
   settings: string;
   db: string;
   logs: string;
+  /** Update history and the database snapshots taken before updates (src/update). */
+  updates: string;
   /** stdout and stderr of the instance (PM2 writes them here; systemd when log_target is file). */
   outLog: string;
   errLog: string;
@@ -77,6 +79,7 @@ export function agentPathsIn(dir: string, agent: AgentId): AgentPaths {
     settings: join(dir, SETTINGS_FILE),
     db: join(dir, DB_FILE),
     logs,
+    updates: join(dir, 'updates'),
     outLog: join(logs, 'runtime.log'),
     errLog: join(logs, 'runtime.err.log'),
   };

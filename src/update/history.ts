@@ -13,7 +13,6 @@ import { isAlive } from '../core/pid.js';
  * It lives in the agent's folder so it travels with it (backup, move to trash) and
  * needs nothing from the home. Only the newest KEEP_SNAPSHOTS snapshots are kept.
  */
-export const UPDATES_DIR = 'updates';
 export const KEEP_SNAPSHOTS = 5;
 const HISTORY_LIMIT = 200;
 
@@ -41,12 +40,8 @@ export interface HistoryEntry {
   reason?: string;
 }
 
-export function updatesDir(paths: AgentPaths): string {
-  return join(paths.dir, UPDATES_DIR);
-}
-
 export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
-  const file = join(updatesDir(paths), 'history.json');
+  const file = join(paths.updates, 'history.json');
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -64,9 +59,9 @@ export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
 }
 
 export async function writeHistory(paths: AgentPaths, entries: HistoryEntry[]): Promise<void> {
-  await ensureDir(updatesDir(paths), DIR_MODE);
+  await ensureDir(paths.updates, DIR_MODE);
   const kept = entries.slice(-HISTORY_LIMIT);
-  await writeFileAtomic(join(updatesDir(paths), 'history.json'), `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
+  await writeFileAtomic(join(paths.updates, 'history.json'), `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
 }
 
 /** Appends an entry and returns a function that rewrites it in place (outcome changes). */
@@ -90,7 +85,7 @@ export function snapshotName(at: Date, from: string): string {
 
 /** Removes all but the newest KEEP_SNAPSHOTS pre-update snapshots. */
 export async function pruneSnapshots(paths: AgentPaths): Promise<string[]> {
-  const dir = updatesDir(paths);
+  const dir = paths.updates;
   const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => /^\d{4}-.*\.db$/.test(name)).sort();
   const old = names.slice(0, Math.max(0, names.length - KEEP_SNAPSHOTS));
   await Promise.all(old.map((name) => rm(join(dir, name), { force: true })));
@@ -102,8 +97,8 @@ export async function pruneSnapshots(paths: AgentPaths): Promise<string[]> {
  * left by a killed command is taken over, a live one is an error naming it.
  */
 export async function lockAgent(paths: AgentPaths): Promise<() => Promise<void>> {
-  await ensureDir(updatesDir(paths), DIR_MODE);
-  const file = join(updatesDir(paths), '.lock');
+  await ensureDir(paths.updates, DIR_MODE);
+  const file = join(paths.updates, '.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(file, 'wx', 0o600);

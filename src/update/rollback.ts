@@ -8,7 +8,7 @@ import { withProcessManager } from '../process/open.js';
 import { RUNNING_STATES, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { currentBranch, currentCommit, moveTo } from './git-ops.js';
-import { appendHistory, lockAgent, readHistory, updatesDir, writeHistory } from './history.js';
+import { appendHistory, lockAgent, readHistory, writeHistory } from './history.js';
 import { DEFAULT_GRACE_MS, requireClean, requireClone } from './update.js';
 
 /**
@@ -53,11 +53,11 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
     // `pending` is an update whose command was killed mid-way (we hold the lock now, so
     // no live command owns it): its code may well be checked out, so it can be undone.
     const last = [...history].reverse().find((entry) => entry.action === 'update' && (entry.outcome === 'updated' || entry.outcome === 'pending'));
-    if (!last) throw new AnimusError('ENOTFOUND', `${id} has no update to roll back (its update history in ${updatesDir(paths)} has none in effect)`);
+    if (!last) throw new AnimusError('ENOTFOUND', `${id} has no update to roll back (its update history in ${paths.updates} has none in effect)`);
     const settings = await readSettings(paths);
     const clone = await requireClone(paths);
     await requireClean(clone, id);
-    const snapshot = last.snapshot ? join(updatesDir(paths), last.snapshot) : undefined;
+    const snapshot = last.snapshot ? join(paths.updates, last.snapshot) : undefined;
     if (options.withData && (!snapshot || !(await pathExists(snapshot)))) {
       throw new AnimusError('ENOTFOUND', `the database snapshot of ${id}'s update of ${last.at} is gone (only the newest are kept): roll back without --with-data, or restore a backup`);
     }
@@ -76,7 +76,7 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
         }
         step('restoring the database snapshot');
         if (await pathExists(paths.db)) {
-          keptDatabase = join(updatesDir(paths), `pre-rollback-${at.replace(/[:.]/g, '-')}.db`);
+          keptDatabase = join(paths.updates, `pre-rollback-${at.replace(/[:.]/g, '-')}.db`);
           await snapshotDatabase(paths.db, keptDatabase);
         }
         // The replaced database's WAL must not be applied to the restored file.

@@ -10,7 +10,7 @@ import { resolveRuntimeEntry } from '../process/runtime-entry.js';
 import { RUNNING_STATES, type ProcessManager, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { commitSubject, currentBranch, currentCommit, fetchOrigin, isAncestor, isSameRepoPath, localChanges, moveTo, originUrl, resolveTarget } from './git-ops.js';
-import { appendHistory, lockAgent, pruneSnapshots, snapshotName, updatesDir } from './history.js';
+import { appendHistory, lockAgent, pruneSnapshots, snapshotName } from './history.js';
 
 /**
  * `animus update`: moves one agent's clone to a newer runtime commit and proves it
@@ -91,7 +91,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
       let snapshot: string | null = null;
       if (await pathExists(paths.db)) {
         step('snapshotting the database');
-        snapshot = join(updatesDir(paths), snapshotName(at, from));
+        snapshot = join(paths.updates, snapshotName(at, from));
         await snapshotDatabase(paths.db, snapshot);
       }
       const record = await appendHistory(paths, {

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { agentIdFromUuid } from '../../src/core/agent-id.js';
 import { agentPathsIn } from '../../src/home/layout.js';
-import { appendHistory, KEEP_SNAPSHOTS, lockAgent, pruneSnapshots, readHistory, snapshotName, updatesDir } from '../../src/update/history.js';
+import { appendHistory, KEEP_SNAPSHOTS, lockAgent, pruneSnapshots, readHistory, snapshotName } from '../../src/update/history.js';
 import { tempDir } from '../helpers/temp.js';
 
 async function agentFolder() {
@@ -24,19 +24,19 @@ describe('update history', () => {
 
   it('refuses a history file that is not one, naming it', async () => {
     const paths = await agentFolder();
-    await mkdir(updatesDir(paths), { recursive: true });
-    await writeFile(join(updatesDir(paths), 'history.json'), '{"entries": 3}');
+    await mkdir(paths.updates, { recursive: true });
+    await writeFile(join(paths.updates, 'history.json'), '{"entries": 3}');
     await expect(readHistory(paths)).rejects.toMatchObject({ exitCode: 5, message: expect.stringMatching(/history.json is not a valid update history/) });
   });
 
   it('keeps only the newest snapshots', async () => {
     const paths = await agentFolder();
-    await mkdir(updatesDir(paths), { recursive: true });
+    await mkdir(paths.updates, { recursive: true });
     const names = Array.from({ length: KEEP_SNAPSHOTS + 2 }, (_, i) => snapshotName(new Date(Date.UTC(2026, 0, i + 1)), `${i}`.repeat(40)));
-    for (const name of names) await writeFile(join(updatesDir(paths), name), '');
-    await writeFile(join(updatesDir(paths), 'pre-rollback-x.db'), '');
+    for (const name of names) await writeFile(join(paths.updates, name), '');
+    await writeFile(join(paths.updates, 'pre-rollback-x.db'), '');
     expect(await pruneSnapshots(paths)).toEqual(names.slice(0, 2));
-    expect((await readdir(updatesDir(paths))).sort()).toEqual([...names.slice(2), 'pre-rollback-x.db'].sort());
+    expect((await readdir(paths.updates)).sort()).toEqual([...names.slice(2), 'pre-rollback-x.db'].sort());
   });
 
   it('lets one command at a time hold an agent, and takes over the lock of a dead one', async () => {
@@ -44,7 +44,7 @@ describe('update history', () => {
     const release = await lockAgent(paths);
     const other = execa(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
     try {
-      await writeFile(join(updatesDir(paths), '.lock'), String(other.pid));
+      await writeFile(join(paths.updates, '.lock'), String(other.pid));
       await expect(lockAgent(paths)).rejects.toMatchObject({ code: 'EEXISTS', message: expect.stringContaining(`pid ${other.pid}`) });
     } finally {
       other.kill('SIGKILL');
