@@ -113,13 +113,14 @@ function cloneCandidates(paths: AgentPaths): string[] {
   return [paths.clone.slice(paths.dir.length + 1), LEGACY_CLONE_DIR];
 }
 
-const GIT_FILES = ['HEAD', 'config', 'index', 'packed-refs'];
+/** Besides HEAD, whose presence makes a folder a clone: what readCloneFiles reads. */
+const GIT_FILES = ['config', 'index', 'packed-refs'];
 
 /** The files a reading came from (relative to the agent folder): the reading is remembered under their identity. */
 function folderInputs(paths: AgentPaths, reading: FolderReading): string[] {
   const inputs = [SETTINGS_FILE, ENV_FILE];
   for (const dir of cloneCandidates(paths)) {
-    inputs.push(`${dir}/.git`);
+    inputs.push(`${dir}/.git/HEAD`);
     if (reading.clone?.dir !== dir) continue;
     for (const name of GIT_FILES) inputs.push(`${dir}/.git/${name}`);
     if (reading.clone.files.headRef) inputs.push(`${dir}/.git/${reading.clone.files.headRef}`);
@@ -131,7 +132,7 @@ function folderInputs(paths: AgentPaths, reading: FolderReading): string[] {
 function readClone(paths: AgentPaths, stats: FolderStats): FolderReading['clone'] {
   for (const dir of cloneCandidates(paths)) {
     const gitDir = `${dir}/.git`;
-    if (!stats.get(gitDir)) continue;
+    if (!stats.get(`${gitDir}/HEAD`)) continue;
     for (const name of GIT_FILES) stats.get(`${gitDir}/${name}`);
     const head = readText(join(paths.dir, gitDir, 'HEAD'));
     const headRef = /^ref: (.+)$/.exec(head?.trim() ?? '')?.[1];

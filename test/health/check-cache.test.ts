@@ -1,4 +1,4 @@
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,28 @@ describe('health cache', () => {
     await writeFile(agent.db, Buffer.alloc(8192, 3));
     health = await settled(agent);
     expect(check(health, 'database').status).toBe('fail');
+    await rm(agent.dir, { recursive: true });
+  });
+
+  it("finds a Broca-made clone in broca/, and notices when runtime/ appears or the clone goes", async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    const broca = join(agent.dir, 'broca');
+    await rename(agent.clone, broca);
+    let health = await settled(agent);
+    expect(check(health, 'clone').status).toBe('ok');
+    const commit = health.facts.commit;
+
+    // runtime/ appearing beside broca/ takes precedence, though nothing in broca/ moved.
+    await mark(agent.agent.id);
+    await cp(broca, agent.clone, { recursive: true, preserveTimestamps: true });
+    health = await settled(agent);
+    expect(health.facts.commit).toBe(commit);
+    await rm(broca, { recursive: true });
+
+    await mark(agent.agent.id);
+    await rm(agent.clone, { recursive: true });
+    health = await settled(agent);
+    expect(check(health, 'clone')).toMatchObject({ status: 'fail', message: expect.stringContaining('no runtime clone') });
     await rm(agent.dir, { recursive: true });
   });
 
