@@ -1,4 +1,4 @@
-import { accessSync, constants, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
@@ -12,7 +12,7 @@ import { ageProbe, probeDatabase } from './database-probe.js';
 import { databaseKey, fileIdentity, isSettled, type AgentMemory, type FolderReading, type HealthCache } from './check-cache.js';
 import { cloneStateFrom, readCloneFiles } from '../git/clone-state.js';
 import { readText } from '../git/refs.js';
-import { FolderStats, WAL_FILE } from './folder-stats.js';
+import { FolderStats, statFile, WAL_FILE, type FileInfo } from './folder-stats.js';
 import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
 
 /** The checks that read the agent's folder; the process check is added once the managers answered. */
@@ -146,8 +146,8 @@ function readClone(paths: AgentPaths, stats: FolderStats): FolderReading['clone'
 
 const MAX_REMEMBERED_INDEX = 64;
 
-function statDatabase(db: string): [Stats | undefined, Stats | undefined] {
-  return [statSync(db, { throwIfNoEntry: false }), statSync(`${db}-wal`, { throwIfNoEntry: false })];
+function statDatabase(db: string): [FileInfo | undefined, FileInfo | undefined] {
+  return [statFile(db), statFile(`${db}-wal`)];
 }
 
 function checkFolder(paths: AgentPaths, stats: FolderStats): CheckResult {
@@ -164,7 +164,7 @@ function checkFolder(paths: AgentPaths, stats: FolderStats): CheckResult {
   return { name: 'folder', status: 'ok', message: '0700' };
 }
 
-function modeOf(info: Stats | undefined): number | undefined {
+function modeOf(info: FileInfo | undefined): number | undefined {
   return info ? info.mode & 0o777 : undefined;
 }
 
@@ -189,7 +189,7 @@ function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settin
   return { ...found, check: { name: 'settings', status: 'ok', message: `valid, mode ${settings.message_mode}, ${settings.process_manager}` } };
 }
 
-function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, info: Stats | undefined): CheckResult {
+function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, info: FileInfo | undefined): CheckResult {
   if (!info) return { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' };
   let text: string;
   try {

@@ -1,10 +1,11 @@
-import { readFileSync, type Stats } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, pathExists } from '../core/fs.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
 import { homeLayout } from '../home/layout.js';
 import type { DatabaseProbe } from './database-probe.js';
+import type { FileInfo } from './folder-stats.js';
 import type { CheckResult } from './types.js';
 
 /**
@@ -76,15 +77,15 @@ export async function saveHealthCache(home: string, entries: HealthCache): Promi
  * inode, size and ctime are enough. A folder only counts as present: its times move
  * with every file created in it, which says nothing about what was read.
  */
-export function fileIdentity(info: Stats | undefined): string {
+export function fileIdentity(info: FileInfo | undefined): string {
   if (!info) return '-';
-  if (info.isDirectory()) return 'd';
+  if (info.directory) return 'd';
   return `${info.ino}:${info.size}:${info.ctimeMs}`;
 }
 
 /** Whether a file held still long enough before `settledBefore` to be remembered (see SETTLE_MS). */
-export function isSettled(info: Stats | undefined, settledBefore: number): boolean {
-  return !info || info.isDirectory() || info.ctimeMs < settledBefore;
+export function isSettled(info: FileInfo | undefined, settledBefore: number): boolean {
+  return !info || info.directory || info.ctimeMs < settledBefore;
 }
 
 export interface DatabaseKey {
@@ -93,7 +94,7 @@ export interface DatabaseKey {
 }
 
 /** The identity of a database and its WAL (their stats), and whether both held still (see SETTLE_MS); undefined when the database cannot be stat'ed. */
-export function databaseKey(main: Stats | undefined, wal: Stats | undefined, settledBefore: number): DatabaseKey | undefined {
+export function databaseKey(main: FileInfo | undefined, wal: FileInfo | undefined, settledBefore: number): DatabaseKey | undefined {
   if (!main) return undefined;
   // The WAL's ctime moves each time SQLite opens the database, even read-only: its size and mtime carry the
   // writes. An empty WAL (which opening may create) holds nothing: the same as none.

@@ -143,9 +143,15 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
 
 async function checkSlice(job: FolderJob, stats?: Map<string, FolderStats>): Promise<Array<FolderHealth | AgentHealth>> {
   const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, stats, origins: new Map<string, string | undefined>() };
-  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, (target) =>
-    target.agent ? checkAgentFolder(job.home, target.agent, context) : Promise.resolve(invalidFolder(job.home, target.name)),
-  );
+  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, async (target) => {
+    if (!target.agent) return invalidFolder(job.home, target.name);
+    try {
+      return await checkAgentFolder(job.home, target.agent, context);
+    } finally {
+      // Done with: not kept for the rest of the run.
+      stats?.delete(target.name);
+    }
+  });
   return outcomes.map((outcome, i): FolderHealth | AgentHealth => {
     if (outcome.ok) return outcome.value;
     // A check that threw is a bug or an I/O fault on that folder: report it on the agent, keep the rest.
