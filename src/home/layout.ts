@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 
 /**
@@ -69,18 +69,21 @@ export function agentPaths(home: string, agent: AgentId): AgentPaths {
 }
 
 /** Paths of an agent whose folder is somewhere else (staging, restore). */
-export function agentPathsIn(dir: string, agent: AgentId): AgentPaths {
-  const logs = join(dir, 'logs');
+export function agentPathsIn(folder: string, agent: AgentId): AgentPaths {
+  // One join normalizes the folder; the rest are plain concatenations of fixed names,
+  // since health and list build these for every agent of a large home.
+  const dir = join(folder).replace(/(?<=.)\/+$/, '');
+  const logs = `${dir}${sep}logs`;
   return {
     agent,
     dir,
-    clone: join(dir, CLONE_DIR),
-    env: join(dir, ENV_FILE),
-    settings: join(dir, SETTINGS_FILE),
-    db: join(dir, DB_FILE),
+    clone: `${dir}${sep}${CLONE_DIR}`,
+    env: `${dir}${sep}${ENV_FILE}`,
+    settings: `${dir}${sep}${SETTINGS_FILE}`,
+    db: `${dir}${sep}${DB_FILE}`,
     logs,
-    updates: join(dir, 'updates'),
-    outLog: join(logs, 'runtime.log'),
-    errLog: join(logs, 'runtime.err.log'),
+    updates: `${dir}${sep}updates`,
+    outLog: `${logs}${sep}runtime.log`,
+    errLog: `${logs}${sep}runtime.err.log`,
   };
 }
