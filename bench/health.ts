@@ -123,7 +123,7 @@ try {
   console.log(`  guide health-check.sh              ${g.toFixed(0).padStart(7)} ms`);
   console.log(`  animus health --json               ${a.toFixed(0).padStart(7)} ms   ${(a / g).toFixed(2)}x the guide (goal ≤ 0.30x; unchanged files answered from health's cache)`);
   console.log(`  animus health --json --no-cache    ${u.toFixed(0).padStart(7)} ms   ${(u / g).toFixed(2)}x (every file read, every database opened and quick_checked)`);
-  console.log(`  animus health --json, ${busy.length} busy   ${l.toFixed(0).padStart(7)} ms   ${(l / g).toFixed(2)}x (${busy.length} databases written since the last run)`);
+  console.log(`  ${`animus health --json, ${busy.length} busy`.padEnd(34)} ${l.toFixed(0).padStart(7)} ms   ${(l / g).toFixed(2)}x (${busy.length} databases written since the last run)`);
   console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')} | no-cache ${uncached.map((v) => v.toFixed(0)).join(' ')} | busy ${live.map((v) => v.toFixed(0)).join(' ')}`);
   const start = time(process.execPath, [bin, '--version']).ms;
   console.log(`  for scale: \`animus --version\` (process start alone) ${start.toFixed(0)} ms`);
