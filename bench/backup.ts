@@ -63,7 +63,7 @@ try {
   const guideFiles = folderBytes(join(fleet.home, 'backups'));
   const animusFiles = folderBytes(out);
   console.log(`guide: ${guideFiles.files} file copies of animus.db, ${(guideFiles.bytes / 1024 ** 2).toFixed(1)} MiB (exit ${guideCheck.status}; a file copy, not safe while the agent writes)`);
-  console.log(`animus: ${animusFiles.files} archives (online snapshot + quick_check + .env + settings.json + sha256 manifest, fsynced), ${(animusFiles.bytes / 1024 ** 2).toFixed(1)} MiB`);
+  console.log(`animus: ${animusFiles.files} archives (consistent image via sqlite3_serialize + quick_check + .env + settings.json + sha256 manifest, fsynced), ${(animusFiles.bytes / 1024 ** 2).toFixed(1)} MiB`);
 
   const guide: number[] = [];
   const animus: number[] = [];

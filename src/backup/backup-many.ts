@@ -4,7 +4,7 @@ import { runInWorker } from '../core/worker.js';
 import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
-import { backupAgent, releaseScratch, type BackupOptions, type BackupResult } from './create-backup.js';
+import { backupAgent, type BackupOptions, type BackupResult } from './create-backup.js';
 
 export interface BackupManyOptions extends Omit<BackupOptions, 'now'> {
   /** Threads sharing the work; default one per core for large runs. */
@@ -27,7 +27,7 @@ interface WorkerJob {
 type WireOutcome = { ok: true; value: BackupResult } | { ok: false; error: { code?: ErrorCode; exitCode?: ExitCode; message: string } };
 
 /**
- * Backs up many agents in one process: each archive's work (snapshot, quick_check,
+ * Backs up many agents in one process: each archive's work (serialize, quick_check,
  * hashing, encryption) is CPU-bound once the files are cached, so `--all` over a large
  * home is split across worker threads, one per core, each with its own pool of
  * overlapping backups. Outcomes keep the input order; one agent's failure never
@@ -38,20 +38,16 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
   const count = Math.max(1, Math.min(options.threads ?? (bundled ? availableParallelism() : 1), Math.ceil(targets.length / AGENTS_PER_THREAD), 8));
   let done = 0;
   const tick = () => options.onDone?.(++done);
-  try {
-    if (count === 1 || !bundled) return await backupSlice(targets, options, tick, () => options.signal?.aborted === true);
-    const size = Math.ceil(targets.length / count);
-    const slices = Array.from({ length: count }, (_, i) => targets.slice(i * size, (i + 1) * size));
-    const [own, ...others] = slices;
-    const job = { outDir: options.outDir, keep: options.keep, key: options.key ? { key: options.key.key, params: options.key.params } : undefined };
-    const remote = others.map((slice) =>
-      runInWorker<WireOutcome[]>(import.meta.url, 'runBackupWorker', { animusBackupJob: { ...job, targets: slice } }, { onProgress: tick, signal: options.signal }).then((wire) => wire.map(fromWire)),
-    );
-    const local = await backupSlice(own!, options, tick, () => options.signal?.aborted === true);
-    return [...local, ...(await Promise.all(remote)).flat()];
-  } finally {
-    await releaseScratch();
-  }
+  if (count === 1 || !bundled) return backupSlice(targets, options, tick, () => options.signal?.aborted === true);
+  const size = Math.ceil(targets.length / count);
+  const slices = Array.from({ length: count }, (_, i) => targets.slice(i * size, (i + 1) * size));
+  const [own, ...others] = slices;
+  const job = { outDir: options.outDir, keep: options.keep, key: options.key ? { key: options.key.key, params: options.key.params } : undefined };
+  const remote = others.map((slice) =>
+    runInWorker<WireOutcome[]>(import.meta.url, 'runBackupWorker', { animusBackupJob: { ...job, targets: slice } }, { onProgress: tick, signal: options.signal }).then((wire) => wire.map(fromWire)),
+  );
+  const local = await backupSlice(own!, options, tick, () => options.signal?.aborted === true);
+  return [...local, ...(await Promise.all(remote)).flat()];
 }
 
 function backupSlice(targets: AgentPaths[], options: Omit<BackupOptions, 'now'>, tick: () => void, stopped: () => boolean): Promise<Outcome<BackupResult>[]> {
@@ -77,7 +73,6 @@ export async function runBackupWorker(): Promise<void> {
   const key = job.key ? { key: Buffer.from(job.key.key), params: job.key.params } : undefined;
   const outcomes = await backupSlice(job.targets, { outDir: job.outDir, keep: job.keep, key }, () => port.postMessage({ progress: true }), () => stopped);
   port.removeAllListeners('message');
-  await releaseScratch();
   port.postMessage({ result: outcomes.map(toWire) });
 }
 

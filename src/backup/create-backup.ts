@@ -1,13 +1,12 @@
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
-import { snapshotDatabase } from '../store/snapshot.js';
+import { databaseError } from '../store/database.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
 import type { ArchiveKey } from './cipher.js';
 import { archiveBytes, writeArchive, type ArchiveSource } from './write-archive.js';
@@ -39,26 +38,20 @@ export function defaultBackupDir(home: string): string {
 }
 
 /**
- * One consistent archive of an agent: the database through SQLite's online backup
- * (safe while the runtime writes; never a file copy of a live database), checked
- * with quick_check before it is archived, plus .env, settings.json and the clone's
- * commit. Nothing is written under the final name unless all of it succeeded.
+ * One consistent archive of an agent: the database as one image read in a single
+ * read transaction (safe while the runtime writes; never a file copy of a live
+ * database), checked with quick_check before it is archived, plus .env,
+ * settings.json and the clone's commit. Nothing is written under the final name
+ * unless all of it succeeded.
  */
 export async function backupAgent(paths: AgentPaths, options: BackupOptions): Promise<BackupResult> {
   const createdAt = (options.now ?? (() => new Date()))();
   const dir = join(resolve(options.outDir), paths.agent.id);
   ensurePrivateDir(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
-  const snapshot = join(await scratchDir(dir, databaseBytes(paths.db)), `${paths.agent.id}.${randomBytes(4).toString('hex')}.db`);
   try {
-    const source = openSource(paths.db);
-    try {
-      await snapshotDatabase(source, snapshot);
-    } finally {
-      source.close();
-    }
-    const data = readFileSync(snapshot);
-    const version = checkSnapshot(data, paths);
+    const data = readImage(paths.db);
+    const version = checkImage(data, paths);
     // Restore writes every file 0600, whatever it was: that is the mode recorded.
     const sources: ArchiveSource[] = [{ name: 'animus.db', data, mode: 0o600 }];
     for (const [name, path] of [['.env', paths.env], ['settings.json', paths.settings]] as const) {
@@ -95,14 +88,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   } catch (error) {
     if (error instanceof AnimusError) throw error;
     throw new AnimusError('EIO', `backup of ${paths.agent.id} failed: ${describeError(error)}`, { cause: error });
-  } finally {
-    await rm(snapshot, { force: true });
   }
-}
-
-/** The database with its WAL: what a snapshot can grow to. */
-function databaseBytes(db: string): number {
-  return [db, `${db}-wal`].reduce((sum, path) => sum + (statSync(path, { throwIfNoEntry: false })?.size ?? 0), 0);
 }
 
 /** mkdir -p at 0700; an existing folder is only stat'ed (a repeated backup --all touches nothing). */
@@ -118,65 +104,38 @@ function ensurePrivateDir(dir: string): void {
   }
 }
 
-const scratchDirs = new Map<string, Promise<string>>();
-
-/** Removes this thread's scratch folders (backupMany calls it when done). */
-export async function releaseScratch(): Promise<void> {
-  const dirs = await Promise.all(scratchDirs.values());
-  scratchDirs.clear();
-  await Promise.all(dirs.filter((dir) => basename(dir).startsWith('animus-backup-')).map((dir) => rm(dir, { recursive: true, force: true })));
-}
-
-const SHM = '/dev/shm';
-
 /**
- * Whether a snapshot of this size leaves /dev/shm at most half full: a container's
- * /dev/shm is often 64 MiB, and a snapshot that does not fit would fail the backup.
- * Larger databases take their snapshot beside the archives, on disk.
+ * The live database as one consistent image, in memory. sqlite3_serialize, on an
+ * on-disk database, runs one read transaction and reads every page through the pager
+ * (WAL frames included), so the image is the database as of one commit even while the
+ * runtime writes, and never a file copy. Nothing is written to the database or beside
+ * it: no scratch file to create, fsync, read back and remove. (A page the disk fails
+ * to return comes back as zeros rather than as an error; checkImage's quick_check
+ * refuses such an image when the page belongs to a b-tree.)
  */
-export function fitsInMemory(databaseBytes: number, free: () => number | undefined = shmFreeBytes): boolean {
-  const available = free();
-  return available !== undefined && databaseBytes * 2 <= available;
-}
-
-function shmFreeBytes(): number | undefined {
+function readImage(path: string): Buffer {
+  const db = openSource(path);
   try {
-    const info = statfsSync(SHM);
-    return info.bavail * info.bsize;
-  } catch {
-    return undefined;
+    return db.serialize();
+  } catch (error) {
+    // sqlite3_serialize reports any failure as no image, which better-sqlite3 calls
+    // "Out of memory": the statement it runs first, run here, names what is wrong
+    // (a file that is not SQLite, a database locked for longer than the timeout).
+    try {
+      db.pragma('page_count');
+    } catch (cause) {
+      throw databaseError(path, cause);
+    }
+    throw new AnimusError('EIO', `cannot read ${path} (${describeError(error)}): not backed up`, { cause: error });
+  } finally {
+    db.close();
   }
 }
 
 /**
- * Where snapshots are taken before they are archived: a private folder (0700) in
- * /dev/shm when it is there, made once per run. SQLite's backup commits its
- * destination with several fsyncs, which on a disk cost more than everything else a
- * backup does; on tmpfs they cost nothing, and the fsync that matters (of the
- * archive) still happens. Each snapshot is removed once archived; the folder at exit.
- */
-function scratchDir(fallback: string, databaseBytes: number): Promise<string> {
-  const root = fitsInMemory(databaseBytes) ? SHM : fallback;
-  let made = scratchDirs.get(root);
-  if (!made) {
-    made = (async () => {
-      try {
-        const dir = await mkdtemp(join(root, 'animus-backup-'));
-        process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-        return dir;
-      } catch {
-        return fallback;
-      }
-    })();
-    scratchDirs.set(root, made);
-  }
-  return made;
-}
-
-/**
- * The live database, read-only, for the snapshot: opened directly (the busy timeout
- * as a constructor option) rather than through openDatabase, whose extra statements
- * cost a thousand round trips in `backup --all`. Nothing is written to it.
+ * The live database, read-only: opened directly (the busy timeout as a constructor
+ * option) rather than through openDatabase, whose extra statements cost a thousand
+ * round trips in `backup --all`. Nothing is written to it.
  */
 function openSource(path: string): Database.Database {
   if (!existsSync(path)) throw new AnimusError('ENOTFOUND', `database ${path} does not exist: nothing to back up`);
@@ -189,10 +148,11 @@ function openSource(path: string): Database.Database {
 
 /**
  * A database that fails quick_check is not archived: every archive must restore.
- * Checked in memory: the header's WAL flag is cleared on a copy, since an in-memory
- * database cannot be in WAL mode; the archived bytes stay as SQLite wrote them.
+ * The image itself is checked, in memory: the header's WAL flag is cleared on a copy,
+ * since an in-memory database cannot be in WAL mode; the archived bytes stay as
+ * SQLite read them.
  */
-function checkSnapshot(data: Buffer, paths: AgentPaths): number {
+function checkImage(data: Buffer, paths: AgentPaths): number {
   const image = Buffer.from(data);
   if (image.length >= 20 && image[18] === 2 && image[19] === 2) {
     image[18] = 1;

@@ -8,10 +8,10 @@ import { deployTestAgent } from '../helpers/agents.js';
 import { commitToBare, git } from '../helpers/git.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-import { backupAgent, pruneArchives, releaseScratch } from '../../src/backup/create-backup.js';
+import { backupAgent, pruneArchives } from '../../src/backup/create-backup.js';
 import { deriveNewKey } from '../../src/backup/cipher.js';
 import { listArchives } from '../../src/backup/list-backups.js';
-import { readManifest } from '../../src/backup/read-archive.js';
+import { extractArchive, readManifest } from '../../src/backup/read-archive.js';
 import { restoreAgent, type ProcessControl } from '../../src/backup/restore-backup.js';
 import { verifyArchive } from '../../src/backup/verify-backup.js';
 import { writeArchive } from '../../src/backup/write-archive.js';
@@ -35,7 +35,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await releaseScratch();
   for (const writer of writers) {
     if (writer.pid && writer.exitCode === null) {
       try {
@@ -155,6 +154,44 @@ describe('backup', () => {
     expect(error?.message).toBe(`${bad.db} is not a SQLite database or is corrupt: restore it with \`animus restore\``);
     expect(await readdir(join(out, bad.agent.id))).toEqual([]);
     await rm(bad.dir, { recursive: true });
+  });
+
+  it('names the agent\'s database when it is missing, and writes nothing', async () => {
+    const bad = (await deployTestAgent(home)).paths;
+    for (const suffix of ['', '-wal', '-shm']) await rm(`${bad.db}${suffix}`, { force: true });
+    await expect(backupAgent(bad, { outDir: out })).rejects.toMatchObject({ code: 'ENOTFOUND', message: `database ${bad.db} does not exist: nothing to back up` });
+    expect(await readdir(join(out, bad.agent.id))).toEqual([]);
+    await rm(bad.dir, { recursive: true });
+  });
+
+  it.each([1024, 8192])('archives a %d-byte-page database whose latest rows are only in the WAL', async (pageSize) => {
+    const agent = (await deployTestAgent(home)).paths;
+    const live = new Database(agent.db);
+    try {
+      live.pragma('journal_mode = DELETE');
+      live.pragma(`page_size = ${pageSize}`);
+      live.exec('VACUUM');
+      live.pragma('journal_mode = WAL');
+      live.pragma('wal_autocheckpoint = 0');
+      const add = live.prepare("INSERT INTO messages (role, message, timestamp, processed, agent_response) VALUES ('user', ?, datetime('now'), 1, ?)");
+      live.transaction(() => {
+        for (let i = 0; i < 300; i++) add.run(`m${i}`, `reply ${i} ${'x'.repeat(300)}`);
+      })();
+      const result = await backupAgent(agent, { outDir: out });
+      expect(await verifyArchive(result.archive, undefined)).toMatchObject({ ok: true, integrityCheck: 'ok' });
+      const dir = await tempDir(`extract-${pageSize}`);
+      const { files } = await extractArchive(result.archive, dir);
+      const copy = new Database(files['animus.db']!, { readonly: true });
+      try {
+        expect(copy.pragma('page_size', { simple: true })).toBe(pageSize);
+        expect(copy.prepare('SELECT id, message, agent_response FROM messages ORDER BY id').all()).toEqual(live.prepare('SELECT id, message, agent_response FROM messages ORDER BY id').all());
+      } finally {
+        copy.close();
+      }
+    } finally {
+      live.close();
+      await rm(agent.dir, { recursive: true });
+    }
   });
 
   it('prunes to the newest N archives of that agent only', async () => {
