@@ -148,21 +148,21 @@ function openSource(path: string): Database.Database {
 
 /**
  * A database that fails quick_check is not archived: every archive must restore.
- * The image itself is checked, in memory: the header's WAL flag is cleared on a copy,
- * since an in-memory database cannot be in WAL mode; the archived bytes stay as
- * SQLite read them.
+ * The image itself is checked, in memory. An in-memory database cannot be in WAL
+ * mode, so the header's WAL flag (bytes 18-19) is cleared while better-sqlite3 copies
+ * the image into SQLite and set back at once: no copy of our own, and the archived
+ * bytes stay as SQLite read them.
  */
-function checkImage(data: Buffer, paths: AgentPaths): number {
-  const image = Buffer.from(data);
-  if (image.length >= 20 && image[18] === 2 && image[19] === 2) {
-    image[18] = 1;
-    image[19] = 1;
-  }
+function checkImage(image: Buffer, paths: AgentPaths): number {
+  const wal = image.length >= 20 && image[18] === 2 && image[19] === 2;
   let db: Database.Database;
   try {
+    if (wal) image[18] = image[19] = 1;
     db = new Database(image);
   } catch (error) {
     throw new AnimusError('EBADDB', `${paths.db} cannot be read (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
+  } finally {
+    if (wal) image[18] = image[19] = 2;
   }
   try {
     const check = db.pragma('quick_check', { simple: true }) as string;

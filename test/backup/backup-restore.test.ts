@@ -181,6 +181,8 @@ describe('backup', () => {
       expect(await verifyArchive(result.archive, undefined)).toMatchObject({ ok: true, integrityCheck: 'ok' });
       const dir = await tempDir(`extract-${pageSize}`);
       const { files } = await extractArchive(result.archive, dir);
+      // Archived as SQLite read it: still a WAL database (the flag is only cleared for the in-memory check).
+      expect([...(await readFile(files['animus.db']!)).subarray(18, 20)]).toEqual([2, 2]);
       const copy = new Database(files['animus.db']!, { readonly: true });
       try {
         expect(copy.pragma('page_size', { simple: true })).toBe(pageSize);
