@@ -9,7 +9,7 @@ import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js
 import { databaseError } from '../store/database.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
 import type { ArchiveKey } from './cipher.js';
-import { archiveBytes, writeArchive, type ArchiveSource } from './write-archive.js';
+import { writeArchive, type ArchiveSource } from './write-archive.js';
 
 export interface BackupOptions {
   /** Folder that receives `<agent-id>/<archive>`; default `<home>/backups`. */
@@ -72,12 +72,12 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
         dir: clone ? clone.slice(paths.dir.length + 1) : null,
       },
     };
-    const manifest = await writeArchive(destination, base, sources, options.key);
+    const { manifest, bytes } = await writeArchive(destination, base, sources, options.key);
     const pruned = options.keep === undefined ? [] : await pruneArchives(dir, paths.agent.id, options.keep);
     return {
       id: paths.agent.id,
       archive: destination,
-      bytes: archiveBytes(manifest),
+      bytes,
       createdAt: manifest.createdAt,
       encrypted: manifest.encrypted,
       schemaVersion: manifest.schemaVersion,

@@ -18,12 +18,18 @@ export type ManifestBase = Omit<Manifest, 'files' | 'bodyBytes' | 'encrypted' | 
 /** Files up to this size are read once and kept in memory; larger ones are streamed twice (hash, then write). */
 const IN_MEMORY_BYTES = 32 * 1024 * 1024;
 
+export interface WrittenArchive {
+  manifest: Manifest;
+  /** Bytes of the archive: header, body and, when encrypted, the tag. */
+  bytes: number;
+}
+
 /**
  * Writes an archive (see archive-format.ts) to `destination` through a temporary file
  * that is fsynced and renamed, mode 0600 from its first byte: a reader never sees a
  * partial archive and a crash leaves none behind under the final name.
  */
-export async function writeArchive(destination: string, base: ManifestBase, sources: ArchiveSource[], key?: ArchiveKey): Promise<Manifest> {
+export async function writeArchive(destination: string, base: ManifestBase, sources: ArchiveSource[], key?: ArchiveKey): Promise<WrittenArchive> {
   const loaded = await Promise.all(sources.map(loadSource));
   const files: ArchiveFileEntry[] = loaded.map((s) => ({ name: s.name, size: s.size, sha256: s.sha256, mode: s.mode }));
   const iv = key ? newIv() : undefined;
@@ -36,6 +42,7 @@ export async function writeArchive(destination: string, base: ManifestBase, sour
   };
   const prefix = encodePrefix(manifest);
   const cipher = key && iv ? encryptor(key.key, iv, prefix) : undefined;
+  const written = { manifest, bytes: prefix.length + manifest.bodyBytes + (cipher ? TAG_BYTES : 0) };
 
   const temp = `${destination}.partial`;
   if (loaded.every((source) => source.data)) {
@@ -59,7 +66,7 @@ export async function writeArchive(destination: string, base: ManifestBase, sour
       rmSync(temp, { force: true });
       throw error;
     }
-    return manifest;
+    return written;
   }
   const handle = await open(temp, 'wx', 0o600);
   try {
@@ -82,12 +89,7 @@ export async function writeArchive(destination: string, base: ManifestBase, sour
     await rm(temp, { force: true });
     throw error;
   }
-  return manifest;
-}
-
-/** Bytes of the archive for a manifest (header, body and, when encrypted, the tag). */
-export function archiveBytes(manifest: Manifest): number {
-  return encodePrefix(manifest).length + manifest.bodyBytes + (manifest.encrypted ? TAG_BYTES : 0);
+  return written;
 }
 
 async function writeChunk(handle: Awaited<ReturnType<typeof open>>, cipher: Cipher | undefined, chunk: Buffer): Promise<void> {

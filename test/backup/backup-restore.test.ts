@@ -196,6 +196,14 @@ describe('backup', () => {
     }
   });
 
+  it('reports the archive\'s size in bytes, plain and encrypted', async () => {
+    const dir = join(root, 'sizes');
+    const plain = await backupAgent(b, { outDir: dir });
+    const sealed = await backupAgent(b, { outDir: dir, key: await deriveNewKey('size check'), now: () => new Date(Date.now() + 1000) });
+    expect(plain.bytes).toBe((await stat(plain.archive)).size);
+    expect(sealed.bytes).toBe((await stat(sealed.archive)).size);
+  });
+
   it('prunes to the newest N archives of that agent only', async () => {
     const dir = join(root, 'keep');
     const t = Date.parse('2026-05-01T00:00:00Z');
