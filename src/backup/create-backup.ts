@@ -126,7 +126,8 @@ function readImage(path: string): Buffer {
     } catch (cause) {
       throw databaseError(path, cause);
     }
-    throw new AnimusError('EIO', `cannot read ${path} (${describeError(error)}): not backed up`, { cause: error });
+    // It reads now: the failure was passing (a lock released since) or really memory.
+    throw new AnimusError('EIO', `cannot read ${path}: SQLite gave no image of it (out of memory, or locked until a moment ago): not backed up; try again`, { cause: error });
   } finally {
     db.close();
   }
