@@ -1,12 +1,14 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { AnimusError, describeError } from '../core/errors.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { databaseError } from '../store/database.js';
+import { snapshotDatabase } from '../store/snapshot.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
 import type { ArchiveKey } from './cipher.js';
 import { writeArchive, type ArchiveSource } from './write-archive.js';
@@ -50,7 +52,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   ensurePrivateDir(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
   try {
-    const data = readImage(paths.db);
+    const data = await readImage(paths.db, dir);
     const version = checkImage(data, paths);
     // Restore writes every file 0600, whatever it was: that is the mode recorded.
     const sources: ArchiveSource[] = [{ name: 'animus.db', data, mode: 0o600 }];
@@ -109,11 +111,39 @@ function ensurePrivateDir(dir: string): void {
  * on-disk database, runs one read transaction and reads every page through the pager
  * (WAL frames included), so the image is the database as of one commit even while the
  * runtime writes, and never a file copy. Nothing is written to the database or beside
- * it: no scratch file to create, fsync, read back and remove. (A page the disk fails
- * to return comes back as zeros rather than as an error; checkImage's quick_check
- * refuses such an image when the page belongs to a b-tree.)
+ * it: no scratch file to create, fsync, read back and remove.
+ *
+ * One weakness: a page the disk fails to return comes out of serialize as zeros, not
+ * as an error, and quick_check does not read every byte (an overflow page's payload,
+ * a free page). A page of zeros is rare in a real database, so an image with one is
+ * taken again through SQLite's backup API, which reports a read error instead, into
+ * a hidden file beside the archives (`scratchDir`), removed at once.
  */
-function readImage(path: string): Buffer {
+export async function readImage(path: string, scratchDir: string, serialize: (path: string) => Buffer = serializeDatabase): Promise<Buffer> {
+  const image = serialize(path);
+  if (!hasZeroPage(image)) return image;
+  const scratch = join(scratchDir, `.snapshot-${process.pid}-${threadId}-${basename(path)}`);
+  try {
+    await snapshotDatabase(path, scratch);
+    return readFileSync(scratch);
+  } finally {
+    await rm(scratch, { force: true });
+  }
+}
+
+/** Whether any page of a database image is all zeros (the page size is in the header, bytes 16-17). */
+export function hasZeroPage(image: Buffer): boolean {
+  if (image.length < 100) return false;
+  const size = image.readUInt16BE(16) === 1 ? 65536 : image.readUInt16BE(16);
+  if (size < 512 || image.length % size !== 0) return false;
+  const zeros = Buffer.alloc(size);
+  for (let offset = 0; offset < image.length; offset += size) {
+    if (image.compare(zeros, 0, size, offset, offset + size) === 0) return true;
+  }
+  return false;
+}
+
+function serializeDatabase(path: string): Buffer {
   const db = openSource(path);
   try {
     return db.serialize();
