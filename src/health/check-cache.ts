@@ -13,9 +13,10 @@ import type { CheckResult } from './types.js';
  * came from (inode, size, mtime and ctime, as git keys its index). Nothing can change
  * a file without changing one of those, and ctime cannot be set back, so an agent
  * whose files did not move is not read again: `health` over a thousand mostly idle
- * agents stats their files and reads only those that changed. Two parts per agent:
- * the database probe (the costly one, which changes with every message) and the
- * folder reading (settings.json, .env and the clone's .git files, which rarely do).
+ * agents stats their files and reads only those that changed. Three parts per agent:
+ * the database probe (the costly one, which changes with every message), the folder
+ * reading (settings.json, .env and the clone's .git files, which rarely do), and the
+ * names of the files in logs/.
  * Kept in `<home>/.animus/health-cache.json`; the agents' folders are never written.
  */
 export interface Remembered<T> {
@@ -34,6 +35,8 @@ export interface FolderReading {
 export interface AgentMemory {
   db?: Remembered<DatabaseProbe>;
   folder?: Remembered<FolderReading>;
+  /** The names of the files in logs/ (their sizes are read at every run). */
+  logs?: Remembered<string[]>;
 }
 
 export type HealthCache = Record<string, AgentMemory>;

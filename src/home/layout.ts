@@ -46,6 +46,7 @@ export const LEGACY_CLONE_DIR = 'broca';
 export const DB_FILE = 'animus.db';
 export const ENV_FILE = '.env';
 export const SETTINGS_FILE = 'settings.json';
+export const LOGS_DIR = 'logs';
 export const LEGACY_DB_FILE = 'sanctum.db';
 
 export interface AgentPaths {
@@ -73,7 +74,7 @@ export function agentPathsIn(folder: string, agent: AgentId): AgentPaths {
   // One join normalizes the folder; the rest are plain concatenations of fixed names,
   // since health and list build these for every agent of a large home.
   const dir = join(folder).replace(/(?<=.)\/+$/, '');
-  const logs = `${dir}${sep}logs`;
+  const logs = `${dir}${sep}${LOGS_DIR}`;
   return {
     agent,
     dir,

@@ -1,4 +1,4 @@
-import { chmod, cp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -61,7 +61,7 @@ describe('health cache', () => {
     await runHealth({ home, ids: [agent.agent.id] });
     expect((await readCache())[agent.agent.id]).toBeUndefined();
     await settled(agent);
-    expect(Object.keys((await readCache())[agent.agent.id] ?? {}).sort()).toEqual(['db', 'folder']);
+    expect(Object.keys((await readCache())[agent.agent.id] ?? {}).sort()).toEqual(['db', 'folder', 'logs']);
   });
 
   it('answers from memory while the files hold still', async () => {
@@ -147,6 +147,32 @@ describe('health cache', () => {
     await rm(agent.clone, { recursive: true });
     health = await settled(agent);
     expect(check(health, 'clone')).toMatchObject({ status: 'fail', message: expect.stringContaining('no runtime clone') });
+    await rm(agent.dir, { recursive: true });
+  });
+
+  it('remembers which files logs/ holds, and still reads their sizes at every run', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    await writeFile(agent.outLog, 'a'.repeat(1000));
+    await settled(agent);
+    await settled(agent);
+    expect((await readCache())[agent.agent.id]?.logs?.value).toEqual(['runtime.log']);
+
+    await appendFile(agent.outLog, 'b'.repeat(24));
+    let health = await settled(agent);
+    expect(health.facts.logsBytes).toBe(1024);
+
+    await writeFile(agent.errLog, 'c'.repeat(1024));
+    health = await settled(agent);
+    expect(health.facts.logsBytes).toBe(2048);
+
+    // Rotated logs in a subfolder are counted too (that listing is read at every run).
+    await mkdir(join(agent.logs, 'old'));
+    await writeFile(join(agent.logs, 'old', 'runtime.log.1'), 'd'.repeat(1024));
+    health = await settled(agent);
+    expect(health.facts.logsBytes).toBe(3072);
+    await writeFile(join(agent.logs, 'old', 'runtime.log.2'), 'e'.repeat(1024));
+    health = await settled(agent);
+    expect(health.facts.logsBytes).toBe(4096);
     await rm(agent.dir, { recursive: true });
   });
 

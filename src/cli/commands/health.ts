@@ -19,13 +19,13 @@ export function registerHealthCommands(program: Command, action: Action): void {
       .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
       .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C; with --json, one compact document per line')
       .option('--no-process', 'do not ask the process managers (the process check reports unknown)')
-      .option('--no-cache', 'open every database, even those unchanged since the last health run')
+      .option('--no-cache', 'read every file and open every database, even those unchanged since the last health run')
       .option('--max-pending-age <seconds>', 'a pending queue item older than this fails the queue check', '600')
       .action(
         action(async (ctx, ids: string[], flags: HealthFlags) => {
           const options = normalizeHealthFlags(flags);
-          const { runHealth } = await import('../../health/run-health.js');
-          const openManager = flags.process === false ? undefined : await loadManagerOpener(ctx.env);
+          // Loaded side by side: each is a chain of file reads.
+          const [{ runHealth }, openManager] = await Promise.all([import('../../health/run-health.js'), flags.process === false ? undefined : loadManagerOpener(ctx.env)]);
           const check = async () => {
             try {
               return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager, cache: flags.cache !== false });
