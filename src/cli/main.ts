@@ -1,6 +1,5 @@
-import { CommanderError } from 'commander';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
-import { buildProgram } from './program.js';
+import { buildProgram, commander } from './program.js';
 
 /**
  * Entry point of `bin/animus.js`. The only place that decides exit codes and prints
@@ -40,7 +39,7 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 function report(error: unknown, json: boolean): number {
-  if (error instanceof CommanderError) {
+  if (error instanceof commander().CommanderError) {
     // Help and --version end here too; commander has printed what it had to.
     if (error.exitCode === 0) return EXIT.ok;
     if (json) printJsonError('EUSAGE', error.message.replace(/^error: /, ''));

@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
+import { loadOnUse } from '../core/load-package.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
@@ -28,8 +29,11 @@ export type Action = <Args extends unknown[]>(
   handler: (ctx: CliContext, ...args: Args) => Promise<void>,
 ) => (...args: unknown[]) => Promise<void>;
 
+/** commander: every command needs it at once; see loadOnUse for why through require. */
+export const commander = loadOnUse<typeof import('commander')>('commander');
+
 export function buildProgram(options: ProgramOptions): Command {
-  const program = new Command('animus')
+  const program = new (commander().Command)('animus')
     .description('Run many Letta agents side by side, each in its own isolated message-broker instance.')
     .version(VERSION, '-V, --version')
     .option('--home <dir>', 'animus home (default: $ANIMUS_HOME, then `animus config get home`, then ~/animus)')
