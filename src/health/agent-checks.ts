@@ -9,7 +9,7 @@ import { agentPaths, CLONE_DIR, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, S
 import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
-import { databaseKey, fileIdentity, isSettled, type AgentMemory, type FolderReading, type HealthCache, type Remembered } from './check-cache.js';
+import { databaseKey, fileIdentity, isSettled, recall, type AgentMemory, type FolderReading, type HealthCache, type Remembered } from './check-cache.js';
 import { cloneStateFrom, readCloneFiles } from '../git/clone-state.js';
 import { readText } from '../git/refs.js';
 import { FolderStats, statFile, WAL_FILE, type FileInfo } from './folder-stats.js';
@@ -31,8 +31,6 @@ export interface CheckContext {
   cache?: HealthCache;
   /** Files changed after this (ms since epoch) are read but not remembered. */
   settledBefore: number;
-  /** Stats the caller already took, by agent id. */
-  stats?: Map<string, FolderStats>;
   /** Commits read from local origin repos in this run. */
   origins?: Map<string, string | undefined>;
 }
@@ -47,7 +45,7 @@ export interface CheckContext {
 export async function checkAgentFolder(home: string, agent: AgentId, context: CheckContext): Promise<FolderHealth> {
   const { thresholds, now, cache, settledBefore } = context;
   const paths = agentPaths(home, agent);
-  const stats = context.stats?.get(agent.id) ?? new FolderStats(paths.dir);
+  const stats = new FolderStats(paths.dir);
   const health: AgentHealth = {
     id: agent.id,
     dir: paths.dir,
@@ -62,7 +60,7 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, processManager: undefined, health };
 
   const memory: AgentMemory = {};
-  const remembered = cache?.[agent.id];
+  const remembered = cache && recall(cache, agent.id);
   let reading = remembered?.folder && identityOf(folderInputs(paths, remembered.folder.value), stats) === remembered.folder.key ? remembered.folder.value : undefined;
   if (!reading) {
     reading = readFolder(paths, agent, stats);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, pathExists } from '../core/fs.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
@@ -17,7 +18,7 @@ import type { CheckResult } from './types.js';
  * the database probe (the costly one, which changes with every message), the folder
  * reading (settings.json, .env and the clone's .git files, which rarely do), and the
  * names of the files in logs/.
- * Kept in `<home>/.animus/health-cache.json`; the agents' folders are never written.
+ * Kept in `<home>/.animus/health-cache`; the agents' folders are never written.
  */
 export interface Remembered<T> {
   key: string;
@@ -39,9 +40,34 @@ export interface AgentMemory {
   logs?: Remembered<string[]>;
 }
 
-export type HealthCache = Record<string, AgentMemory>;
+/**
+ * By agent id, what was remembered as JSON text, parsed only when that agent is
+ * checked: parsed whole up front, a thousand agents' memories lived through the run
+ * as objects, and the GC copied and marked them again and again.
+ */
+export type HealthCache = Record<string, string>;
 
-const VERSION = 2;
+/** What was remembered of an agent; undefined when nothing (or something unreadable) was. */
+export function recall(cache: HealthCache, id: string): AgentMemory | undefined {
+  const text = cache[id];
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as AgentMemory;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Adds what was read afresh to what is remembered of the agent. */
+export function remember(cache: HealthCache, id: string, memory: AgentMemory): void {
+  cache[id] = JSON.stringify({ ...recall(cache, id), ...memory });
+}
+
+/**
+ * The file: a header line, then one line per agent, `<id> <json>`. JSON text holds no
+ * line breaks and ids are agent-<uuid>, so a line splits at its first space.
+ */
+const HEADER = 'animus health cache 3';
 
 /**
  * A file changed less than this long before it was read is not remembered: a change
@@ -52,23 +78,36 @@ const VERSION = 2;
 export const SETTLE_MS = 2000;
 
 function cachePath(home: string): string {
-  return join(homeLayout(home).stateDir, 'health-cache.json');
+  return join(homeLayout(home).stateDir, 'health-cache');
 }
 
 export function loadHealthCache(home: string): HealthCache {
+  let text: string;
   try {
-    const raw = JSON.parse(readFileSync(cachePath(home), 'utf8')) as { version?: number; entries?: HealthCache };
-    return raw.version === VERSION && raw.entries ? raw.entries : {};
+    text = readFileSync(cachePath(home), 'utf8');
   } catch {
     return {};
   }
+  const lines = text.split('\n');
+  const cache: HealthCache = {};
+  if (lines[0] !== HEADER) return cache;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const space = line.indexOf(' ');
+    if (space > 0) cache[line.slice(0, space)] = line.slice(space + 1);
+  }
+  return cache;
 }
 
 /** Best effort: a home that is not writable (or not animus's) simply gets no cache. */
-export async function saveHealthCache(home: string, entries: HealthCache): Promise<void> {
+export async function saveHealthCache(home: string, cache: HealthCache): Promise<void> {
   try {
     if (!(await pathExists(homeLayout(home).stateDir))) return;
-    await writeFileAtomic(cachePath(home), JSON.stringify({ version: VERSION, entries }));
+    const lines = [HEADER];
+    for (const [id, text] of Object.entries(cache)) lines.push(`${id} ${text}`);
+    await writeFileAtomic(cachePath(home), `${lines.join('\n')}\n`);
+    // The JSON file of animus 0.1's first sessions, no longer read.
+    await rm(join(homeLayout(home).stateDir, 'health-cache.json'), { force: true });
   } catch {
     // Nothing to do: the next run reads again.
   }

@@ -10,8 +10,8 @@ import type { ProcessManagerName } from '../config/settings.js';
 import { DB_FILE, type AgentPaths } from '../home/layout.js';
 import { scanAgentFolders } from '../instances/registry.js';
 import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
-import { databaseKey, loadHealthCache, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
-import { FolderStats, WAL_FILE } from './folder-stats.js';
+import { databaseKey, loadHealthCache, recall, remember, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
+import { statFile, WAL_FILE } from './folder-stats.js';
 import { probeProcesses, type ManagerOpener } from './process-probe.js';
 import { DEFAULT_THRESHOLDS, type AgentHealth, type HealthReport, type HealthThresholds } from './types.js';
 
@@ -49,7 +49,7 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   if (cache) {
     const fresh = folders.flatMap((f) => ('memory' in f && f.memory ? [[f.health.id, f.memory] as const] : []));
     if (fresh.length > 0) {
-      for (const [id, memory] of fresh) cache[id] = { ...cache[id], ...memory };
+      for (const [id, memory] of fresh) remember(cache, id, memory);
       // Forget agents that are gone, so the file does not grow forever.
       const present = new Set(options.ids?.length ? Object.keys(cache) : folders.map((f) => ('paths' in f ? f.health.id : f.id)));
       await saveHealthCache(options.home, Object.fromEntries(Object.entries(cache).filter(([id]) => present.has(id))));
@@ -60,7 +60,9 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   for (const folder of folders) {
     if (!('paths' in folder)) continue;
     const name = folder.processManager ?? 'pm2';
-    groups.set(name, [...(groups.get(name) ?? []), folder.paths]);
+    const group = groups.get(name);
+    if (group) group.push(folder.paths);
+    else groups.set(name, [folder.paths]);
   }
   const processes = await probeProcesses(options.home, groups, options.openManager);
 
@@ -110,6 +112,8 @@ interface FolderJob {
 
 /** Below this many agents a thread's start-up costs more than it saves. */
 const AGENTS_PER_THREAD = 150;
+/** Agents whose databases are looked at to estimate how many changed. */
+const THREAD_SAMPLE = 64;
 
 /**
  * The folder checks are CPU-bound (SQLite's quick_check, parsing) and synchronous, so
@@ -123,13 +127,20 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
   const cache = job.cache;
   const limit = Math.min(threads ?? (bundled ? availableParallelism() : 1), 8);
   if (limit <= 1 || !bundled || job.targets.length < 2 * AGENTS_PER_THREAD) return checkSlice(job);
-  // The stats taken here to count changed databases are the ones this thread's checks use.
+  // How many databases changed since the last run, estimated from an even sample: the
+  // stats of every agent up front would be kept alive until its check, for the GC to copy.
+  const step = Math.max(1, Math.floor(job.targets.length / THREAD_SAMPLE));
   const root = resolve(job.home);
-  const stats = new Map(job.targets.map((t) => [t.name, new FolderStats(`${root}/${t.name}`)]));
-  const changed = (name: string) => cache?.[name]?.db?.key !== databaseKey(stats.get(name)!.get(DB_FILE), stats.get(name)!.get(WAL_FILE), job.settledBefore)?.key;
-  const costly = job.targets.filter((t) => changed(t.name)).length;
+  let sampled = 0;
+  let changed = 0;
+  for (let i = 0; i < job.targets.length; i += step) {
+    const name = job.targets[i]!.name;
+    sampled++;
+    if ((cache && recall(cache, name)?.db?.key) !== databaseKey(statFile(`${root}/${name}/${DB_FILE}`), statFile(`${root}/${name}/${WAL_FILE}`), job.settledBefore)?.key) changed++;
+  }
+  const costly = Math.round((changed / sampled) * job.targets.length);
   const count = Math.max(1, Math.min(limit, Math.ceil(costly / AGENTS_PER_THREAD)));
-  if (count === 1) return checkSlice(job, stats);
+  if (count === 1) return checkSlice(job);
   const size = Math.ceil(job.targets.length / count);
   const slices = Array.from({ length: count }, (_, i) => job.targets.slice(i * size, (i + 1) * size));
   const [own, ...others] = slices;
@@ -137,21 +148,15 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
   const remote = others.map((targets) =>
     runInWorker<Array<FolderHealth | AgentHealth>>(import.meta.url, 'runHealthWorker', { animusHealthJob: { ...job, targets, cache: pick(cache, targets) } }),
   );
-  const local = await checkSlice({ ...job, targets: own! }, stats);
+  const local = await checkSlice({ ...job, targets: own! });
   return [...local, ...(await Promise.all(remote)).flat()];
 }
 
-async function checkSlice(job: FolderJob, stats?: Map<string, FolderStats>): Promise<Array<FolderHealth | AgentHealth>> {
-  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, stats, origins: new Map<string, string | undefined>() };
-  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, async (target) => {
-    if (!target.agent) return invalidFolder(job.home, target.name);
-    try {
-      return await checkAgentFolder(job.home, target.agent, context);
-    } finally {
-      // Done with: not kept for the rest of the run.
-      stats?.delete(target.name);
-    }
-  });
+async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
+  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, origins: new Map<string, string | undefined>() };
+  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, (target) =>
+    target.agent ? checkAgentFolder(job.home, target.agent, context) : Promise.resolve(invalidFolder(job.home, target.name)),
+  );
   return outcomes.map((outcome, i): FolderHealth | AgentHealth => {
     if (outcome.ok) return outcome.value;
     // A check that threw is a bug or an I/O fault on that folder: report it on the agent, keep the rest.

@@ -6,17 +6,15 @@ import { deployTestAgent } from '../helpers/agents.js';
 import { git } from '../helpers/git.js';
 import { tempDir } from '../helpers/temp.js';
 import { runHealth } from '../../src/health/run-health.js';
-import type { HealthCache } from '../../src/health/check-cache.js';
+import { loadHealthCache, recall, remember, saveHealthCache, type AgentMemory } from '../../src/health/check-cache.js';
 import type { AgentHealth, CheckName } from '../../src/health/types.js';
-import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
+import type { AgentPaths } from '../../src/home/layout.js';
 
 let home: string;
-let cacheFile: string;
 
 beforeAll(async () => {
   home = join(await tempDir('health-cache'), 'home');
   await deployTestAgent(home);
-  cacheFile = join(homeLayout(home).stateDir, 'health-cache.json');
 });
 
 function check(agent: AgentHealth, name: CheckName) {
@@ -25,12 +23,9 @@ function check(agent: AgentHealth, name: CheckName) {
   return found;
 }
 
-async function readCache(): Promise<HealthCache> {
-  try {
-    return (JSON.parse(await readFile(cacheFile, 'utf8')) as { entries: HealthCache }).entries;
-  } catch {
-    return {};
-  }
+function readCache(): Record<string, AgentMemory> {
+  const cache = loadHealthCache(home);
+  return Object.fromEntries(Object.keys(cache).map((id) => [id, recall(cache, id)!]));
 }
 
 /**
@@ -38,13 +33,14 @@ async function readCache(): Promise<HealthCache> {
  * marker answered from memory; a run that does not read the files again.
  */
 async function mark(id: string): Promise<void> {
-  const file = JSON.parse(await readFile(cacheFile, 'utf8')) as { entries: HealthCache };
-  const memory = file.entries[id]!;
+  const cache = loadHealthCache(home);
+  const memory = recall(cache, id)!;
   memory.folder!.value.settings.check.message = 'REMEMBERED settings';
   memory.folder!.value.env.message = 'REMEMBERED env';
   memory.folder!.value.clone!.files.commit = 'f'.repeat(40);
   memory.db!.value.queue!.pending = 77;
-  await writeFile(cacheFile, JSON.stringify(file));
+  remember(cache, id, memory);
+  await saveHealthCache(home, cache);
 }
 
 /** Waits out the file system's clock tick, so that what the test just wrote counts as settled with settleMs 0. */
@@ -59,9 +55,9 @@ describe('health cache', () => {
   it('remembers nothing read from files that changed within the settle time', async () => {
     const agent = (await deployTestAgent(home)).paths;
     await runHealth({ home, ids: [agent.agent.id] });
-    expect((await readCache())[agent.agent.id]).toBeUndefined();
+    expect(readCache()[agent.agent.id]).toBeUndefined();
     await settled(agent);
-    expect(Object.keys((await readCache())[agent.agent.id] ?? {}).sort()).toEqual(['db', 'folder', 'logs']);
+    expect(Object.keys(readCache()[agent.agent.id] ?? {}).sort()).toEqual(['db', 'folder', 'logs']);
   });
 
   it('answers from memory while the files hold still', async () => {
@@ -155,7 +151,7 @@ describe('health cache', () => {
     await writeFile(agent.outLog, 'a'.repeat(1000));
     await settled(agent);
     await settled(agent);
-    expect((await readCache())[agent.agent.id]?.logs?.value).toEqual(['runtime.log']);
+    expect(readCache()[agent.agent.id]?.logs?.value).toEqual(['runtime.log']);
 
     await appendFile(agent.outLog, 'b'.repeat(24));
     let health = await settled(agent);
@@ -193,7 +189,7 @@ describe('health cache', () => {
     const agent = (await deployTestAgent(home)).paths;
     await tick();
     await runHealth({ home, settleMs: 0 });
-    expect((await readCache())[agent.agent.id]).toBeDefined();
+    expect(readCache()[agent.agent.id]).toBeDefined();
     await rm(agent.dir, { recursive: true });
     const other = (await deployTestAgent(home)).paths;
     await tick();
