@@ -59,9 +59,12 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
     const remote = Array.from({ length: count - 1 }, () =>
       runInWorker<Array<[number, WireOutcome]>>(import.meta.url, 'runBackupWorker', { animusBackupJob: job }, { signal: options.signal }).then((wire) => wire.map(([i, o]) => [i, fromWire(o)] as const)),
     );
+    // Handled now, thrown below: a worker that fails while this thread works is not an unhandled rejection.
+    const others = Promise.all(remote);
+    others.catch(() => {});
     const local = await backupClaimed(targets, counters, options, stopped);
     const outcomes: Outcome<BackupResult>[] = new Array(targets.length);
-    for (const [i, outcome] of [...local, ...(await Promise.all(remote)).flat()]) outcomes[i] = outcome;
+    for (const [i, outcome] of [...local, ...(await others).flat()]) outcomes[i] = outcome;
     return outcomes;
   } finally {
     if (timer) clearInterval(timer);

@@ -148,8 +148,11 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
   const remote = others.map((targets) =>
     runInWorker<Array<FolderHealth | AgentHealth>>(import.meta.url, 'runHealthWorker', { animusHealthJob: { ...job, targets, cache: pick(cache, targets) } }),
   );
+  // Handled now, thrown below: a worker that fails while this thread works is not an unhandled rejection.
+  const theirs = Promise.all(remote);
+  theirs.catch(() => {});
   const local = await checkSlice({ ...job, targets: own! });
-  return [...local, ...(await Promise.all(remote)).flat()];
+  return [...local, ...(await theirs).flat()];
 }
 
 async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
