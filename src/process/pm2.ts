@@ -1,4 +1,4 @@
-import { constants, readFileSync } from 'node:fs';
+import { constants, existsSync, readFileSync } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +63,7 @@ interface Pm2Api {
   restart(name: string, cb: (error: Error | null) => void): void;
   delete(name: string, cb: (error: Error | null) => void): void;
   list(cb: (error: Error | null, list?: Pm2Process[]) => void): void;
-  dump(cb: (error: Error | null) => void): void;
+  dump(force: boolean, cb: (error: Error | null) => void): void;
 }
 
 export interface Pm2Options {
@@ -109,17 +109,22 @@ export class Pm2Manager implements ProcessManager {
       await call<void>((cb) => api.stop(pm2ProcessName(paths), cb), `stop ${id}`);
       return { id, outcome: 'done', info: { ...toInfo(id, proc), state: 'stopped', pid: undefined, memoryBytes: undefined, cpuPercent: undefined, uptimeMs: undefined } };
     });
-    return outcomes.map((o, i) => (o.ok ? o.value : failed(agents[i]!.agent.id, o.error)));
+    const results = outcomes.map((o, i) => (o.ok ? o.value : failed(agents[i]!.agent.id, o.error)));
+    if (results.some((r) => r.outcome === 'done')) await this.keepSavedListCurrent(api);
+    return results;
   }
 
   async unregister(agents: AgentPaths[]): Promise<void> {
     if (!this.api && !this.daemonAlive()) return;
     const api = await this.connect();
     const known = await this.listOwned(api, agents);
+    let deleted = 0;
     for (const paths of agents) {
       if (!known.has(pm2ProcessName(paths))) continue;
       await call<void>((cb) => api.delete(pm2ProcessName(paths), cb), `delete ${paths.agent.id}`);
+      deleted++;
     }
+    if (deleted > 0) await this.keepSavedListCurrent(api);
   }
 
   async status(agents?: AgentPaths[]): Promise<ProcessInfo[]> {
@@ -151,7 +156,22 @@ export class Pm2Manager implements ProcessManager {
   /** `pm2 save`: writes the process list PM2 resurrects at boot. */
   async save(): Promise<void> {
     const api = await this.connect();
-    await call<void>((cb) => api.dump(cb), 'save the process list');
+    await call<void>((cb) => api.dump(false, cb), 'save the process list');
+  }
+
+  /**
+   * Once a list was saved (`animus startup`, or `pm2 save`), each change to the fleet
+   * saves it again: a stale list brings removed agents back at boot and leaves new
+   * ones down. Without a saved list nothing is written: boot is not animus's to arm.
+   * The list may be empty then (the last agent removed), which PM2 saves only forced.
+   */
+  private async keepSavedListCurrent(api: Pm2Api): Promise<void> {
+    if (!existsSync(join(this.pm2Home, 'dump.pm2'))) return;
+    try {
+      await call<void>((cb) => api.dump(true, cb), 'save the process list');
+    } catch (error) {
+      throw new AnimusError('EPM', `the agents changed, but PM2's saved list (for boot) could not be updated (${describeError(error)}): run \`animus startup\` again`, { cause: error });
+    }
   }
 
   async close(): Promise<void> {
@@ -202,6 +222,7 @@ export class Pm2Manager implements ProcessManager {
     for (const [i, paths] of agents.entries()) {
       if (results[i] === undefined) results[i] = verified.get(paths.agent.id)!;
     }
+    if (pending.length > 0) await this.keepSavedListCurrent(api);
     return results as ProcessActionResult[];
   }
 

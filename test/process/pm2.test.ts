@@ -90,6 +90,8 @@ describe('PM2: deploy --start, status, no secrets', () => {
     // Neither does the daemon's own environment (it was spawned by that command).
     const daemonPid = (await readFile(join(pm2Home, 'pm2.pid'), 'utf8')).trim();
     expect(await readFile(`/proc/${daemonPid}/environ`, 'utf8')).not.toContain(SECRET);
+    // Nothing saved for boot until the operator asks (animus startup).
+    await expect(stat(join(pm2Home, 'dump.pm2'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('startup saves the process list (dump.pm2 without the key) and says why it cannot hook into boot here', async () => {
@@ -258,6 +260,18 @@ describe('PM2: failures, stop, remove', () => {
     expect(await pm2Proc(paths.agent.id)).toBeUndefined();
     expect(() => process.kill(pid, 0)).toThrow();
     await expect(stat(paths.dir)).rejects.toThrow();
+  });
+
+  it('once startup saved the list, start, stop and remove keep it current for boot', async () => {
+    const saved = async () => (JSON.parse(await readFile(join(pm2Home, 'dump.pm2'), 'utf8')) as Array<{ name: string; status?: string }>);
+    const name = (paths: { agent: { id: string } }) => `animus-${paths.agent.id.slice('agent-'.length)}`;
+    const { paths } = await deploy();
+    expect((await cli(['start', paths.agent.id])).code).toBe(0);
+    expect((await saved()).map((p) => p.name)).toContain(name(paths));
+    expect((await cli(['stop', paths.agent.id])).code).toBe(0);
+    expect((await saved()).find((p) => p.name === name(paths))?.status).toBe('stopped');
+    expect((await cli(['remove', paths.agent.id, '--yes'])).code).toBe(0);
+    expect((await saved()).map((p) => p.name)).not.toContain(name(paths));
   });
 
   it('start --all / stop --all leave another PM2 app of the same daemon untouched', async () => {

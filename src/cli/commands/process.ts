@@ -108,7 +108,7 @@ export function registerProcessCommands(program: Command, action: Action): void 
             ...(result.command ? ['', 'To start PM2 at boot, run this once as root:', `  ${result.command}`] : []),
             ...(result.note ? ['', result.note] : []),
             '',
-            'Run `animus startup` again after deploying or removing agents, so the saved list stays current.',
+            'From now on animus start, stop, restart and remove save the list again, so it stays current.',
           ]);
         }),
       ),
