@@ -14,7 +14,8 @@ export interface AgentLogs {
   manager: ProcessManagerName;
   /** file: the agent's logs/ (PM2, or systemd with log_target file); journal: systemd's journal. */
   target: 'file' | 'journal';
-  sources: Array<{ name: string; path?: string; lines: string[] }>;
+  /** `end`: the size a log file was read up to, where --follow continues. */
+  sources: Array<{ name: string; path?: string; lines: string[]; end?: number }>;
 }
 
 /** The last `count` lines of an agent's log, wherever its manager writes it; secrets masked. */
@@ -28,7 +29,10 @@ export async function readAgentLogs(home: string, id: string, count: number, env
     return { id: paths.agent.id, manager, target: 'journal', sources: [{ name: instanceUnit(paths.agent.uuid), lines: lines.map((l) => redactText(l, secrets)) }] };
   }
   const sources = await Promise.all(
-    [paths.outLog, paths.errLog].map(async (path) => ({ name: basename(path), path, lines: (await tailLines(path, count)).map((l) => redactText(l, secrets)) })),
+    [paths.outLog, paths.errLog].map(async (path) => {
+      const tail = await tailLines(path, count);
+      return { name: basename(path), path, lines: tail.lines.map((l) => redactText(l, secrets)), end: tail.end };
+    }),
   );
   return { id: paths.agent.id, manager, target: 'file', sources };
 }
@@ -41,7 +45,9 @@ export async function followAgentLogs(home: string, logs: AgentLogs, write: (tex
   }
   const secrets = await agentSecrets(await requireAgent(home, logs.id));
   const files = logs.sources.flatMap((s) => (s.path ? [s.path] : []));
-  await followFiles(files, (_path, text) => write(redactText(text, secrets)), signal);
+  // From where the tail ended: a line written in between is printed, not skipped.
+  const from = new Map(logs.sources.flatMap((s) => (s.path && s.end !== undefined ? [[s.path, s.end] as const] : [])));
+  await followFiles(files, (_path, text) => write(redactText(text, secrets)), signal, from);
 }
 
 async function journal(paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {

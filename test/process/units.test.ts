@@ -1,9 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { agentIdFromUuid } from '../../src/core/agent-id.js';
 import { agentPathsIn } from '../../src/home/layout.js';
-import { tailLines } from '../../src/process/log-tail.js';
+import { followFiles, tailLines } from '../../src/process/log-tail.js';
 import { mapPm2Status, pm2ProcessName, resolvePm2Home } from '../../src/process/pm2.js';
 import { instanceEnv, scrubbedEnv } from '../../src/process/process-env.js';
 import { renderDropIn, unitDirectory } from '../../src/process/systemd-units.js';
@@ -68,11 +68,26 @@ describe('tailLines', () => {
     const dir = await tempDir();
     const big = join(dir, 'big.log');
     await writeFile(big, Array.from({ length: 20_000 }, (_, i) => `line ${i}`).join('\n') + '\n');
-    expect(await tailLines(big, 3)).toEqual(['line 19997', 'line 19998', 'line 19999']);
+    expect((await tailLines(big, 3)).lines).toEqual(['line 19997', 'line 19998', 'line 19999']);
     const small = join(dir, 'small.log');
     await writeFile(small, 'a\nb');
-    expect(await tailLines(small, 5)).toEqual(['a', 'b']);
-    expect(await tailLines(small, 0)).toEqual([]);
-    expect(await tailLines(join(dir, 'none.log'), 5)).toEqual([]);
+    expect(await tailLines(small, 5)).toEqual({ lines: ['a', 'b'], end: 3 });
+    expect(await tailLines(small, 0)).toEqual({ lines: [], end: 3 });
+    expect(await tailLines(join(dir, 'none.log'), 5)).toEqual({ lines: [], end: 0 });
+  });
+
+  it('following from where the tail ended prints a line written in between', async () => {
+    const log = join(await tempDir(), 'runtime.log');
+    await writeFile(log, 'before\n');
+    const { end } = await tailLines(log, 1);
+    await appendFile(log, 'in between\n');
+    const controller = new AbortController();
+    let seen = '';
+    const following = followFiles([log], (_path, text) => {
+      seen += text;
+      controller.abort();
+    }, controller.signal, new Map([[log, end]]), 10);
+    await following;
+    expect(seen).toBe('in between\n');
   });
 });
