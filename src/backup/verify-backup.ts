@@ -5,7 +5,6 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { parseEnv } from '../config/env-file.js';
 import { parseSettingsJson } from '../config/settings.js';
 import { openDatabase } from '../store/database.js';
-import { SCHEMA_VERSION, schemaVersion } from '../store/migrations.js';
 import type { Manifest } from './archive-format.js';
 import { extractArchive, type Extracted } from './read-archive.js';
 
@@ -37,8 +36,6 @@ export async function proveArchive(path: string, workDir: string, passphrase: st
     if (problems.length > 0) {
       throw new AnimusError('EBADDB', `the database in ${path} fails integrity_check (${problems.slice(0, 3).join('; ')}): use another archive`);
     }
-    const version = schemaVersion(db);
-    if (version > SCHEMA_VERSION) throw new AnimusError('EBADARCHIVE', `${path} holds schema version ${version}, newer than this animus (${SCHEMA_VERSION}): upgrade animus to restore it`);
   } catch (error) {
     if (error instanceof AnimusError) throw error;
     throw new AnimusError('EBADDB', `the database in ${path} cannot be read: ${describeError(error)}; use another archive`, { cause: error });

@@ -215,7 +215,7 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | und
 function checkSchema(version: number | undefined): CheckResult {
   if (version === undefined) return { name: 'schema', status: 'unknown', message: 'database not readable' };
   if (version === SCHEMA_VERSION) return { name: 'schema', status: 'ok', message: `version ${version}` };
-  if (version > SCHEMA_VERSION) return { name: 'schema', status: 'fail', message: `version ${version} is newer than this animus (${SCHEMA_VERSION}): upgrade animus` };
+  if (version > SCHEMA_VERSION) return { name: 'schema', status: 'warn', message: `version ${version}, newer than this animus (${SCHEMA_VERSION}): it works (every step only adds); upgrade animus` };
   return { name: 'schema', status: 'warn', message: `version ${version}, current ${SCHEMA_VERSION}: migrated at the next start` };
 }
 

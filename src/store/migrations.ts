@@ -1,5 +1,4 @@
 import type { Database } from 'better-sqlite3';
-import { AnimusError } from '../core/errors.js';
 import { BROCA_SCHEMA } from './schema.js';
 
 /**
@@ -57,13 +56,13 @@ export interface MigrationResult {
 
 /**
  * Creates Broca's tables if absent, then applies each pending step in its own
- * transaction, so a crash leaves the file at a whole version.
+ * transaction, so a crash leaves the file at a whole version. A file a later animus
+ * migrated further is used as it is: every step only adds, so this code's statements
+ * still hold, and an agent rolled back to an older runtime keeps working on it.
  */
 export function migrate(db: Database): MigrationResult {
   const from = schemaVersion(db);
-  if (from > SCHEMA_VERSION) {
-    throw new AnimusError('EBADDB', `database schema version ${from} is newer than this animus understands (${SCHEMA_VERSION}): upgrade animus`);
-  }
+  if (from > SCHEMA_VERSION) return { from, to: from, applied: [] };
   const applied: string[] = [];
   db.exec(BROCA_SCHEMA);
   for (const step of MIGRATIONS) {

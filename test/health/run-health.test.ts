@@ -136,6 +136,17 @@ describe('runHealth', () => {
     await rm(broca.dir, { recursive: true });
   });
 
+  it('warns about, but does not fail, a database a later animus migrated further', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    const db = new Database(agent.db);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    const health = (await runHealth({ home, ids: [agent.agent.id] })).agents[0]!;
+    expect(check(health, 'schema')).toMatchObject({ status: 'warn', message: expect.stringContaining('newer than this animus') });
+    expect(health.healthy).toBe(true);
+    await rm(agent.dir, { recursive: true });
+  });
+
   it('tells a dirty clone from a touched one, and a clone behind its origin, without spawning git for a clean one', async () => {
     const agent = (await deployTestAgent(home)).paths;
     const file = join(agent.clone, 'package.json');

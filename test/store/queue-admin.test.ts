@@ -111,6 +111,23 @@ describe('queue admin on a Broca-made database', () => {
     again.db.close();
   });
 
+  it('works on a file a later animus migrated further, leaving its version alone', async () => {
+    const path = await brocaDb();
+    openQueueDatabase(path, 'write').db.close();
+    // What a later animus may have added: a column and a version this code does not know.
+    const later = new Database(path);
+    later.exec('ALTER TABLE messages ADD COLUMN from_the_future TEXT');
+    later.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    later.close();
+    const { db, migrated } = openQueueDatabase(path, 'write');
+    expect(migrated).toBeNull();
+    expect(flushQueue(db).flushed).toBe(4);
+    db.close();
+    const after = new Database(path, { readonly: true });
+    expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 1);
+    after.close();
+  });
+
   it('flushes single pending items by id, and nothing when one of them is not pending', async () => {
     const path = await brocaDb();
     const { db } = openQueueDatabase(path, 'write');
