@@ -1,6 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { PLATFORMS } from '../store/inbound.js';
-import { dueDeliveries, failDelivery, markDelivered, nextDeliveryAt, retryDelivery, type DeliveryItem } from '../store/work-queue.js';
+import { dueDeliveries, failDelivery, markDelivered, markPartsDelivered, nextDeliveryAt, retryDelivery, type DeliveryItem } from '../store/work-queue.js';
 import { backoffDelay } from './backoff.js';
 import { errorText, type Logger } from './logger.js';
 import type { PluginRegistry } from './plugins/registry.js';
@@ -90,7 +90,8 @@ export class DeliveryWorker {
     const plugin = plugins.forPlatform(item.platform);
     try {
       if (!plugin) throw new DeliveryError(`no running plugin delivers to platform ${item.platform ?? 'unknown'}: enable it in settings.json`, true);
-      await plugin.deliver({ messageId: item.messageId, chatId: item.chatId, replyTo: item.platformMessageId }, item.reply, signal);
+      const target = { messageId: item.messageId, chatId: item.chatId, replyTo: item.platformMessageId, partsSent: item.partsSent, partSent: (parts: number) => markPartsDelivered(db, item.messageId, parts) };
+      await plugin.deliver(target, item.reply, signal);
       markDelivered(db, item.messageId);
       logger.info('reply delivered', { ...log, attempt: item.attempts + 1 });
     } catch (error) {

@@ -40,6 +40,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX IF NOT EXISTS idx_profiles_user ON platform_profiles(letta_user_id);
     `,
   },
+  {
+    version: 2,
+    description: 'parts of a split reply already delivered',
+    sql: `
+      ALTER TABLE messages ADD COLUMN delivery_parts INTEGER DEFAULT 0;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -52,6 +52,8 @@ export interface DeliveryItem {
   messageId: number;
   reply: string;
   attempts: number;
+  /** Parts of a split reply already delivered by an earlier attempt (a retry sends the rest). */
+  partsSent: number;
   platform: string | null;
   chatId: string | null;
   platformMessageId: string | null;
@@ -70,6 +72,7 @@ interface Statements {
   dueDeliveries: Statement;
   nextDelivery: Statement;
   delivered: Statement;
+  partsDelivered: Statement;
   retryDelivery: Statement;
   failDelivery: Statement;
 }
@@ -99,12 +102,13 @@ const statements = preparedFor((db): Statements => ({
   ),
   stale: db.prepare("SELECT id, COALESCE(attempts, 0) AS attempts FROM queue WHERE status = 'processing' AND COALESCE(claimed_at, 0) <= ? AND id != ?"),
   dueDeliveries: db.prepare(`
-    SELECT m.id AS messageId, m.agent_response AS reply, COALESCE(m.delivery_attempts, 0) AS attempts, p.platform,
+    SELECT m.id AS messageId, m.agent_response AS reply, COALESCE(m.delivery_attempts, 0) AS attempts, COALESCE(m.delivery_parts, 0) AS partsSent, p.platform,
            COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, m.platform_message_id AS platformMessageId
     FROM messages m LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
     WHERE m.delivery_status = 'pending' AND COALESCE(m.delivery_due_at, 0) <= ? ORDER BY m.id LIMIT ?`),
   nextDelivery: db.prepare("SELECT MIN(COALESCE(delivery_due_at, 0)) AS due FROM messages WHERE delivery_status = 'pending'"),
   delivered: db.prepare("UPDATE messages SET delivery_status = 'sent', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = NULL, delivered_at = ? WHERE id = ?"),
+  partsDelivered: db.prepare('UPDATE messages SET delivery_parts = ? WHERE id = ?'),
   retryDelivery: db.prepare('UPDATE messages SET delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_due_at = ?, delivery_error = ? WHERE id = ?'),
   failDelivery: db.prepare("UPDATE messages SET delivery_status = 'failed', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = ? WHERE id = ?"),
 }));
@@ -208,6 +212,11 @@ export function nextDeliveryAt(db: Database): number | undefined {
 
 export function markDelivered(db: Database, messageId: number): void {
   statements(db).delivered.run(sqlTimestamp(), messageId);
+}
+
+/** Records that the first `parts` parts of a split reply went out, before the next is sent. */
+export function markPartsDelivered(db: Database, messageId: number, parts: number): void {
+  statements(db).partsDelivered.run(parts, messageId);
 }
 
 export function retryDelivery(db: Database, messageId: number, error: string, dueAt: number): void {

@@ -257,8 +257,9 @@ describe('restore refuses bad archives with nothing changed', () => {
     await writeFile(join(root, 'tampered-body.animus-backup'), body);
     await expectRefused(join(root, 'tampered-body.animus-backup'), 'EBADARCHIVE', /failed authentication/, passphrase);
     // Same length, valid JSON: only the authentication can catch it.
-    const header = Buffer.from(data.toString('latin1').replace('"schemaVersion":1', '"schemaVersion":0'), 'latin1');
+    const header = Buffer.from(data.toString('latin1').replace(`"schemaVersion":${SCHEMA_VERSION}`, `"schemaVersion":${SCHEMA_VERSION - 1}`), 'latin1');
     expect(header.length).toBe(data.length);
+    expect(header.equals(data)).toBe(false);
     await writeFile(join(root, 'tampered-header.animus-backup'), header);
     await expectRefused(join(root, 'tampered-header.animus-backup'), 'EBADARCHIVE', /failed authentication/, passphrase);
   });

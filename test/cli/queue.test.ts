@@ -1,3 +1,4 @@
+import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
@@ -59,8 +60,8 @@ describe('animus queue', () => {
     expect(refused.stderr).toMatch(/no terminal to confirm on; pass --yes/);
     const done = await runCli(['queue', 'flush', agent, '--yes', '--json'], { home });
     expect(done.code).toBe(0);
-    expect(json(done)).toEqual({ agent, flushed: 4, ids: [1, 2, 7, 8], migrated: { from: 0, to: 1 } });
-    expect(done.stderr).toMatch(/upgraded .*animus\.db from schema 0 to 1 before writing/);
+    expect(json(done)).toEqual({ agent, flushed: 4, ids: [1, 2, 7, 8], migrated: { from: 0, to: SCHEMA_VERSION } });
+    expect(done.stderr).toMatch(new RegExp(`upgraded .*animus\\.db from schema 0 to ${SCHEMA_VERSION} before writing`));
     const left = json<QueueList>(await runCli(['queue', 'list', agent, '--status', 'pending', '--json'], { home }));
     expect(left.total).toBe(0);
     await resetToBroca();

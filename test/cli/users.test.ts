@@ -1,3 +1,4 @@
+import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { readFile, rm } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
@@ -36,7 +37,7 @@ describe('animus users', () => {
 
   it('activates and deactivates', async () => {
     const on = await runCli(['users', 'activate', agent, '2', '--json'], { home });
-    expect(json(on)).toEqual({ agent, id: 2, isActive: true, changed: true, migrated: { from: 0, to: 1 } });
+    expect(json(on)).toEqual({ agent, id: 2, isActive: true, changed: true, migrated: { from: 0, to: SCHEMA_VERSION } });
     const again = await runCli(['users', 'activate', agent, '2'], { home });
     expect(again.stdout).toMatch(/was already active/);
     const off = await runCli(['users', 'deactivate', '--agent', agent, 'telegram:1001'], { home });

@@ -310,6 +310,54 @@ describe('runtime as a child process', () => {
     expect(sends.map((r) => r.params.parse_mode)).toEqual(['Markdown', undefined, 'Markdown']);
   });
 
+  it('runs on a database a later animus migrated further (an agent rolled back to an older runtime)', async () => {
+    const { paths } = await liveAgent();
+    const db = new Database(paths.db);
+    db.exec('ALTER TABLE messages ADD COLUMN from_the_future TEXT');
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    letta.reply = () => 'still here';
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'are you there?');
+    await waitFor(() => queueRows(paths).some((r) => r.id === item && r.status === 'completed' && r.agent_response === 'still here'));
+    runtime.child.kill('SIGTERM');
+    expect((await runtime.exited).code).toBe(0);
+    const after = new Database(paths.db, { readonly: true });
+    expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 1);
+    after.close();
+  });
+
+  it('a split reply cut short by a failure goes on after a restart from the part that failed, sending none twice', async () => {
+    const { paths } = await liveAgent({ TELEGRAM_BOT_TOKEN: BOT_TOKEN });
+    await updateSettings(paths, (s) => {
+      s.plugins.telegram_bot.enabled = true;
+      s.plugins.telegram_bot.parse_mode = 'none';
+    });
+    const parts = ['alpha', 'bravo', 'charlie'].map((word) => `${word} `.repeat(500).trim());
+    letta.script({ reply: parts.join('\n\n') });
+    const sentBefore = telegram.sent.length;
+    // The first part goes out, the second is refused for a minute: the runtime stops meanwhile.
+    telegram.failSend({ status: 200 }, { status: 429, retryAfter: 60 });
+    const first = startRuntime(paths, FAST_ENV);
+    await first.waitForLog((l) => l.msg === 'telegram bot polling');
+    telegram.sendText({ userId: 315, username: 'dave', text: 'three parts please' });
+    await first.waitForLog((l) => l.msg === 'reply delivery failed; will retry');
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    expect(telegram.sent.slice(sentBefore).map((m) => m.text.split(' ')[0])).toEqual(['alpha']);
+
+    // The minute has passed: due now.
+    const db = new Database(paths.db);
+    db.prepare("UPDATE messages SET delivery_due_at = 0 WHERE delivery_status = 'pending'").run();
+    db.close();
+    const second = startRuntime(paths, FAST_ENV);
+    await second.waitForLog((l) => l.msg === 'reply delivered');
+    second.child.kill('SIGTERM');
+    await second.exited;
+    expect(telegram.sent.slice(sentBefore).map((m) => m.text)).toEqual(parts);
+  });
+
   it("attaches the sender's core block around each request and detaches it on every path", async () => {
     const { paths, id } = await liveAgent();
     await updateSettings(paths, (s) => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/temp.js';
 import { openDatabase } from '../../src/store/database.js';
 import { storeInbound } from '../../src/store/inbound.js';
-import { claimNext, completeItem, dueDeliveries, failDelivery, markDelivered, nextDueAt, recoverStale, releaseItem, retryDelivery, retryItem } from '../../src/store/work-queue.js';
+import { claimNext, completeItem, dueDeliveries, failDelivery, markDelivered, markPartsDelivered, nextDueAt, recoverStale, releaseItem, retryDelivery, retryItem } from '../../src/store/work-queue.js';
 
 async function freshDb() {
   return openDatabase(`${await tempDir('animus-store')}/animus.db`, { create: true });
@@ -85,10 +85,13 @@ describe('work queue', () => {
     storeInbound(db, msg('a', { chatId: '-5', platformMessageId: '11' }));
     const item = claimNext(db)!;
     completeItem(db, { queueId: item.queueId, messageId: item.messageId!, reply: 'r', latencyMs: 1 });
-    expect(dueDeliveries(db)).toEqual([{ messageId: 1, reply: 'r', attempts: 0, platform: 'telegram', chatId: '-5', platformMessageId: '11' }]);
+    expect(dueDeliveries(db)).toEqual([{ messageId: 1, reply: 'r', attempts: 0, partsSent: 0, platform: 'telegram', chatId: '-5', platformMessageId: '11' }]);
     retryDelivery(db, 1, '429', Date.now() + 60_000);
     expect(dueDeliveries(db)).toEqual([]);
     expect(dueDeliveries(db, Date.now() + 61_000)).toMatchObject([{ messageId: 1, attempts: 1 }]);
+    // Parts of a split reply sent before the failure are remembered for the next attempt.
+    markPartsDelivered(db, 1, 2);
+    expect(dueDeliveries(db, Date.now() + 61_000)).toMatchObject([{ messageId: 1, partsSent: 2 }]);
     markDelivered(db, 1);
     expect(db.prepare('SELECT delivery_status, delivery_attempts, delivery_error, delivered_at IS NOT NULL AS at FROM messages').get()).toEqual({
       delivery_status: 'sent',

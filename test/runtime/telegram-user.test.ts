@@ -14,7 +14,8 @@ class FakeAccount implements MtprotoAdapter {
   sent: Array<{ chatId: string; text: string }> = [];
   connected = false;
   failConnect: Error | undefined;
-  failSend: Error[] = [];
+  /** Scripted outcomes of the next sends: an error fails that send, undefined lets it through. */
+  failSend: Array<Error | undefined> = [];
   catchUpCalls: Array<{ limit: number; since: number }> = [];
   private handlers: Array<(m: UserMessage) => void> = [];
   async connect() {
@@ -100,12 +101,30 @@ describe('telegram_user plugin', () => {
     const account = new FakeAccount();
     const plugin = createTelegramUserPlugin(ctx, () => account);
     const signal = new AbortController().signal;
-    await expect(plugin.deliver({ messageId: 1, chatId: '555', replyTo: null }, 'x', signal)).rejects.toBeInstanceOf(DeliveryError);
+    const target = (messageId: number, partsSent = 0, parts: number[] = []) => ({ messageId, chatId: '555', replyTo: null, partsSent, partSent: (n: number) => void parts.push(n) });
+    await expect(plugin.deliver(target(1), 'x', signal)).rejects.toBeInstanceOf(DeliveryError);
     await plugin.start();
-    await plugin.deliver({ messageId: 1, chatId: '555', replyTo: null }, `${'a'.repeat(4000)}\n${'b'.repeat(200)}`, signal);
+    await plugin.deliver(target(1), `${'a'.repeat(4000)}\n${'b'.repeat(200)}`, signal);
     expect(account.sent.map((s) => s.text.length)).toEqual([4000, 200]);
     account.failSend.push(new Error('A wait of 17 seconds is required (caused by FLOOD_WAIT_17)'));
-    await expect(plugin.deliver({ messageId: 2, chatId: '555', replyTo: null }, 'hi', signal)).rejects.toMatchObject({ retryable: true, retryAfterMs: 17_000 });
+    await expect(plugin.deliver(target(2), 'hi', signal)).rejects.toMatchObject({ retryable: true, retryAfterMs: 17_000 });
+  });
+
+  it('records each part of a split reply, and a later attempt sends only the parts not yet sent', async () => {
+    const { ctx } = await setup();
+    const account = new FakeAccount();
+    const plugin = createTelegramUserPlugin(ctx, () => account);
+    await plugin.start();
+    const signal = new AbortController().signal;
+    const reply = `${'a'.repeat(4000)}\n${'b'.repeat(4000)}\n${'c'.repeat(100)}`;
+    const recorded: number[] = [];
+    account.failSend.push(undefined, new Error('disconnected'));
+    await expect(plugin.deliver({ messageId: 3, chatId: '555', replyTo: null, partsSent: 0, partSent: (n) => void recorded.push(n) }, reply, signal)).rejects.toBeInstanceOf(DeliveryError);
+    expect(recorded).toEqual([1]);
+    expect(account.sent.map((s) => s.text[0])).toEqual(['a']);
+    await plugin.deliver({ messageId: 3, chatId: '555', replyTo: null, partsSent: recorded.at(-1)!, partSent: (n) => void recorded.push(n) }, reply, signal);
+    expect(account.sent.map((s) => s.text[0])).toEqual(['a', 'b', 'c']);
+    expect(recorded).toEqual([1, 2, 3]);
   });
 
   it('reports a connection failure in its health and the log instead of crashing the runtime', async () => {

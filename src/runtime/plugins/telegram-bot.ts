@@ -17,8 +17,6 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
   const pollTimeoutS = Math.round(envMs(env, 'TELEGRAM_POLL_TIMEOUT_S', 25));
   const ownerId = env.TELEGRAM_OWNER_ID?.trim() || undefined;
   const ownerName = env.TELEGRAM_OWNER_USERNAME?.trim().replace(/^@/, '').toLowerCase() || undefined;
-  /** Chunks already sent of a split reply whose later chunk failed: a retry resumes after them. */
-  const sentChunks = new Map<number, number>();
   let controller: AbortController | undefined;
   let loop: Promise<void> | undefined;
   let health: PluginHealth = { ok: false, detail: 'not started' };
@@ -104,8 +102,7 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
     async deliver(target, text, signal) {
       const parseMode = ctx.settings().plugins.telegram_bot.parse_mode;
       const chunks = splitMessage(text);
-      const done = sentChunks.get(target.messageId) ?? 0;
-      for (let i = done; i < chunks.length; i++) {
+      for (let i = target.partsSent; i < chunks.length; i++) {
         const params: Record<string, unknown> = { chat_id: target.chatId, text: chunks[i] };
         if (i === 0 && target.replyTo && /^\d+$/.test(target.replyTo)) {
           params.reply_parameters = { message_id: Number(target.replyTo), allow_sending_without_reply: true };
@@ -113,11 +110,11 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
         try {
           await sendWithFallback(api, params, parseMode, signal);
         } catch (error) {
-          if (i > 0) sentChunks.set(target.messageId, i);
           throw toDeliveryError(error);
         }
+        // Recorded only for a split reply: a single part is settled by the delivery's own record.
+        if (chunks.length > 1) target.partSent(i + 1);
       }
-      sentChunks.delete(target.messageId);
     },
     health: () => health,
   };

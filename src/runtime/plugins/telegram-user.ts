@@ -75,8 +75,12 @@ export function createTelegramUserPlugin(ctx: PluginContext, factory: MtprotoAda
     },
     async deliver(target, text) {
       if (!adapter || !health.ok) throw new DeliveryError('telegram user account is not connected', true);
+      const chunks = splitMessage(text);
       try {
-        for (const chunk of splitMessage(text)) await adapter.sendMessage(target.chatId, chunk);
+        for (let i = target.partsSent; i < chunks.length; i++) {
+          await adapter.sendMessage(target.chatId, chunks[i]!);
+          if (chunks.length > 1) target.partSent(i + 1);
+        }
       } catch (error) {
         const seconds = /FLOOD_WAIT_(\d+)/.exec(errorText(error))?.[1];
         throw new DeliveryError(errorText(error), true, seconds ? Number(seconds) * 1000 : undefined);

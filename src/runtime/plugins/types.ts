@@ -21,11 +21,18 @@ export interface Plugin {
 }
 
 export interface DeliveryTarget {
-  /** The message row being answered (plugins key partial-delivery progress on it). */
+  /** The message row being answered. */
   messageId: number;
   chatId: string;
   /** The platform id of the message being answered (replies thread under it where the platform can). */
   replyTo: string | null;
+  /**
+   * A reply split into parts: how many went out in an earlier attempt (this one starts
+   * after them), and where to record each part as it goes, so that neither a retry nor
+   * a restart sends a part twice.
+   */
+  partsSent: number;
+  partSent(parts: number): void;
 }
 
 export interface PluginHealth {
