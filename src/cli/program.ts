@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadOnUse } from '../core/load-package.js';
+import { VERSION } from '../core/version.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
@@ -14,8 +15,6 @@ import { registerSystemdCommands } from './commands/systemd.js';
 import { registerUpdateCommands } from './commands/update.js';
 import { registerUserCommands } from './commands/users.js';
 
-declare const __ANIMUS_VERSION__: string;
-export const VERSION = typeof __ANIMUS_VERSION__ === 'string' ? __ANIMUS_VERSION__ : '0.0.0-dev';
 
 export interface ProgramOptions {
   signal: AbortSignal;

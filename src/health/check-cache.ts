@@ -5,6 +5,7 @@ import { writeFileAtomic, pathExists } from '../core/fs.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
 import { homeLayout } from '../home/layout.js';
+import { VERSION } from '../core/version.js';
 import type { DatabaseProbe } from './database-probe.js';
 import type { FileInfo } from './folder-stats.js';
 import type { CheckResult } from './types.js';
@@ -65,9 +66,11 @@ export function remember(cache: HealthCache, id: string, memory: AgentMemory): v
 
 /**
  * The file: a header line, then one line per agent, `<id> <json>`. JSON text holds no
- * line breaks and ids are agent-<uuid>, so a line splits at its first space.
+ * line breaks and ids are agent-<uuid>, so a line splits at its first space. The
+ * header names the animus version: what an older animus judged (its checks, its
+ * messages) is not served by a newer one, even for files that did not change.
  */
-const HEADER = 'animus health cache 3';
+const HEADER = `animus health cache 3 ${VERSION}`;
 
 /**
  * A file changed less than this long before it was read is not remembered: a change

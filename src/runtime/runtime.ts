@@ -20,9 +20,8 @@ import type { PluginContext, PluginFactory } from './plugins/types.js';
 import { SettingsWatcher } from './settings-watcher.js';
 import { readTuning } from './tuning.js';
 import { QueueWorker } from './worker.js';
+import { VERSION } from '../core/version.js';
 
-declare const __ANIMUS_VERSION__: string;
-const VERSION = typeof __ANIMUS_VERSION__ === 'string' ? __ANIMUS_VERSION__ : '0.0.0-dev';
 
 export interface RuntimeOptions {
   env: NodeJS.ProcessEnv;

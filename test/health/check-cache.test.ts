@@ -75,6 +75,19 @@ describe('health cache', () => {
     expect(fresh.facts.queue?.pending).toBe(0);
   });
 
+  it("does not serve what another animus version remembered", async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    await settled(agent);
+    await mark(agent.agent.id);
+    const file = join(home, '.animus', 'health-cache');
+    const [header, ...lines] = (await readFile(file, 'utf8')).split('\n');
+    await writeFile(file, [header!.replace(/ \S+$/, ' 0.0.1-older'), ...lines].join('\n'));
+    const health = await settled(agent);
+    expect(check(health, 'settings').message).toMatch(/^valid/);
+    expect(health.facts.queue?.pending).toBe(0);
+    await rm(agent.dir, { recursive: true });
+  });
+
   it('reads again each file that changed, and nothing else', async () => {
     const agent = (await deployTestAgent(home)).paths;
     await settled(agent);
