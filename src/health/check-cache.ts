@@ -12,8 +12,8 @@ import type { CheckResult } from './types.js';
 
 /**
  * What health read from each agent last time, keyed by the identity of the files it
- * came from (inode, size, mtime and ctime, as git keys its index). Nothing can change
- * a file without changing one of those, and ctime cannot be set back, so an agent
+ * came from (inode, size and ctime, much as git keys its index). Nothing can change a
+ * file without changing one of those, and ctime cannot be set back, so an agent
  * whose files did not move is not read again: `health` over a thousand mostly idle
  * agents stats their files and reads only those that changed. Three parts per agent:
  * the database probe (the costly one, which changes with every message), the folder
