@@ -203,7 +203,7 @@ export class Pm2Manager implements ProcessManager {
         await call<void>((cb) => api.delete(name, cb), `re-register ${id}`);
         await call((cb) => api.start(app, cb), `start ${id}`);
       } else if (proc) {
-        await call<void>((cb) => api.restart(name, cb), `${verb} ${id}`);
+        await restartSettled(api, name, `${verb} ${id}`);
       } else {
         await call((cb) => api.start(app, cb), `start ${id}`);
       }
@@ -414,6 +414,25 @@ function call<T>(fn: (cb: (error: Error | null | undefined, value?: T) => void) 
       reject(new AnimusError('EPM', `PM2 could not ${what}: ${describeError(error)}`, { cause: error }));
     }
   });
+}
+
+/**
+ * PM2 refuses to start a process it still holds a pid for outside `online` and
+ * `launching` ("Process with pid N already exists"): one caught between a crash, its
+ * own pending restart and a stop. Seen once in a loaded run, right after a failed start
+ * was stopped. Stopping it again lets go of that pid; then the restart goes through.
+ */
+async function restartSettled(api: Pm2Api, name: string, what: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await call<void>((cb) => api.restart(name, cb), what);
+      return;
+    } catch (error) {
+      if (attempt >= 3 || !/already exists/.test(describeError(error))) throw error;
+      await call<void>((cb) => api.stop(name, cb), what).catch(() => {});
+      await sleep(POLL_MS * attempt);
+    }
+  }
 }
 
 function sleep(ms: number): Promise<void> {
