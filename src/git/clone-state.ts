@@ -54,29 +54,29 @@ export interface UpstreamSource {
   remote: string;
 }
 
-/**
- * `origins` memoizes what was read from local origin repositories during one run:
- * a thousand agents cloned from the home's runtime repo share one answer.
- */
-export async function readCloneState(clone: string, origins?: Map<string, string | undefined>): Promise<CloneState> {
-  return cloneStateFrom(clone, readCloneFiles(clone), origins);
-}
-
 /** `headText`: HEAD as the caller already read it (so that it is read once, after the caller stat'ed it). */
 export function readCloneFiles(clone: string, headText?: string): CloneFiles {
   const gitDir = join(clone, '.git');
   const head = headText ?? readText(join(gitDir, 'HEAD'));
   const headRef = /^ref: (.+)$/.exec(head?.trim() ?? '')?.[1];
-  let index: IndexEntry[] | undefined;
-  try {
-    index = parseIndex(readFileSync(join(gitDir, 'index')));
-  } catch {
-    index = undefined;
-  }
-  return { commit: readHead(gitDir, head), headRef, upstream: readUpstreamSource(clone, head), index };
+  return { commit: readHead(gitDir, head), headRef, upstream: readUpstreamSource(clone, head), index: readIndex(clone) };
 }
 
-/** The working tree compared with the index, and the upstream read now: what changes without .git changing. */
+/** The clone's index; undefined when there is none or it cannot be parsed. */
+export function readIndex(clone: string): IndexEntry[] | undefined {
+  try {
+    return parseIndex(readFileSync(join(clone, '.git', 'index')));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The working tree compared with the index, and the upstream read now: what changes
+ * without .git changing. `origins` memoizes what was read from local origin
+ * repositories during one run: a thousand agents cloned from the home's runtime repo
+ * share one answer.
+ */
 export async function cloneStateFrom(clone: string, files: CloneFiles, origins?: Map<string, string | undefined>): Promise<CloneState> {
   const { commit } = files;
   const dirtyFiles = modifiedEntries(clone, files.index ?? []);
@@ -98,13 +98,7 @@ export async function cloneStateFrom(clone: string, files: CloneFiles, origins?:
 
 /** Tracked files whose content differs from the index (modified, deleted, or type changed). */
 export function findModifiedFiles(clone: string): string[] {
-  let index: IndexEntry[];
-  try {
-    index = parseIndex(readFileSync(join(clone, '.git', 'index')));
-  } catch {
-    return [];
-  }
-  return modifiedEntries(clone, index);
+  return modifiedEntries(clone, readIndex(clone) ?? []);
 }
 
 function modifiedEntries(clone: string, index: IndexEntry[]): string[] {

@@ -10,7 +10,7 @@ import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
 import { databaseKey, fileIdentity, isSettled, recall, type AgentMemory, type FolderReading, type HealthCache, type Remembered } from './check-cache.js';
-import { cloneStateFrom, readCloneFiles } from '../git/clone-state.js';
+import { cloneStateFrom, readCloneFiles, readIndex } from '../git/clone-state.js';
 import { readText } from '../git/refs.js';
 import { FolderStats, statFile, WAL_FILE, type FileInfo } from './folder-stats.js';
 import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
@@ -222,7 +222,7 @@ function checkSchema(version: number | undefined): CheckResult {
 async function checkClone(paths: AgentPaths, found: FolderReading['clone'], health: AgentHealth, origins?: Map<string, string | undefined>): Promise<CheckResult> {
   if (!found) return { name: 'clone', status: 'fail', message: `no runtime clone (${CLONE_DIR}/ or ${LEGACY_CLONE_DIR}/): redeploy or restore with --code` };
   const clone = join(paths.dir, found.dir);
-  const files = found.indexTooLarge ? { ...found.files, index: readCloneFiles(clone).index } : found.files;
+  const files = found.indexTooLarge ? { ...found.files, index: readIndex(clone) } : found.files;
   const state = await cloneStateFrom(clone, files, origins);
   health.facts.commit = state.commit ?? null;
   health.facts.dirty = state.dirtyFiles.length > 0;

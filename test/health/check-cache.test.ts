@@ -159,6 +159,21 @@ describe('health cache', () => {
     await rm(agent.dir, { recursive: true });
   });
 
+  it('reads a large index at every run instead of remembering it, and still sees an edit', async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    for (let i = 0; i < 70; i++) await writeFile(join(agent.clone, `file-${i}.txt`), `${i}\n`);
+    await git(['add', '.'], agent.clone);
+    await git(['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'many files'], agent.clone);
+    await settled(agent);
+    const folder = readCache()[agent.agent.id]?.folder?.value;
+    expect(folder?.clone).toMatchObject({ indexTooLarge: true });
+    expect(folder?.clone?.files.index).toBeUndefined();
+    await writeFile(join(agent.clone, 'file-33.txt'), 'changed\n');
+    const health = await settled(agent);
+    expect(check(health, 'clone')).toMatchObject({ status: 'warn', message: expect.stringContaining('file-33.txt') });
+    await rm(agent.dir, { recursive: true });
+  });
+
   it('remembers which files logs/ holds, and still reads their sizes at every run', async () => {
     const agent = (await deployTestAgent(home)).paths;
     await writeFile(agent.outLog, 'a'.repeat(1000));
