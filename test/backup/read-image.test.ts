@@ -57,7 +57,9 @@ describe('reading a database image for a backup', () => {
   });
 
   it('keeps the serialized image when every page was read', async () => {
-    const image = await readImage(db, scratch, serialize);
+    let served: Buffer | undefined;
+    const image = await readImage(db, scratch, (path) => (served = serialize(path)));
+    expect(image).toBe(served);
     expect(rows(image)).toBe(200);
     expect(await readdir(scratch)).toEqual([]);
   });
