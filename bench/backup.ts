@@ -1,11 +1,11 @@
 // `npm run bench -- backup [agents] [rounds]`: `animus backup --all` against the
 // multi-agent guide's cp backup loop on the same generated home, side by side.
-import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { makeFleet, median } from './fleet-fixture.js';
+import { fleetEnv, makeFleet } from './fleet-fixture.js';
+import { median, timeCommand } from './lib.js';
 
 const count = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 5);
@@ -30,13 +30,9 @@ console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${flee
 const script = join(fleet.root, 'backup-loop.sh');
 writeFileSync(script, GUIDE_BACKUP, { mode: 0o700 });
 const out = join(fleet.root, 'animus-backups');
-const env: NodeJS.ProcessEnv = { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), NO_COLOR: '1' };
+const env = fleetEnv(fleet);
 
-function time(command: string, args: string[]): { ms: number; status: number | null; stderr: string } {
-  const start = performance.now();
-  const run = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
-  return { ms: performance.now() - start, status: run.status, stderr: run.stderr };
-}
+const time = (command: string, args: string[]) => timeCommand(command, args, env);
 
 function folderBytes(dir: string): { files: number; bytes: number } {
   let files = 0;

@@ -41,7 +41,7 @@ export async function makeFleet(count: number): Promise<{ root: string; home: st
   return { root, home, ids, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
 
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+/** The environment that points the CLI at a fleet: its home, and its own preferences and PM2_HOME. */
+export function fleetEnv(fleet: { root: string; home: string }): NodeJS.ProcessEnv {
+  return { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), NO_COLOR: '1' };
 }

@@ -1,13 +1,14 @@
 // `npm run bench -- health [agents] [rounds]`: `animus health --json` against the
 // multi-agent guide's health-check.sh on the same generated home, side by side.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SETTLE_MS } from '../src/health/check-cache.js';
-import { makeFleet, median } from './fleet-fixture.js';
+import { fleetEnv, makeFleet } from './fleet-fixture.js';
+import { median, timeCommand } from './lib.js';
 
 const count = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 5);
@@ -70,13 +71,9 @@ const fleet = await makeFleet(count);
 console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${fleet.home}`);
 const script = join(fleet.root, 'health-check.sh');
 writeFileSync(script, GUIDE_HEALTH, { mode: 0o700 });
-const env = { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), NO_COLOR: '1' };
+const env = fleetEnv(fleet);
 
-function time(command: string, args: string[]): { ms: number; status: number | null; stdout: string } {
-  const start = performance.now();
-  const run = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
-  return { ms: performance.now() - start, status: run.status, stdout: run.stdout };
-}
+const time = (command: string, args: string[]) => timeCommand(command, args, env);
 
 try {
   // health remembers only files that held still for SETTLE_MS: let the new fleet settle, then

@@ -37,6 +37,13 @@ export function run(command: string, args: string[], env: NodeJS.ProcessEnv = pr
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
 }
 
+/** Runs a command to the end and times it (wall time, process start included). */
+export function timeCommand(command: string, args: string[], env: NodeJS.ProcessEnv): { ms: number; status: number | null; stdout: string; stderr: string } {
+  const start = performance.now();
+  const result = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  return { ms: performance.now() - start, status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
