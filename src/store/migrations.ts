@@ -3,7 +3,7 @@ import { BROCA_SCHEMA } from './schema.js';
 
 /**
  * Versioned, additive migrations keyed by `PRAGMA user_version`. Version 0 is a
- * database as Broca makes it. Each step only adds columns (with defaults) and
+ * database as Broca makes it. Each step only adds tables, columns (with defaults) and
  * indexes, so Broca can still open and use a migrated file. Never edit a released
  * step; append a new one.
  */
@@ -45,6 +45,39 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'parts of a split reply already delivered',
     sql: `
       ALTER TABLE messages ADD COLUMN delivery_parts INTEGER DEFAULT 0;
+    `,
+  },
+  {
+    version: 3,
+    description: 'one row per agent request: its Letta run, stop reason and outcome',
+    // One row per attempt, written before the request is sent and completed when it
+    // ends: the run id recorded here is what a restarted runtime resumes instead of
+    // sending the message again, and what metrics count failures by kind from.
+    sql: `
+      CREATE TABLE IF NOT EXISTS agent_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue_id INTEGER REFERENCES queue(id),
+        message_id INTEGER REFERENCES messages(id),
+        attempt INTEGER,
+        otid TEXT,
+        run_id TEXT,
+        started_at INTEGER,
+        finished_at INTEGER,
+        outcome TEXT,
+        stop_reason TEXT,
+        http_status INTEGER,
+        error_kind TEXT,
+        error TEXT,
+        latency_ms INTEGER,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        total_tokens INTEGER,
+        approval TEXT
+      );
+      CREATE INDEX IF NOT EXISTS idx_agent_requests_queue ON agent_requests(queue_id);
+      CREATE INDEX IF NOT EXISTS idx_agent_requests_started ON agent_requests(started_at);
+      CREATE INDEX IF NOT EXISTS idx_agent_requests_open ON agent_requests(outcome) WHERE outcome IN ('sending', 'running', 'awaiting_approval');
+      ALTER TABLE messages ADD COLUMN stop_reason TEXT;
     `,
   },
 ];
