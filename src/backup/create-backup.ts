@@ -3,10 +3,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { readAgentFile } from '../core/agent-fs.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
+import { agentDbPath } from '../instances/db-path.js';
 import { databaseError } from '../store/database.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
@@ -52,12 +54,13 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   ensurePrivateDir(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
   try {
-    const data = await readImage(paths.db, dir);
+    // The database the runtime really uses, checked to be no link (core/agent-fs, instances/db-path).
+    const data = await readImage(agentDbPath(paths), dir);
     const version = checkImage(data, paths);
     // Restore writes every file 0600, whatever it was: that is the mode recorded.
     const sources: ArchiveSource[] = [{ name: 'animus.db', data, mode: 0o600 }];
-    for (const [name, path] of [['.env', paths.env], ['settings.json', paths.settings]] as const) {
-      const file = readOptional(path);
+    for (const name of ['.env', 'settings.json'] as const) {
+      const file = readAgentFile(paths.dir, name, { singleLink: true });
       if (file) sources.push({ name, data: file, mode: 0o600 });
     }
     const clone = [paths.clone, join(paths.dir, LEGACY_CLONE_DIR)].find((d) => existsSync(join(d, '.git')));
@@ -207,15 +210,6 @@ function checkImage(image: Buffer, paths: AgentPaths): number {
     throw new AnimusError('EBADDB', `${paths.db} fails quick_check (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
   } finally {
     db.close();
-  }
-}
-
-function readOptional(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
   }
 }
 

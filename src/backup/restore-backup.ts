@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAgentId } from '../core/agent-id.js';
+import { readAgentText } from '../core/agent-fs.js';
+import { parseEnv } from '../config/env-file.js';
+import { resolveDbLocation } from '../instances/db-path.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { ensureDir, isDirectory, pathExists } from '../core/fs.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
@@ -219,7 +223,8 @@ async function recreate(home: string, id: string, manifest: Manifest, settings: 
 
 /** Renames the proven files into place; the current ones move aside first, and back if a rename fails. */
 async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, string>>, stamp: string, keepOld: boolean, result: RestoreResult): Promise<void> {
-  const targets: Record<ArchivedFile, string> = { 'animus.db': paths.db, '.env': paths.env, 'settings.json': paths.settings };
+  // The database the runtime uses (DB_PATH inside the folder); a link there is renamed aside, never written through.
+  const targets: Record<ArchivedFile, string> = { 'animus.db': restoredDbPath(paths, files['.env']), '.env': paths.env, 'settings.json': paths.settings };
   const undo: Array<() => Promise<void>> = [];
   try {
     for (const name of ['animus.db', '.env', 'settings.json'] as const) {
@@ -246,5 +251,16 @@ async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, 
   } catch (error) {
     for (const step of undo.reverse()) await step().catch(() => {});
     throw new AnimusError('EIO', `restore of ${paths.agent.id} failed while moving files (${describeError(error)}); the previous files were put back`, { cause: error });
+  }
+}
+
+/** Where the runtime will read the database once the files are in place: by the DB_PATH of the .env being restored (else the current one). */
+function restoredDbPath(paths: AgentPaths, restoredEnv: string | undefined): string {
+  try {
+    const text = restoredEnv ? readFileSync(restoredEnv, 'utf8') : (readAgentText(paths.dir, '.env') ?? '');
+    return resolveDbLocation(paths.dir, parseEnv(text, paths.env).DB_PATH).path;
+  } catch {
+    // A .env that is a link, unparsable, or whose DB_PATH leaves the folder: the default (the runtime refuses such a DB_PATH).
+    return paths.db;
   }
 }

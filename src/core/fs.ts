@@ -60,13 +60,3 @@ export async function fileMode(path: string): Promise<number | undefined> {
 export function formatMode(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
 }
-
-/** Creates the file if missing (never truncates) and makes it 0600: log files that another program appends to. */
-export async function ensurePrivateFile(path: string): Promise<void> {
-  const handle = await open(path, 'a', SECRET_FILE_MODE);
-  try {
-    await handle.chmod(SECRET_FILE_MODE);
-  } finally {
-    await handle.close();
-  }
-}

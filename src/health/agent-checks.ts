@@ -1,4 +1,7 @@
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync } from 'node:fs';
+import { agentFileProblem, readAgentText } from '../core/agent-fs.js';
+import { agentDbLocation } from '../instances/db-path.js';
+import { folderSafetyProblems } from '../instances/folder-safety.js';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
@@ -58,6 +61,10 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const folder = checkFolder(paths, stats);
   add(folder);
   if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, processManager: undefined, health };
+  // Links where animus's files should be (never followed): reported at every run, never cached.
+  const unsafe = folderSafetyProblems(paths);
+  if (unsafe.length > 0) add({ name: 'files', status: 'fail', message: unsafe.join('; ') });
+  if (unsafe[0]?.startsWith(paths.dir)) return { paths, processManager: undefined, health };
 
   const memory: AgentMemory = {};
   const remembered = cache && recall(cache, agent.id);
@@ -74,9 +81,18 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const logs = checkLogs(paths, health, thresholds, () => listLogs(paths, stats, remembered?.logs, settledBefore, memory));
   add(reading.env);
   add(reading.settings.check);
-  const key = cache ? databaseKey(stats.get(DB_FILE), stats.get(WAL_FILE), settledBefore) : undefined;
+  // The database the runtime uses (instances/db-path); the cache knows only animus.db by its stats.
+  let dbPath: string | undefined;
+  let dbProblem: string | undefined;
+  try {
+    const location = agentDbLocation(paths);
+    dbPath = location.rel === DB_FILE ? paths.db : location.path;
+  } catch (error) {
+    dbProblem = describeError(error);
+  }
+  const key = cache && dbPath === paths.db ? databaseKey(stats.get(DB_FILE), stats.get(WAL_FILE), settledBefore) : undefined;
   const cached = key !== undefined && remembered?.db?.key === key.key ? remembered.db.value : undefined;
-  const db = cached ? ageProbe(cached, now) : probeDatabase(paths.db, now);
+  const db = cached ? ageProbe(cached, now) : dbPath ? probeDatabase(dbPath, now) : { problem: dbProblem };
   // Remembered only if the file did not move while it was read.
   if (!cached && key?.settled && db.problem === undefined && databaseKey(...statDatabase(paths.db), settledBefore)?.key === key.key) {
     memory.db = { key: key.key, value: db };
@@ -167,13 +183,13 @@ function modeOf(info: FileInfo | undefined): number | undefined {
 }
 
 function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settings'] {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(paths.settings, 'utf8');
+    text = readAgentText(paths.dir, SETTINGS_FILE);
   } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    return { check: { name: 'settings', status: 'fail', message: missing ? 'settings.json is missing: restore it from a backup or redeploy' : describeError(error) } };
+    return { check: { name: 'settings', status: 'fail', message: describeError(error) } };
   }
+  if (text === undefined) return { check: { name: 'settings', status: 'fail', message: 'settings.json is missing: restore it from a backup or redeploy' } };
   let settings: Settings;
   try {
     settings = parseSettingsJson(text, 'settings.json');
@@ -191,7 +207,7 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | und
   if (!info) return { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' };
   let text: string;
   try {
-    text = readFileSync(paths.env, 'utf8');
+    text = readAgentText(paths.dir, ENV_FILE) ?? '';
   } catch (error) {
     return { name: 'env', status: 'fail', message: describeError(error) };
   }
@@ -241,6 +257,7 @@ async function checkClone(paths: AgentPaths, found: FolderReading['clone'], heal
 }
 
 function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds, files: () => string[]): CheckResult {
+  if (agentFileProblem(paths.dir, LOGS_DIR, 'dir')) return { name: 'logs', status: 'fail', message: 'logs/ is a symbolic link or not a folder: animus never writes through it; replace it with a real folder' };
   try {
     accessSync(paths.logs, constants.W_OK);
   } catch (error) {

@@ -1,6 +1,7 @@
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { agentPaths, type AgentPaths } from '../home/layout.js';
+import { folderSafetyProblems } from '../instances/folder-safety.js';
 import { requireAgent, scanAgentFolders } from '../instances/registry.js';
 import { groupByManager, runFleetAction, withProcessManager, type OpenOptions } from './open.js';
 import type { ProcessActionResult, ProcessInfo } from './types.js';
@@ -31,7 +32,18 @@ export async function resolveTargets(home: string, ids: string[], all: boolean):
 }
 
 export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], options: OpenOptions): Promise<ProcessActionResult[]> {
-  return runFleetAction(agents, options, (manager, group) => manager[verb](group));
+  if (verb === 'stop') return runFleetAction(agents, options, (manager, group) => manager[verb](group));
+  // A folder with a link where a file should be is not started: the runtime (and, under
+  // systemd, root opening its log) would follow it. One line per agent, the rest go ahead.
+  const refused = new Map<string, ProcessActionResult>();
+  for (const paths of agents) {
+    const problem = folderSafetyProblems(paths)[0];
+    if (problem) refused.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', code: 'EUNSAFEPATH', message: `${paths.agent.id} not ${verb === 'start' ? 'started' : 'restarted'}: ${problem}` });
+  }
+  const rest = agents.filter((paths) => !refused.has(paths.agent.id));
+  const results = rest.length > 0 ? await runFleetAction(rest, options, (manager, group) => manager[verb](group)) : [];
+  const byId = new Map(results.map((r) => [r.id, r]));
+  return agents.map((paths) => refused.get(paths.agent.id) ?? byId.get(paths.agent.id)!);
 }
 
 export interface StatusRow extends Omit<ProcessInfo, 'manager'> {

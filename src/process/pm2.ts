@@ -3,10 +3,10 @@ import { access, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
-import { ensureDir, ensurePrivateFile } from '../core/fs.js';
+import { ensureAgentDir, ensureAgentFile } from '../core/agent-fs.js';
 import { isAlive } from '../core/pid.js';
 import { runPool } from '../core/pool.js';
-import type { AgentPaths } from '../home/layout.js';
+import { LOGS_DIR, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentLogTail } from './log-tail.js';
 import { instanceEnv, scrubbedEnv } from './process-env.js';
@@ -292,8 +292,9 @@ export class Pm2Manager implements ProcessManager {
   private async appConfig(paths: AgentPaths): Promise<Record<string, unknown>> {
     const [script, settings] = await Promise.all([resolveRuntimeEntry(paths), readSettings(paths)]);
     // PM2 would create them 0644; made first, they keep 0600 (PM2 only appends).
-    await ensureDir(paths.logs);
-    await Promise.all([ensurePrivateFile(paths.outLog), ensurePrivateFile(paths.errLog)]);
+    // Never through a link: a logs/ pointing outside the home is refused, not chmod'ed or written.
+    ensureAgentDir(paths.dir, LOGS_DIR);
+    for (const log of [paths.outLog, paths.errLog]) ensureAgentFile(paths.dir, log.slice(paths.dir.length + 1));
     return {
       name: pm2ProcessName(paths),
       script,

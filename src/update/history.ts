@@ -1,7 +1,7 @@
 import { open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensureAgentDir, readAgentText, writeAgentFileAtomic } from '../core/agent-fs.js';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
-import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
 import type { AgentPaths } from '../home/layout.js';
 import { isAlive } from '../core/pid.js';
 
@@ -42,13 +42,9 @@ export interface HistoryEntry {
 
 export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
   const file = join(paths.updates, 'history.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new AnimusError('EIO', `cannot read ${file}: ${describeError(error)}`, { cause: error });
-  }
+  // updates/ is in the agent's folder: never read through a link (core/agent-fs).
+  const text = readAgentText(paths.dir, 'updates/history.json');
+  if (text === undefined) return [];
   try {
     const parsed = JSON.parse(text) as { entries?: HistoryEntry[] };
     if (!Array.isArray(parsed.entries)) throw new Error('no entries');
@@ -59,9 +55,9 @@ export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
 }
 
 export async function writeHistory(paths: AgentPaths, entries: HistoryEntry[]): Promise<void> {
-  await ensureDir(paths.updates, DIR_MODE);
+  ensureAgentDir(paths.dir, 'updates');
   const kept = entries.slice(-HISTORY_LIMIT);
-  await writeFileAtomic(join(paths.updates, 'history.json'), `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
+  await writeAgentFileAtomic(paths.dir, 'updates/history.json', `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
 }
 
 /** Appends an entry and returns a function that rewrites it in place (outcome changes). */
@@ -97,7 +93,7 @@ export async function pruneSnapshots(paths: AgentPaths): Promise<string[]> {
  * left by a killed command is taken over, a live one is an error naming it.
  */
 export async function lockAgent(paths: AgentPaths): Promise<() => Promise<void>> {
-  await ensureDir(paths.updates, DIR_MODE);
+  ensureAgentDir(paths.dir, 'updates');
   const file = join(paths.updates, '.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

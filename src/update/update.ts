@@ -4,6 +4,8 @@ import { pathExists } from '../core/fs.js';
 import { ensureHome } from '../home/init.js';
 import { homeLayout, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { agentDbPath } from '../instances/db-path.js';
+import { ensureAgentDir } from '../core/agent-fs.js';
 import { cloneDir, requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
 import { resolveRuntimeEntry } from '../process/runtime-entry.js';
@@ -89,10 +91,12 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
 
       const at = new Date();
       let snapshot: string | null = null;
-      if (await pathExists(paths.db)) {
+      // The database the runtime uses, not always animus.db (instances/db-path).
+      const dbPath = agentDbPath(paths);
+      if (await pathExists(dbPath)) {
         step('snapshotting the database');
-        snapshot = join(paths.updates, snapshotName(at, from));
-        await snapshotDatabase(paths.db, snapshot);
+        snapshot = join(ensureAgentDir(paths.dir, 'updates'), snapshotName(at, from));
+        await snapshotDatabase(dbPath, snapshot);
       }
       const record = await appendHistory(paths, {
         action: 'update',
