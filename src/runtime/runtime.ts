@@ -9,7 +9,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
 import { DeliveryWorker } from './delivery.js';
 import { createLettaClient, type AgentClient } from './letta.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, type LockOutcome } from './lock.js';
 import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
 import { createGramJsAdapter, type MtprotoAdapterFactory } from './plugins/mtproto-adapter.js';
@@ -53,15 +53,15 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     for (const problem of problems) stderr(`animus-runtime: ${problem}`);
     return EXIT_CONFIG;
   }
-  let lock: ReturnType<typeof acquireLock>;
+  let lock: LockOutcome;
   try {
-    lock = acquireLock(config.agentDir);
+    lock = await acquireLock(config.agentDir);
   } catch (error) {
-    stderr(`animus-runtime: cannot create the lock file in ${config.agentDir} (${(error as NodeJS.ErrnoException).code ?? describeError(error)}): the agent folder must be writable by the runtime's user`);
+    stderr(`animus-runtime: cannot create the lock in ${config.agentDir} (${(error as NodeJS.ErrnoException).code ?? 'error'}: ${describeError(error)}): the agent folder must be writable by the runtime's user`);
     return EXIT_CONFIG;
   }
   if (!lock.ok) {
-    stderr(`animus-runtime: another runtime (pid ${lock.holder}) already serves ${config.agentDir}: stop it first (its lock is ${lock.path})`);
+    stderr(`animus-runtime: another runtime (${lock.holder ? `pid ${lock.holder}` : 'pid unknown: perhaps in another container'}) already serves ${config.agentDir}: stop it first (its lock is ${lock.path})`);
     return EXIT_CONFIG;
   }
   const redact = (text: string) => redactText(text, config.secrets);
