@@ -1,3 +1,4 @@
+import { redactText } from '../core/redact.js';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
 import { buildProgram, commander } from './program.js';
 
@@ -46,8 +47,9 @@ function report(error: unknown, json: boolean): number {
     return EXIT.usage;
   }
   if (error instanceof AnimusError) {
-    process.stderr.write(`animus: ${error.message}\n`);
-    if (json) printJsonError(error.code, error.message, error.detail);
+    const message = redactText(error.message);
+    process.stderr.write(`animus: ${message}\n`);
+    if (json) printJsonError(error.code, message, error.detail);
     return error.exitCode;
   }
   const aborted = (error as { name?: string })?.name === 'AbortError';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -59,4 +59,25 @@ export async function fileMode(path: string): Promise<number | undefined> {
 
 export function formatMode(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
+/** writeFileAtomic for callers that cannot await (the runtime's log rotation). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode: number = SECRET_FILE_MODE): void {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    fchmodSync(fd, mode);
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed.
+    }
+    rmSync(temp, { force: true });
+    throw error;
+  }
 }

@@ -1,5 +1,5 @@
 import { open, stat } from 'node:fs/promises';
-import { isSecretKey, redactText } from '../core/redact.js';
+import { redactText, secretValues } from '../core/redact.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readEnv } from '../instances/agent-files.js';
 
@@ -41,8 +41,7 @@ export async function tailLines(path: string, count: number): Promise<{ lines: s
 /** The secret values of an agent's `.env`, to mask in anything shown from its logs. */
 export async function agentSecrets(paths: AgentPaths): Promise<string[]> {
   try {
-    const env = await readEnv(paths);
-    return Object.entries(env).filter(([key, value]) => isSecretKey(key) && value !== '').map(([, value]) => value);
+    return secretValues(await readEnv(paths));
   } catch {
     return [];
   }

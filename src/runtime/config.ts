@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { assertAgentPath, readAgentText } from '../core/agent-fs.js';
 import { describeError, isAnimusError } from '../core/errors.js';
-import { isSecretKey } from '../core/redact.js';
+import { secretValues } from '../core/redact.js';
 import { checkEnv, isPlaceholder, parseEnv, type EnvMap } from '../config/env-file.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
 import { ENV_FILE, SETTINGS_FILE } from '../home/layout.js';
@@ -110,9 +110,8 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   }
 
   if (problems.length > 0 || !settings) throw new ConfigError(problems);
-  const secrets = Object.entries(fileEnv)
-    .filter(([key, value]) => isSecretKey(key) && value !== '')
-    .map(([, value]) => value);
+  // Secret-named keys and every secret-shaped value, whatever key it sits under.
+  const secrets = secretValues(fileEnv);
   return { agentDir, agentId, env, settings, settingsPath, dbPath, secrets, logLevel: level ?? 'info' };
 }
 
@@ -133,7 +132,7 @@ function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentI
     if (requireOwner(settings, env) && !(env.TELEGRAM_OWNER_ID?.trim() || env.TELEGRAM_OWNER_USERNAME?.trim())) {
       problems.push(`owner-only mode needs TELEGRAM_OWNER_ID or TELEGRAM_OWNER_USERNAME: set one in ${envPath}`);
     }
-    if (env.TELEGRAM_OWNER_ID?.trim() && !/^-?\d+$/.test(env.TELEGRAM_OWNER_ID.trim())) problems.push(`TELEGRAM_OWNER_ID "${env.TELEGRAM_OWNER_ID}" is not a numeric Telegram id: fix it in ${envPath}`);
+    if (env.TELEGRAM_OWNER_ID?.trim() && !/^-?\d+$/.test(env.TELEGRAM_OWNER_ID.trim())) problems.push(`TELEGRAM_OWNER_ID is not a numeric Telegram id (its value is not shown: it may be a pasted token): fix it in ${envPath}`);
   }
   if (settings.plugins.telegram_user.enabled) {
     for (const key of ['TELEGRAM_API_ID', 'TELEGRAM_API_HASH'] as const) {

@@ -10,6 +10,7 @@ import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, r
 import { DeliveryWorker } from './delivery.js';
 import { createLettaClient, type AgentClient } from './letta.js';
 import { acquireLock, type LockOutcome } from './lock.js';
+import { openLogSink, type LogSink } from './log-file.js';
 import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
 import { createGramJsAdapter, type MtprotoAdapterFactory } from './plugins/mtproto-adapter.js';
@@ -50,7 +51,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     config = loadRuntimeConfig(options.env, options.cwd);
   } catch (error) {
     const problems = error instanceof ConfigError ? error.problems : [describeError(error)];
-    for (const problem of problems) stderr(`animus-runtime: ${problem}`);
+    // No secret list yet: anything shaped like a key or token is masked (core/redact).
+    for (const problem of problems) stderr(`animus-runtime: ${redactText(problem)}`);
     return EXIT_CONFIG;
   }
   let lock: LockOutcome;
@@ -65,17 +67,26 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     return EXIT_CONFIG;
   }
   const redact = (text: string) => redactText(text, config.secrets);
+  let sink: LogSink;
+  try {
+    sink = openLogSink({ agentDir: config.agentDir, target: config.settings.log_target, maxMb: config.settings.log_max_mb, keep: config.settings.log_keep, env: options.env });
+  } catch (error) {
+    lock.lock.release();
+    stderr(`animus-runtime: cannot open its log: ${redact(describeError(error))}`);
+    return EXIT_CONFIG;
+  }
   let db: Database;
   try {
     db = openDatabase(config.dbPath);
   } catch (error) {
     lock.lock.release();
+    sink.close();
     stderr(`animus-runtime: ${redact(describeError(error))}`);
     return EXIT_CONFIG;
   }
 
   let settings: Settings = config.settings;
-  const logger = createLogger({ agent: config.agentId, level: config.logLevel, secrets: config.secrets });
+  const logger = createLogger({ agent: config.agentId, level: config.logLevel, secrets: config.secrets, write: (line) => sink.write(line) });
   logger.info('runtime starting', { version: VERSION, pid: process.pid, mode: settings.message_mode, db: config.dbPath, schema: schemaVersion(db), node: process.version });
 
   const tuning = readTuning(config.env);
@@ -189,6 +200,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       db.close();
       lock.lock.release();
       logger.info('runtime stopped', { reason });
+      sink.close();
       return 0;
     })();
     return stopping;
@@ -242,7 +254,7 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
 
 /** Before the .env is known there is no list of secrets: mask what looks like a bot token or API key. */
 export function scrubTokens(text: string): string {
-  return text.replace(/\b\d{5,}:[\w-]{20,}/g, '[REDACTED]').replace(/\bsk-[\w-]{6,}/g, '[REDACTED]').split('\n')[0]!;
+  return redactText(text).split('\n')[0]!;
 }
 
 function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {

@@ -51,7 +51,8 @@ export function startRuntime(paths: AgentPaths, env: Record<string, string> = {}
   const [command, ...args] = [...wrap, process.execPath, join(paths.clone, 'main.js')];
   const child = spawn(command!, args, {
     cwd: paths.dir,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LANG: 'C.UTF-8', ...env },
+    // The runtime writes logs/runtime.log itself; ANIMUS_LOG_STDOUT=1 also gives the lines to this harness.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LANG: 'C.UTF-8', ANIMUS_LOG_STDOUT: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);
