@@ -73,6 +73,54 @@ export async function withAgentLock<T>(paths: AgentPaths, options: LockOptions, 
   }
 }
 
+export interface LockedFleet {
+  /** The agents whose lock was taken, in the order given. */
+  locked: AgentPaths[];
+  /** The agents another command holds (after the wait), each with its one-line error. */
+  busy: Array<{ paths: AgentPaths; error: AnimusError }>;
+}
+
+/**
+ * A fleet command's locks: each agent's taken on its own (the waits overlap, so a
+ * busy fleet costs one wait, not one per agent), the busy ones reported and skipped,
+ * and `work` run over the rest in one batch holding them. Never all-or-nothing.
+ */
+export async function withAgentLocks<T>(agents: AgentPaths[], options: LockOptions, work: (fleet: LockedFleet) => Promise<T>): Promise<T> {
+  const mine = held.getStore() ?? new Set<string>();
+  const releases: Array<() => Promise<void>> = [];
+  const busy: LockedFleet['busy'] = [];
+  const locked: AgentPaths[] = [];
+  const outcomes: Array<{ paths: AgentPaths; ok: boolean; error?: unknown }> = new Array(agents.length);
+  let next = 0;
+  const slot = async () => {
+    for (let i = next++; i < agents.length; i = next++) {
+      const paths = agents[i]!;
+      const file = lockFileOf(paths);
+      if (mine.has(file)) {
+        outcomes[i] = { paths, ok: true };
+        continue;
+      }
+      try {
+        releases.push(await acquire(file, paths.agent.id, options));
+        outcomes[i] = { paths, ok: true };
+      } catch (error) {
+        outcomes[i] = { paths, ok: false, error };
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(16, agents.length) }, slot));
+    for (const outcome of outcomes) {
+      if (outcome.ok) locked.push(outcome.paths);
+      else if (outcome.error instanceof AnimusError && outcome.error.code === 'EEXISTS') busy.push({ paths: outcome.paths, error: outcome.error });
+      else throw outcome.error;
+    }
+    return await held.run(new Set([...mine, ...locked.map(lockFileOf)]), () => work({ locked, busy }));
+  } finally {
+    await Promise.all(releases.map((release) => release()));
+  }
+}
+
 /** Who holds the agent's lock now, if anyone alive does (for status output and tests). */
 export async function lockHolder(paths: AgentPaths): Promise<LockHolder | undefined> {
   const read = await readLock(lockFileOf(paths));

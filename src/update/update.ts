@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AnimusError, describeError, isAnimusError } from '../core/errors.js';
-import { pathExists } from '../core/fs.js';
+import { DIR_MODE, ensureDir, pathExists } from '../core/fs.js';
 import { ensureHome } from '../home/init.js';
 import { homeLayout, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
@@ -91,6 +91,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
       let snapshot: string | null = null;
       if (await pathExists(paths.db)) {
         step('snapshotting the database');
+        await ensureDir(paths.updates, DIR_MODE);
         snapshot = join(paths.updates, snapshotName(at, from));
         await snapshotDatabase(paths.db, snapshot);
       }
