@@ -90,7 +90,7 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   }
   if (agentId !== '' && !isPlaceholder(agentId) && !AGENT_ID.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not a Letta agent id (agent-<uuid>): fix it in ${envPath}`);
   if (settings && agentId !== '' && settings.agent.id !== agentId) problems.push(`settings.json agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}: make them the same agent`);
-  if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT) && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
+  if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT, 'AGENT_ENDPOINT') && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
     problems.push(`AGENT_ENDPOINT "${env.AGENT_ENDPOINT}" is not an http(s) URL: fix it in ${envPath}`);
   }
   if (settings && envReadable) problems.push(...pluginProblems(settings, env, envPath, agentId));
@@ -129,7 +129,7 @@ function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentI
   if (bot.enabled) {
     const token = env.TELEGRAM_BOT_TOKEN ?? '';
     if (token.trim() === '') problems.push(`TELEGRAM_BOT_TOKEN is missing (plugins.telegram_bot is enabled): set it in ${envPath}`);
-    else if (isPlaceholder(token)) problems.push(`TELEGRAM_BOT_TOKEN still holds a placeholder value: set it in ${envPath}`);
+    else if (isPlaceholder(token, 'TELEGRAM_BOT_TOKEN')) problems.push(`TELEGRAM_BOT_TOKEN still holds a placeholder value: set it in ${envPath}`);
     if (requireOwner(settings, env) && !(env.TELEGRAM_OWNER_ID?.trim() || env.TELEGRAM_OWNER_USERNAME?.trim())) {
       problems.push(`owner-only mode needs TELEGRAM_OWNER_ID or TELEGRAM_OWNER_USERNAME: set one in ${envPath}`);
     }
@@ -139,7 +139,7 @@ function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentI
     for (const key of ['TELEGRAM_API_ID', 'TELEGRAM_API_HASH'] as const) {
       const value = env[key] ?? '';
       if (value.trim() === '') problems.push(`${key} is missing (plugins.telegram_user is enabled): set it in ${envPath}`);
-      else if (isPlaceholder(value)) problems.push(`${key} still holds a placeholder value: set it in ${envPath}`);
+      else if (isPlaceholder(value, key)) problems.push(`${key} still holds a placeholder value: set it in ${envPath}`);
     }
     if (env.TELEGRAM_API_ID?.trim() && !/^\d+$/.test(env.TELEGRAM_API_ID.trim())) problems.push(`TELEGRAM_API_ID must be a number: fix it in ${envPath}`);
     if (!env.TELEGRAM_SESSION_STRING?.trim()) problems.push(`TELEGRAM_SESSION_STRING is missing: run \`animus telegram login ${agentId || '<id>'}\` once`);

@@ -13,8 +13,8 @@ import { pokeRuntime } from '../../src/runtime/wake-socket.js';
 import type { AgentPaths } from '../../src/home/layout.js';
 import { FAST_ENV, setEnv, startRuntime, updateSettings } from './harness.js';
 
-const API_KEY = 'sk-test-secret-key-123456';
-const BOT_TOKEN = '123456:TEST-token-abcdefgh';
+const API_KEY = 'sk-let-4f9a1c2e8b7d';
+const BOT_TOKEN = '7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q';
 
 let home: string;
 let letta: LettaServer;
