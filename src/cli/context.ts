@@ -15,6 +15,8 @@ export type HomeSource = '--home' | 'ANIMUS_HOME' | 'config' | 'default';
 export interface CliContext {
   out: Output;
   globals: GlobalOptions;
+  /** The command as typed, without the program name: `settings set`, `start` (what a lock holder is shown as). */
+  command: string;
   env: NodeJS.ProcessEnv;
   /** A person can answer prompts: stdin and stderr are terminals and --yes was not given. */
   interactive: boolean;

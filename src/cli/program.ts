@@ -57,6 +57,7 @@ export function buildProgram(options: ProgramOptions): Command {
     const ctx: CliContext = {
       out,
       globals,
+      command: commandPath(command),
       env: options.env,
       interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
       signal: options.signal,
@@ -80,6 +81,13 @@ export function buildProgram(options: ProgramOptions): Command {
   registerSettingsCommands(program, action);
   registerUpdateCommands(program, action);
   return program;
+}
+
+/** `queue flush`: the command's names from below the program down to it. */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
 }
 
 /** The agent id every command's --help examples use. */
