@@ -5,6 +5,7 @@ import { createHomeResolver, type CliContext, type GlobalOptions } from './conte
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerHomeCommands } from './commands/home.js';
 import { registerProcessCommands } from './commands/process.js';
@@ -53,7 +54,7 @@ export function buildProgram(options: ProgramOptions): Command {
       yes: raw.yes === true,
     };
     const out = new Output({ json: globals.json, color: globals.color, style: await loadStyle(globals.color) });
-    const homes = createHomeResolver(globals, options.env);
+    const homes = createHomeResolver(globals, options.env, commandPath(command));
     const ctx: CliContext = {
       out,
       globals,
@@ -79,6 +80,7 @@ export function buildProgram(options: ProgramOptions): Command {
   registerQueueCommands(program, action);
   registerUserCommands(program, action);
   registerSettingsCommands(program, action);
+  registerEnvCommands(program, action);
   registerUpdateCommands(program, action);
   return program;
 }
