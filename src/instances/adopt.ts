@@ -15,6 +15,7 @@ import { snapshotDatabase } from '../store/snapshot.js';
 import { checkSettingsAgainstEnv } from '../runtime/config.js';
 import { documentedEnvKeys, renderEnv } from './render-env.js';
 import { scanAgentFolders } from './registry.js';
+import { withAgentLock } from './operation-lock.js';
 
 /**
  * `animus adopt`: takes over agent folders made by hand after the multi-agent guide
@@ -65,6 +66,17 @@ export async function adoptAgents(options: AdoptOptions): Promise<AdoptReport[]>
 }
 
 async function adoptOne(options: AdoptOptions, paths: AgentPaths): Promise<AdoptReport> {
+  if (!options.apply) return planAndApply(options, paths);
+  // Planned again under the lock: what another command changed meanwhile is seen.
+  try {
+    return await withAgentLock(paths, { command: 'adopt --apply', signal: options.signal }, () => planAndApply(options, paths));
+  } catch (error) {
+    if (!isAnimusError(error)) throw error;
+    return { id: paths.agent.id, changes: [], warnings: [], error: error.message };
+  }
+}
+
+async function planAndApply(options: AdoptOptions, paths: AgentPaths): Promise<AdoptReport> {
   const report: AdoptReport = { id: paths.agent.id, changes: [], warnings: [] };
   let steps: Step[];
   try {
