@@ -6,6 +6,7 @@ import { storeInbound } from '../../src/store/inbound.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import type { MtprotoAdapter, UserMessage } from '../../src/runtime/plugins/mtproto-adapter.js';
 import { createTelegramUserPlugin } from '../../src/runtime/plugins/telegram-user.js';
+import { gramJsAdapter, type GramJs } from '../../src/runtime/plugins/mtproto-adapter.js';
 import { DeliveryError, type PluginContext } from '../../src/runtime/plugins/types.js';
 import { readRuntimeState, RuntimeStateWriter } from '../../src/instances/runtime-state.js';
 
@@ -240,5 +241,31 @@ describe('telegram_user plugin', () => {
     expect(readRuntimeState(dir)?.sections.telegram_user).toMatchObject({ status: 'ok', message: 'connected' });
     await fine.stop();
     expect(readRuntimeState(dir)?.sections.telegram_user).toBeUndefined();
+  });
+});
+
+describe('GramJS adapter', () => {
+  it('sends plain text: GramJS is told not to read Markdown, and its own parser then keeps the text as it is', async () => {
+    const calls: Array<{ entity: unknown; params: Record<string, unknown> }> = [];
+    class Client {
+      session = { save: () => '' };
+      async connect() {}
+      addEventHandler() {}
+      async getDialogs() {
+        return [{ isUser: true }];
+      }
+      async sendMessage(entity: unknown, params: Record<string, unknown>) {
+        calls.push({ entity, params });
+      }
+    }
+    const gram = { TelegramClient: Client, StringSession: class {}, NewMessage: class {}, Logger: class {} } as unknown as GramJs;
+    const adapter = gramJsAdapter({ apiId: 1, apiHash: 'h', session: 's' }, async () => gram);
+    await adapter.connect();
+    expect(await adapter.loadDialogs(200)).toBe(1);
+    const text = 'use *stars* and _underscores_ and [brackets](x)';
+    await adapter.sendMessage('555', text);
+    expect(calls).toEqual([{ entity: '555', params: { message: text, parseMode: false } }]);
+    const { _parseMessageText } = (await import('telegram/client/messageParse.js')) as unknown as { _parseMessageText(c: unknown, t: string, p: unknown): Promise<[string, unknown[]]> };
+    expect(await _parseMessageText({ parseMode: undefined }, text, calls[0]!.params.parseMode)).toEqual([text, []]);
   });
 });

@@ -91,5 +91,6 @@ function loginPrompts(ctx: CliContext) {
       const { askText } = await import('./prompts.js');
       return askText(ctx, 'Two-step verification password', 'an interactive terminal', { secret: true });
     },
+    notice: (text: string) => ctx.out.warn(text),
   };
 }

@@ -49,7 +49,7 @@ export type { LoginPrompts, MtprotoLogin, StartCallbacks } from './mtproto-login
 export type MtprotoAdapterFactory = (credentials: MtprotoCredentials) => MtprotoAdapter;
 
 /* GramJS is CommonJS without ESM types that fit this use; these are the few members used. */
-interface GramClient {
+export interface GramClient {
   connect(): Promise<unknown>;
   disconnect(): Promise<unknown>;
   destroy?(): Promise<unknown>;
@@ -62,7 +62,7 @@ interface GramClient {
   getSender?: never;
 }
 
-interface GramMessage {
+export interface GramMessage {
   id: number;
   message?: string;
   date: number;
@@ -75,7 +75,7 @@ interface GramMessage {
   getSender(): Promise<{ username?: string; firstName?: string; lastName?: string; bot?: boolean } | undefined>;
 }
 
-interface GramJs {
+export interface GramJs {
   TelegramClient: new (...args: unknown[]) => GramClient;
   StringSession: new (s: string) => unknown;
   NewMessage: new (o: object) => unknown;
@@ -115,12 +115,15 @@ async function toUserMessage(message: GramMessage): Promise<UserMessage | undefi
 }
 
 /** The GramJS implementation, loaded only when telegram_user is enabled (it is large). */
-export const createGramJsAdapter: MtprotoAdapterFactory = (credentials) => {
+export const createGramJsAdapter: MtprotoAdapterFactory = (credentials) => gramJsAdapter(credentials, loadGramJs);
+
+/** With the library passed in, so a test can check what reaches GramJS without a network. */
+export function gramJsAdapter(credentials: MtprotoCredentials, load: () => Promise<GramJs>): MtprotoAdapter {
   let client: GramClient | undefined;
   const handlers: Array<(message: UserMessage) => void> = [];
   return {
     async connect() {
-      const gram = await loadGramJs();
+      const gram = await load();
       // GramJS logs plain text to stdout from its constructor on, which would break the
       // runtime's one-JSON-object-per-line log: silence it; the plugin logs what matters.
       client = new gram.TelegramClient(new gram.StringSession(credentials.session), credentials.apiId, credentials.apiHash, {
@@ -164,7 +167,7 @@ export const createGramJsAdapter: MtprotoAdapterFactory = (credentials) => {
       client = undefined;
     },
   };
-};
+}
 
 /** The login on GramJS: `client.start` with the callbacks of mtproto-login (which own retries and cancel), then the session. */
 export const gramJsLogin: MtprotoLogin = createLogin(async (apiId, apiHash) => {
