@@ -237,6 +237,7 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
             // This chat waits what Telegram asked; the others go on.
             const ms = (error.retryAfterS ?? 1) * 1000;
             pacer.block(chatId, ms);
+            ctx.logger.info('telegram asked to wait before sending to this chat again (429); other chats go on', { chat: chatId, retry_after_s: error.retryAfterS ?? 1, message: target.messageId });
             throw DeliveryError.later(`Telegram asked to wait ${error.retryAfterS ?? 1} s before sending to chat ${chatId} (429)`, ms);
           }
           throw toDeliveryError(error);
