@@ -18,9 +18,9 @@ const AGENT_ID = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 export function envProblems(env: EnvMap, mode: MessageMode, settings: Settings | undefined, agentId: string): EnvProblem[] {
   const problems: EnvProblem[] = checkEnv(env, mode).map((p) => ({ message: `${p.key} ${p.problem}${p.key === 'AGENT_ID' ? '' : ` (needed in ${mode} mode)`}` }));
   const id = env.AGENT_ID?.trim() ?? '';
-  if (id !== '' && !isPlaceholder(id) && !AGENT_ID.test(id)) problems.push({ message: `AGENT_ID "${id}" is not a Letta agent id (agent-<uuid>)`, fix: 'fix it in the .env' });
+  if (id !== '' && !isPlaceholder(id, 'AGENT_ID') && !AGENT_ID.test(id)) problems.push({ message: `AGENT_ID "${id}" is not a Letta agent id (agent-<uuid>)`, fix: 'fix it in the .env' });
   const endpoint = env.AGENT_ENDPOINT;
-  if (mode === 'live' && endpoint && !isPlaceholder(endpoint) && !/^https?:\/\/[^\s/]+/.test(endpoint)) problems.push({ message: 'AGENT_ENDPOINT is not an http(s) URL', fix: 'fix it in the .env' });
+  if (mode === 'live' && endpoint && !isPlaceholder(endpoint, 'AGENT_ENDPOINT') && !/^https?:\/\/[^\s/]+/.test(endpoint)) problems.push({ message: 'AGENT_ENDPOINT is not an http(s) URL', fix: 'fix it in the .env' });
   if (settings) problems.push(...pluginEnvProblems(settings, env, agentId));
   return problems;
 }
@@ -30,7 +30,7 @@ function pluginEnvProblems(settings: Settings, env: EnvMap, agentId: string): En
   const required = (key: string, plugin: string) => {
     const value = env[key] ?? '';
     if (value.trim() === '') problems.push({ message: `${key} is missing (plugins.${plugin} is enabled)` });
-    else if (isPlaceholder(value)) problems.push({ message: `${key} still holds a placeholder value` });
+    else if (isPlaceholder(value, key)) problems.push({ message: `${key} still holds a placeholder value` });
   };
   if (settings.plugins.telegram_bot.enabled) {
     required('TELEGRAM_BOT_TOKEN', 'telegram_bot');
@@ -42,7 +42,7 @@ function pluginEnvProblems(settings: Settings, env: EnvMap, agentId: string): En
   if (settings.plugins.telegram_user.enabled) {
     required('TELEGRAM_API_ID', 'telegram_user');
     required('TELEGRAM_API_HASH', 'telegram_user');
-    if (env.TELEGRAM_API_ID?.trim() && !isPlaceholder(env.TELEGRAM_API_ID) && !/^\d+$/.test(env.TELEGRAM_API_ID.trim())) problems.push({ message: 'TELEGRAM_API_ID must be a number', fix: 'fix it in the .env' });
+    if (env.TELEGRAM_API_ID?.trim() && !isPlaceholder(env.TELEGRAM_API_ID, 'TELEGRAM_API_ID') && !/^\d+$/.test(env.TELEGRAM_API_ID.trim())) problems.push({ message: 'TELEGRAM_API_ID must be a number', fix: 'fix it in the .env' });
     if (!env.TELEGRAM_SESSION_STRING?.trim()) problems.push({ message: 'TELEGRAM_SESSION_STRING is missing', fix: `run \`animus telegram login ${agentId || '<id>'}\` once` });
   }
   return problems;

@@ -1,11 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { assertAgentPath, readAgentText } from '../core/agent-fs.js';
 import { describeError, isAnimusError } from '../core/errors.js';
 import { isSecretKey } from '../core/redact.js';
 import { parseEnv, type EnvMap } from '../config/env-file.js';
 import { envProblems, formatEnvProblem } from '../config/env-problems.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
-import { DB_FILE, LEGACY_DB_FILE } from '../home/layout.js';
+import { ENV_FILE, SETTINGS_FILE } from '../home/layout.js';
+import { assertDatabaseFiles, resolveDbLocation } from '../instances/db-path.js';
 import { parseLogLevel, type LogLevel } from './logger.js';
 
 /**
@@ -48,36 +50,35 @@ export function resolveAgentDir(env: NodeJS.ProcessEnv, cwd: string): string {
 export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): RuntimeConfig {
   const agentDir = resolveAgentDir(processEnv, cwd);
   const problems: string[] = [];
-  const envPath = join(agentDir, '.env');
-  const settingsPath = join(agentDir, 'settings.json');
+  const envPath = join(agentDir, ENV_FILE);
+  const settingsPath = join(agentDir, SETTINGS_FILE);
 
   let fileEnv: EnvMap = {};
   let envReadable = true;
-  if (!existsSync(envPath)) {
-    envReadable = false;
-    problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
-  }
-  else {
-    try {
-      fileEnv = parseEnv(readFileSync(envPath, 'utf8'), envPath);
-    } catch (error) {
+  // Through core/agent-fs: a .env or settings.json that is a symlink is refused, not followed.
+  try {
+    assertAgentPath(agentDir, '.', 'dir');
+    const text = readAgentText(agentDir, ENV_FILE);
+    if (text === undefined) {
       envReadable = false;
-      problems.push(describeError(error));
-    }
+      problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
+    } else fileEnv = parseEnv(text, envPath);
+  } catch (error) {
+    envReadable = false;
+    problems.push(describeError(error));
   }
   const inherited = Object.fromEntries(Object.entries(processEnv).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const env: EnvMap = { ...inherited, ...fileEnv };
 
   let settings: Settings | undefined;
-  if (!existsSync(settingsPath)) problems.push(`${settingsPath} is missing: restore it from a backup or redeploy the agent`);
-  else {
-    try {
-      settings = parseSettingsJson(readFileSync(settingsPath, 'utf8'), settingsPath);
-    } catch (error) {
-      const detail = isAnimusError(error) ? (error.detail?.problems as string[] | undefined) : undefined;
-      if (detail) problems.push(...detail.map((p) => `settings.json: ${p}`));
-      else problems.push(describeError(error));
-    }
+  try {
+    const text = readAgentText(agentDir, SETTINGS_FILE);
+    if (text === undefined) problems.push(`${settingsPath} is missing: restore it from a backup or redeploy the agent`);
+    else settings = parseSettingsJson(text, settingsPath);
+  } catch (error) {
+    const detail = isAnimusError(error) ? (error.detail?.problems as string[] | undefined) : undefined;
+    if (detail) problems.push(...detail.map((p) => `settings.json: ${p}`));
+    else problems.push(describeError(error));
   }
 
   const agentId = env.AGENT_ID?.trim() ?? '';
@@ -89,8 +90,16 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   const level = resolveLogLevel(env, settings);
   if (level === undefined) problems.push(`LOG_LEVEL "${env.LOG_LEVEL}" is not one of debug, info, warn, error: fix it in ${envPath}`);
 
-  const dbPath = resolveDbPath(agentDir, env.DB_PATH);
-  if (!existsSync(dbPath)) problems.push(`database ${dbPath} is missing: restore it with \`animus restore\` or redeploy the agent`);
+  // DB_PATH from the folder's .env only (an inherited one is not the folder's choice).
+  let dbPath = join(agentDir, 'animus.db');
+  try {
+    const location = resolveDbLocation(agentDir, fileEnv.DB_PATH);
+    dbPath = location.path;
+    assertDatabaseFiles(agentDir, location);
+    if (!existsSync(dbPath)) problems.push(`database ${dbPath} is missing: restore it with \`animus restore\` or redeploy the agent`);
+  } catch (error) {
+    problems.push(describeError(error));
+  }
 
   if (problems.length > 0 || !settings) throw new ConfigError(problems);
   const secrets = Object.entries(fileEnv)
@@ -115,12 +124,4 @@ export function resolveLogLevel(env: EnvMap, settings: Settings | undefined): Lo
   }
   if (/^(1|true|yes|on)$/i.test(env.DEBUG_MODE?.trim() ?? '') || settings?.debug_mode) return 'debug';
   return 'info';
-}
-
-/** DB_PATH relative to the agent folder; default animus.db, or Broca's sanctum.db in an adopted folder that only has that. */
-export function resolveDbPath(agentDir: string, dbPath: string | undefined): string {
-  if (dbPath && dbPath.trim() !== '') return isAbsolute(dbPath) ? dbPath : join(agentDir, dbPath);
-  const primary = join(agentDir, DB_FILE);
-  const legacy = join(agentDir, LEGACY_DB_FILE);
-  return !existsSync(primary) && existsSync(legacy) ? legacy : primary;
 }
