@@ -31,7 +31,13 @@ export async function resolveTargets(home: string, ids: string[], all: boolean):
 }
 
 export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], options: OpenOptions): Promise<ProcessActionResult[]> {
-  return runFleetAction(agents, options, (manager, group) => manager[verb](group));
+  if (verb === 'stop') return runFleetAction(agents, options, (manager, group) => manager[verb](group));
+  const { botTokenConflicts } = await import('../instances/bot-token.js');
+  const conflicts = await botTokenConflicts(options.home, agents);
+  const allowed = agents.filter((paths) => !conflicts.has(paths.agent.id));
+  const results = allowed.length > 0 ? await runFleetAction(allowed, options, (manager, group) => manager[verb](group)) : [];
+  const refused = [...conflicts].map(([id, message]): ProcessActionResult => ({ id, outcome: 'failed', code: 'EEXISTS', message }));
+  return agents.map((paths) => results.find((r) => r.id === paths.agent.id) ?? refused.find((r) => r.id === paths.agent.id)!);
 }
 
 export interface StatusRow extends Omit<ProcessInfo, 'manager'> {

@@ -72,8 +72,8 @@ export interface TelegramServer {
   setWebhook(url: string): void;
   webhook(): string;
   revokeToken(): void;
-  /** The group becomes a supergroup: both service messages are queued, and sends to the old id answer 400 migrate_to_chat_id. */
-  migrateGroup(from: number, to: number): void;
+  /** The group becomes a supergroup: both service messages are queued (unless `announce: false`), and sends to the old id answer 400 migrate_to_chat_id. */
+  migrateGroup(from: number, to: number, options?: { announce?: boolean }): void;
   /** The next `count` sends to this chat answer 429 with `retry_after`. */
   limitChat(chatId: string, options: { retryAfter: number; count?: number }): void;
   failSend(...failures: TelegramFailure[]): void;
@@ -82,7 +82,7 @@ export interface TelegramServer {
   /** Updates not yet confirmed by an offset. */
   pendingUpdates(): number;
   /**
-   * Drops unconfirmed updates and scripted failures. One bot token is shared by the
+   * Drops unconfirmed updates, scripted failures and what was recorded, and restores the token and webhook. One bot token is shared by the
    * tests of a file: an update that a killed runtime never confirmed would otherwise
    * reach the next test's runtime, as Telegram would hand it to the next poller.
    */
@@ -145,8 +145,9 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
     revokeToken() {
       revoked = true;
     },
-    migrateGroup(from, to) {
+    migrateGroup(from, to, options = {}) {
       migratedChats.set(String(from), to);
+      if (options.announce === false) return;
       const date = Math.floor(Date.now() / 1000);
       const from_ = { id: 1, is_bot: false, first_name: 'Admin' };
       push({ message_id: messageSeq++, date, chat: { id: from, type: 'group' }, from: from_, migrate_to_chat_id: to });
@@ -172,11 +173,17 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
           return false;
         };
         const timer = setTimeout(() => reject(new Error(`Telegram stand-in: expected ${count} sent messages, got ${state.sent.length}`)), timeoutMs);
-        if (!check()) sentWaiters.push(() => void check());
+        const waiter = () => {
+          if (!check()) sentWaiters.push(waiter);
+        };
+        if (!check()) sentWaiters.push(waiter);
       }),
     pendingUpdates: () => updates.length,
     reset: () => {
       updates.length = 0;
+      state.sent.length = 0;
+      state.requests.length = 0;
+      state.limited.length = 0;
       webhookUrl = '';
       revoked = false;
       migratedChats.clear();
