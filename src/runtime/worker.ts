@@ -153,12 +153,19 @@ export class QueueWorker {
       }
       this.options.state.awaitingApproval(undefined);
       if (!this.laneChecked) {
-        await this.track(-1, async (signal) => {
-          const waited = await this.driver.settleActive(signal);
-          if (waited.length > 0) this.options.logger.warn('waited for runs already going on the agent before sending anything', { runs: waited });
-          return false;
-        });
-        this.laneChecked = true;
+        try {
+          await this.track(-1, async (signal) => {
+            const waited = await this.driver.settleActive(signal);
+            if (waited.length > 0) this.options.logger.warn('waited for runs already going on the agent before sending anything', { runs: waited });
+            return false;
+          });
+          this.laneChecked = true;
+        } catch (error) {
+          // A key or agent Letta refuses: no run can exist or start, so the message goes out and fails visibly (401, 404).
+          if (!(error instanceof LettaCallError && error.kind === 'http_4xx' && !error.retryable)) throw error;
+          if (error.status === 401 || error.status === 403) this.options.state.refusedKey(error.message);
+          this.options.logger.error('Letta refuses to list the agent\'s runs', { status: error.status, error: this.options.redact(error.message) });
+        }
       }
       if (pendingDetaches(db).length > 0 && !(await this.detachLeftovers(true))) {
         await this.sleeper.sleep(Math.max(refreshMs, 1000));
