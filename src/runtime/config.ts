@@ -42,6 +42,7 @@ export interface RuntimeConfig {
 }
 
 const AGENT_ID = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const AGENT_ID_V4 = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 export function resolveAgentDir(env: NodeJS.ProcessEnv, cwd: string): string {
   const dir = env.ANIMUS_AGENT_DIR?.trim();
@@ -89,6 +90,7 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
     problems.push(`${problem.key} ${problem.problem}${problem.key === 'AGENT_ID' ? '' : ` (needed in ${mode} mode)`}: set it in ${envPath}`);
   }
   if (agentId !== '' && !isPlaceholder(agentId) && !AGENT_ID.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not a Letta agent id (agent-<uuid>): fix it in ${envPath}`);
+  else if (mode === 'live' && AGENT_ID.test(agentId) && !AGENT_ID_V4.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not one Letta accepts: Letta agent ids are uuid4 (agent-xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx): copy the id from Letta into ${envPath}`);
   if (settings && agentId !== '' && settings.agent.id !== agentId) problems.push(`settings.json agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}: make them the same agent`);
   if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT, 'AGENT_ENDPOINT') && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
     problems.push(`AGENT_ENDPOINT "${env.AGENT_ENDPOINT}" is not an http(s) URL: fix it in ${envPath}`);
