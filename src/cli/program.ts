@@ -4,6 +4,7 @@ import { VERSION } from '../core/version.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
+import { registerApprovalCommands } from './commands/approvals.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
@@ -79,6 +80,7 @@ export function buildProgram(options: ProgramOptions): Command {
   registerBackupCommands(program, action);
   registerQueueCommands(program, action);
   registerUserCommands(program, action);
+  registerApprovalCommands(program, action);
   registerSettingsCommands(program, action);
   registerEnvCommands(program, action);
   registerUpdateCommands(program, action);
