@@ -12,6 +12,8 @@ export interface CollectOptions {
   home: string;
   /** Agent ids; every agent of the home when empty. */
   ids?: string[];
+  /** The agents, already resolved (instead of ids). */
+  agents?: AgentPaths[];
   env?: NodeJS.ProcessEnv;
   now?: number;
   /** Threads reading databases; default one per core (at most 4) for large homes, 1 under a TypeScript loader. */
@@ -27,7 +29,7 @@ export interface CollectOptions {
  */
 export async function collectMetrics(options: CollectOptions): Promise<AgentMetrics[]> {
   const now = options.now ?? Date.now();
-  const agents = await resolveTargets(options.home, options.ids ?? [], (options.ids ?? []).length === 0);
+  const agents = options.agents ?? (await resolveTargets(options.home, options.ids ?? [], (options.ids ?? []).length === 0));
   const [databases, processes, names] = await Promise.all([
     readDatabases(agents.map((a) => a.db), now, options.threads),
     options.processes ?? fleetStatus(agents, { home: options.home, env: options.env }),
