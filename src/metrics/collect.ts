@@ -4,6 +4,7 @@ import { describeError } from '../core/errors.js';
 import { runInWorker } from '../core/worker.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { agentDbPath } from '../instances/db-path.js';
 import { fleetStatus, resolveTargets, type StatusRow } from '../process/fleet.js';
 import { readDatabaseMetrics } from './database-metrics.js';
 import type { AgentMetrics, DatabaseMetrics } from './types.js';
@@ -31,7 +32,7 @@ export async function collectMetrics(options: CollectOptions): Promise<AgentMetr
   const now = options.now ?? Date.now();
   const agents = options.agents ?? (await resolveTargets(options.home, options.ids ?? [], (options.ids ?? []).length === 0));
   const [databases, processes, names] = await Promise.all([
-    readDatabases(agents.map((a) => a.db), now, options.threads),
+    readDatabases(agents, now, options.threads),
     options.processes ?? fleetStatus(agents, { home: options.home, env: options.env }),
     Promise.all(agents.map((paths) => readSettings(paths).then((s) => s.agent.name, () => ''))),
   ]);
@@ -70,7 +71,7 @@ const DATABASES_PER_THREAD = 200;
  * Workers load this same module from the built bundle; under a TypeScript loader
  * (tests) everything runs here.
  */
-async function readDatabases(paths: string[], now: number, threads?: number): Promise<DatabaseOutcome[]> {
+async function readDatabases(paths: AgentPaths[], now: number, threads?: number): Promise<DatabaseOutcome[]> {
   const bundled = import.meta.url.endsWith('.js');
   const limit = Math.min(threads ?? (bundled ? availableParallelism() : 1), 4);
   const count = Math.max(1, Math.min(limit, Math.floor(paths.length / DATABASES_PER_THREAD)));
@@ -85,10 +86,11 @@ async function readDatabases(paths: string[], now: number, threads?: number): Pr
   return [...local, ...(await theirs).flat()];
 }
 
-function readSlice(paths: string[], now: number): DatabaseOutcome[] {
-  return paths.map((path) => {
+function readSlice(agents: AgentPaths[], now: number): DatabaseOutcome[] {
+  return agents.map((paths) => {
     try {
-      return { metrics: readDatabaseMetrics(path, now) };
+      // The database the runtime uses (DB_PATH inside the folder, or animus.db), never through a link.
+      return { metrics: readDatabaseMetrics(agentDbPath(paths), now) };
     } catch (error) {
       return { problem: describeError(error) };
     }
@@ -97,7 +99,7 @@ function readSlice(paths: string[], now: number): DatabaseOutcome[] {
 
 /** Entry of a metrics worker thread (see readDatabases). */
 export function readDatabasesWorker(): void {
-  const job = (workerData as { animusMetricsJob?: { paths: string[]; now: number } } | undefined)?.animusMetricsJob;
+  const job = (workerData as { animusMetricsJob?: { paths: AgentPaths[]; now: number } } | undefined)?.animusMetricsJob;
   if (!job || !parentPort) return;
   parentPort.postMessage({ result: readSlice(job.paths, job.now) });
 }
