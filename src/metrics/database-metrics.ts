@@ -3,7 +3,7 @@ import { hasColumn, openDatabase } from '../store/database.js';
 import { schemaVersion } from '../store/migrations.js';
 import { parseSqliteTime } from '../health/database-probe.js';
 import { percentileOfSorted } from './percentile.js';
-import { WINDOW_MS, type DatabaseMetrics, type QueueMetrics, type RequestCounts, type WindowMetrics, type WindowName } from './types.js';
+import { WINDOW_MS, type DatabaseMetrics, type LatencySummary, type RequestCounts, type WindowMetrics, type WindowName } from './types.js';
 
 /** Outcomes of an agent request that are not failures: a reply, or still under way. */
 const NOT_FAILED = new Set(['replied', 'sending', 'running', 'awaiting_approval']);
@@ -15,117 +15,174 @@ interface Capabilities {
   requests: boolean;
 }
 
+/** A reply of the last 24 h: [when (Unix s), latency ms, prompt, completion, total tokens, delivery failed 0/1]. */
+type OutEvent = [number, number | null, number, number, number, number];
+/** An agent request of the last 24 h: [started (ms), outcome, error kind, stop reason]. */
+type RequestEvent = [number, string | null, string | null, string | null];
+
+/**
+ * What is read from a database, in a form that holds still while the file does: the
+ * all-time numbers, and the events of the 24 h before `readAt`, from which the windows
+ * are cut at any later time (an event only leaves a window as time passes; a new one
+ * means a write, which changes the file and its digest). So an unchanged database is
+ * never opened again: see metrics-cache.ts. JSON-safe, for the cache and worker threads.
+ */
+export interface DatabaseDigest {
+  readAt: number;
+  schemaVersion: number;
+  can: Capabilities;
+  totals: { in: number; out: number; prompt: number; completion: number; total: number; deliveryFailures: number };
+  allLatency: LatencySummary | null;
+  requestsAll: RequestCounts | null;
+  recentIn: number[];
+  recentOut: OutEvent[];
+  recentRequests: RequestEvent[];
+  queue: { pending: number; processing: number; failed: number; retrying: number; oldestPendingMs: number | null };
+}
+
 /**
  * Every number of an agent's database, on a read-only handle (no migration, no pragma
- * that writes), over the last hour, the last 24 h and all time. Time columns are read
- * through SQLite's unixepoch(), which takes both the `YYYY-MM-DD HH:MM:SS` Broca and
- * the runtime write and the ISO text Telegram's dates are stored as.
+ * that writes), over the last hour, the last 24 h and all time.
  */
 export function readDatabaseMetrics(path: string, now: number = Date.now()): DatabaseMetrics {
+  return metricsFromDigest(readDatabaseDigest(path, now), now);
+}
+
+export function readDatabaseDigest(path: string, now: number = Date.now()): DatabaseDigest {
   const db = openDatabase(path, { readonly: true });
   try {
-    return measure(db, now);
+    return digest(db, now);
   } finally {
     db.close();
   }
 }
 
-export function measure(db: Database, now: number): DatabaseMetrics {
+/**
+ * Time columns are read through SQLite's unixepoch(), which takes both the
+ * `YYYY-MM-DD HH:MM:SS` that Broca and the runtime write and the ISO text that
+ * Telegram's dates are stored as. Rows come back as arrays (raw), not objects.
+ */
+function digest(db: Database, now: number): DatabaseDigest {
   const can: Capabilities = {
     timing: hasColumn(db, 'messages', 'latency_ms'),
     delivery: hasColumn(db, 'messages', 'delivered_at'),
     requests: db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_requests'").pluck().get() === 1,
   };
-  const since = { '1h': Math.floor((now - WINDOW_MS['1h']) / 1000), '24h': Math.floor((now - WINDOW_MS['24h']) / 1000) };
-  const messages = messageCounts(db, can, since);
-  const latencies = can.timing ? latencyList(db, can) : undefined;
-  const requests = can.requests ? requestCounts(db, now) : undefined;
-  const window = (name: WindowName): WindowMetrics => {
-    const from = name === 'all' ? -Infinity : since[name];
-    const row = (key: string) => Number(messages[`${key}_${name}`] ?? 0);
-    const latency = latencies?.filter((l) => l.at >= from).map((l) => l.ms);
+  const since = Math.floor((now - WINDOW_MS['24h']) / 1000);
+  const replied = "(agent_response IS NOT NULL AND agent_response != '')";
+  const outTime = can.delivery ? 'unixepoch(COALESCE(delivered_at, timestamp))' : 'unixepoch(timestamp)';
+  const totals = db
+    .prepare(
+      `SELECT COUNT(*), COUNT(CASE WHEN ${replied} THEN 1 END), ${can.timing ? 'TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(total_tokens), COUNT(latency_ms)' : '0, 0, 0, 0'},
+              ${can.delivery ? "COUNT(CASE WHEN delivery_status = 'failed' THEN 1 END)" : '0'} FROM messages`,
+    )
+    .raw()
+    .get() as number[];
+  const latencyCount = totals[5]!;
+  let allLatency: LatencySummary | null = null;
+  if (can.timing) {
+    // The three ranks straight from SQLite's sort: no list of every latency crosses into JavaScript.
+    const at = db.prepare('SELECT latency_ms FROM messages WHERE latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET ?').pluck();
+    const rank = (p: number) => (latencyCount === 0 ? null : (at.get(Math.min(latencyCount, Math.max(1, Math.ceil((p / 100) * latencyCount))) - 1) as number));
+    allLatency = { count: latencyCount, p50: rank(50), p95: rank(95), p99: rank(99) };
+  }
+  const recentIn = db.prepare('SELECT t FROM (SELECT unixepoch(timestamp) AS t FROM messages) WHERE t >= ?').pluck().all(since) as number[];
+  const outColumns = can.timing ? 'latency_ms, COALESCE(prompt_tokens, 0), COALESCE(completion_tokens, 0), COALESCE(total_tokens, 0)' : 'NULL, 0, 0, 0';
+  const recentOut = db
+    .prepare(`SELECT o, ${outColumns}, ${can.delivery ? "delivery_status = 'failed'" : '0'} FROM (SELECT *, ${outTime} AS o FROM messages WHERE ${replied}) WHERE o >= ?`)
+    .raw()
+    .all(since) as OutEvent[];
+  let requestsAll: RequestCounts | null = null;
+  let recentRequests: RequestEvent[] = [];
+  if (can.requests) {
+    const grouped = db.prepare('SELECT outcome, error_kind, stop_reason, COUNT(*) FROM agent_requests GROUP BY outcome, error_kind, stop_reason').raw().all() as Array<[string | null, string | null, string | null, number]>;
+    requestsAll = emptyRequests();
+    for (const [outcome, kind, stop, n] of grouped) countRequest(requestsAll, outcome, kind, stop, n);
+    recentRequests = db.prepare('SELECT started_at, outcome, error_kind, stop_reason FROM agent_requests WHERE started_at >= ?').raw().all(now - WINDOW_MS['24h']) as RequestEvent[];
+  }
+  return {
+    readAt: now,
+    schemaVersion: schemaVersion(db),
+    can,
+    totals: { in: totals[0]!, out: totals[1]!, prompt: totals[2]!, completion: totals[3]!, total: totals[4]!, deliveryFailures: totals[6]! },
+    allLatency,
+    requestsAll,
+    recentIn,
+    recentOut,
+    recentRequests,
+    queue: readQueue(db),
+  };
+}
+
+/** The windows at `now` (at or after the digest was read). */
+export function metricsFromDigest(d: DatabaseDigest, now: number): DatabaseMetrics {
+  const window = (name: Exclude<WindowName, 'all'>): WindowMetrics => {
+    const fromS = Math.floor((now - WINDOW_MS[name]) / 1000);
+    const fromMs = now - WINDOW_MS[name];
+    const out = d.recentOut.filter((e) => e[0] >= fromS);
+    const latencies = out.flatMap((e) => (e[1] === null ? [] : [e[1]])).sort((a, b) => a - b);
+    const requests = d.can.requests ? emptyRequests() : null;
+    if (requests) for (const [started, outcome, kind, stop] of d.recentRequests) if (started >= fromMs) countRequest(requests, outcome, kind, stop, 1);
     return {
-      messagesIn: row('in'),
-      messagesOut: row('out'),
-      latencyMs: latency
-        ? { count: latency.length, p50: percentileOfSorted(latency, 50), p95: percentileOfSorted(latency, 95), p99: percentileOfSorted(latency, 99) }
-        : null,
-      tokens: can.timing ? { prompt: row('prompt'), completion: row('completion'), total: row('total') } : null,
-      requests: requests ? requests[name] : null,
-      deliveryFailures: can.delivery ? row('dfail') : null,
+      messagesIn: d.recentIn.filter((t) => t >= fromS).length,
+      messagesOut: out.length,
+      latencyMs: d.can.timing ? { count: latencies.length, p50: percentileOfSorted(latencies, 50), p95: percentileOfSorted(latencies, 95), p99: percentileOfSorted(latencies, 99) } : null,
+      tokens: d.can.timing ? { prompt: sum(out, 2), completion: sum(out, 3), total: sum(out, 4) } : null,
+      requests,
+      deliveryFailures: d.can.delivery ? sum(out, 5) : null,
     };
   };
-  return { schemaVersion: schemaVersion(db), windows: { '1h': window('1h'), '24h': window('24h'), all: window('all') }, queue: queueMetrics(db, now) };
-}
-
-/** One pass over messages: counts, tokens and delivery failures for the three windows. */
-function messageCounts(db: Database, can: Capabilities, since: Record<'1h' | '24h', number>): Record<string, number | null> {
-  const replied = "agent_response IS NOT NULL AND agent_response != ''";
-  const outTime = can.delivery ? 'unixepoch(COALESCE(delivered_at, timestamp))' : 'unixepoch(timestamp)';
-  const columns = [`unixepoch(timestamp) AS t`, `${outTime} AS o`, `(${replied}) AS r`];
-  if (can.timing) columns.push('prompt_tokens AS pt', 'completion_tokens AS ct', 'total_tokens AS tt');
-  if (can.delivery) columns.push("(delivery_status = 'failed') AS df");
-  const sums: string[] = [];
-  for (const [name, from] of [['all', null], ['1h', since['1h']], ['24h', since['24h']]] as const) {
-    const inWindow = (time: string) => (from === null ? '1' : `${time} >= ${from}`);
-    sums.push(`COUNT(CASE WHEN ${inWindow('t')} THEN 1 END) AS in_${name}`, `COUNT(CASE WHEN r AND ${inWindow('o')} THEN 1 END) AS out_${name}`);
-    if (can.timing) {
-      for (const [key, column] of [['prompt', 'pt'], ['completion', 'ct'], ['total', 'tt']]) sums.push(`TOTAL(CASE WHEN ${inWindow('o')} THEN ${column} END) AS ${key}_${name}`);
-    }
-    if (can.delivery) sums.push(`COUNT(CASE WHEN df AND ${inWindow('o')} THEN 1 END) AS dfail_${name}`);
-  }
-  return db.prepare(`SELECT ${sums.join(', ')} FROM (SELECT ${columns.join(', ')} FROM messages)`).get() as Record<string, number | null>;
-}
-
-/** Every reply latency with its time, sorted by latency, so each window's slice stays sorted. */
-function latencyList(db: Database, can: Capabilities): Array<{ ms: number; at: number }> {
-  const at = can.delivery ? 'unixepoch(COALESCE(delivered_at, timestamp))' : 'unixepoch(timestamp)';
-  return (db.prepare(`SELECT latency_ms AS ms, COALESCE(${at}, 0) AS at FROM messages WHERE latency_ms IS NOT NULL ORDER BY latency_ms`).all() as Array<{ ms: number; at: number }>);
-}
-
-/** agent_requests grouped by outcome, kind and stop reason, with the count in each window (started_at is in ms). */
-function requestCounts(db: Database, now: number): Record<WindowName, RequestCounts> {
-  const rows = db
-    .prepare(
-      `SELECT outcome, error_kind AS kind, stop_reason AS stop, COUNT(*) AS n_all,
-              COUNT(CASE WHEN started_at >= ? THEN 1 END) AS n_1h, COUNT(CASE WHEN started_at >= ? THEN 1 END) AS n_24h
-       FROM agent_requests GROUP BY outcome, error_kind, stop_reason`,
-    )
-    .all(now - WINDOW_MS['1h'], now - WINDOW_MS['24h']) as Array<{ outcome: string | null; kind: string | null; stop: string | null; n_all: number; n_1h: number; n_24h: number }>;
-  const empty = (): RequestCounts => ({ attempts: 0, replied: 0, retries: 0, failures: 0, failuresByKind: {}, stopReasons: {} });
-  const result: Record<WindowName, RequestCounts> = { '1h': empty(), '24h': empty(), all: empty() };
-  for (const row of rows) {
-    for (const name of ['1h', '24h', 'all'] as const) {
-      const n = row[`n_${name}`];
-      if (n === 0) continue;
-      const counts = result[name];
-      counts.attempts += n;
-      if (row.outcome === 'replied') counts.replied += n;
-      if (row.outcome === 'retry') counts.retries += n;
-      // An outcome this animus does not know yet counts as a failure: it is not a reply.
-      if (!NOT_FAILED.has(row.outcome ?? '')) {
-        counts.failures += n;
-        const kind = row.kind ?? 'unknown';
-        counts.failuresByKind[kind] = (counts.failuresByKind[kind] ?? 0) + n;
-      }
-      if (row.stop && row.stop !== 'end_turn') counts.stopReasons[row.stop] = (counts.stopReasons[row.stop] ?? 0) + n;
-    }
-  }
-  return result;
-}
-
-function queueMetrics(db: Database, now: number): QueueMetrics {
-  const rows = db
-    .prepare("SELECT status, COUNT(*) AS n, COUNT(CASE WHEN attempts > 0 THEN 1 END) AS tried FROM queue WHERE status IN ('pending', 'processing', 'failed') GROUP BY status")
-    .all() as Array<{ status: string; n: number; tried: number }>;
-  const of = (status: string) => rows.find((r) => r.status === status);
-  const oldest = db.prepare("SELECT timestamp FROM queue WHERE status = 'pending' ORDER BY id LIMIT 1").pluck().get() as string | null | undefined;
-  const oldestMs = oldest ? parseSqliteTime(oldest) : undefined;
+  const all: WindowMetrics = {
+    messagesIn: d.totals.in,
+    messagesOut: d.totals.out,
+    latencyMs: d.allLatency,
+    tokens: d.can.timing ? { prompt: d.totals.prompt, completion: d.totals.completion, total: d.totals.total } : null,
+    requests: d.requestsAll,
+    deliveryFailures: d.can.delivery ? d.totals.deliveryFailures : null,
+  };
+  const { oldestPendingMs, ...queue } = d.queue;
   return {
-    pending: of('pending')?.n ?? 0,
-    processing: of('processing')?.n ?? 0,
-    failed: of('failed')?.n ?? 0,
-    retrying: of('pending')?.tried ?? 0,
-    oldestPendingAgeS: oldestMs === undefined ? null : Math.max(0, Math.round((now - oldestMs) / 1000)),
+    schemaVersion: d.schemaVersion,
+    windows: { '1h': window('1h'), '24h': window('24h'), all },
+    queue: { ...queue, oldestPendingAgeS: oldestPendingMs === null ? null : Math.max(0, Math.round((now - oldestPendingMs) / 1000)) },
+  };
+}
+
+function emptyRequests(): RequestCounts {
+  return { attempts: 0, replied: 0, retries: 0, failures: 0, failuresByKind: {}, stopReasons: {} };
+}
+
+function countRequest(counts: RequestCounts, outcome: string | null, kind: string | null, stop: string | null, n: number): void {
+  counts.attempts += n;
+  if (outcome === 'replied') counts.replied += n;
+  if (outcome === 'retry') counts.retries += n;
+  // An outcome this animus does not know yet counts as a failure: it is not a reply.
+  if (!NOT_FAILED.has(outcome ?? '')) {
+    counts.failures += n;
+    const key = kind ?? 'unknown';
+    counts.failuresByKind[key] = (counts.failuresByKind[key] ?? 0) + n;
+  }
+  if (stop && stop !== 'end_turn') counts.stopReasons[stop] = (counts.stopReasons[stop] ?? 0) + n;
+}
+
+function sum(events: OutEvent[], column: 2 | 3 | 4 | 5): number {
+  let total = 0;
+  for (const e of events) total += Number(e[column]) || 0;
+  return total;
+}
+
+function readQueue(db: Database): DatabaseDigest['queue'] {
+  const rows = db
+    .prepare("SELECT status, COUNT(*), COUNT(CASE WHEN attempts > 0 THEN 1 END) FROM queue WHERE status IN ('pending', 'processing', 'failed') GROUP BY status")
+    .raw()
+    .all() as Array<[string, number, number]>;
+  const of = (status: string) => rows.find((r) => r[0] === status);
+  const oldest = db.prepare("SELECT timestamp FROM queue WHERE status = 'pending' ORDER BY id LIMIT 1").pluck().get() as string | null | undefined;
+  return {
+    pending: of('pending')?.[1] ?? 0,
+    processing: of('processing')?.[1] ?? 0,
+    failed: of('failed')?.[1] ?? 0,
+    retrying: of('pending')?.[2] ?? 0,
+    oldestPendingMs: (oldest ? parseSqliteTime(oldest) : undefined) ?? null,
   };
 }

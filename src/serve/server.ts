@@ -47,10 +47,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const assetsDir = options.assetsDir ?? join(packageRoot(), 'dist', 'serve', 'assets');
   const assets = loadAssets(assetsDir);
   const results = new Map<string, { ok: boolean; text: string }>();
+  // Kept for the server's life: each scrape and page opens only the databases written since the last.
+  const { loadMetricsCache } = await import('../metrics/metrics-cache.js');
+  const cache = loadMetricsCache(options.home);
   const scrape = coalesce(async () => {
     const started = performance.now();
     const [{ collectMetrics }, { renderPrometheus }] = await Promise.all([import('../metrics/collect.js'), import('../metrics/prometheus.js')]);
-    const agents = await collectMetrics({ home: options.home, env: options.env });
+    const agents = await collectMetrics({ home: options.home, env: options.env, cache });
     return renderPrometheus(agents, { durationMs: performance.now() - started });
   });
 
@@ -81,11 +84,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     }
     if (request.method === 'GET' && path === '/api/fleet') {
       const { statusWithMetrics } = await import('../metrics/status.js');
-      return send(response, 200, 'application/json', JSON.stringify(await statusWithMetrics(options.home, [], options.env)));
+      return send(response, 200, 'application/json', JSON.stringify(await statusWithMetrics(options.home, [], options.env, cache)));
     }
     if (request.method === 'GET' && path === '/') {
       const { statusWithMetrics } = await import('../metrics/status.js');
-      return send(response, 200, 'text/html; charset=utf-8', fleetPage(options.home, await statusWithMetrics(options.home, [], options.env)));
+      return send(response, 200, 'text/html; charset=utf-8', fleetPage(options.home, await statusWithMetrics(options.home, [], options.env, cache)));
     }
     const agentMatch = /^\/agents\/([^/]+)(?:\/(start|stop|restart))?$/.exec(path);
     if (agentMatch) {

@@ -124,3 +124,30 @@ describe('percentileOfSorted', () => {
     expect(percentileOfSorted(list, p)).toBe(expected);
   });
 });
+
+describe('collectMetrics with a cache', () => {
+  it('serves an unchanged database from its digest, cutting the windows at the new time, and reads a written one again', async () => {
+    const { deployTestAgent } = await import('../helpers/agents.js');
+    const { collectMetrics } = await import('../../src/metrics/collect.js');
+    const home = join(await tempDir('metrics-cache'), 'home');
+    const agent = await deployTestAgent(home);
+    const start = Date.now();
+    writeTraffic(agent.paths.db, [{ agoMs: 50 * MIN, latencyMs: 100, tokens: { prompt: 1, completion: 1 } }, { agoMs: 5 * MIN, latencyMs: 900, tokens: { prompt: 2, completion: 2 } }], start);
+    const cache = new Map();
+    // Read a little after the write, so the file counts as settled (see SETTLE_MS).
+    const first = await collectMetrics({ home, cache, settleMs: 0, now: start + 3000 });
+    expect(first[0]!.database!.windows['1h'].messagesIn).toBe(2);
+    expect(cache.get(agent.id)?.key).toEqual(expect.any(String));
+
+    // 20 minutes on, nothing written: the 50-minute-old message has left the last hour.
+    const later = start + 20 * MIN;
+    const cached = await collectMetrics({ home, cache, settleMs: 0, now: later });
+    const fresh = await collectMetrics({ home, now: later });
+    expect(cached[0]!.database).toEqual(fresh[0]!.database);
+    expect(cached[0]!.database!.windows['1h']).toMatchObject({ messagesIn: 1, latencyMs: { count: 1, p50: 900 } });
+
+    writeTraffic(agent.paths.db, [{ agoMs: 0, latencyMs: 300, tokens: { prompt: 3, completion: 3 } }], later);
+    const written = await collectMetrics({ home, cache, settleMs: 0, now: later + 3000 });
+    expect(written[0]!.database!.windows['1h']).toMatchObject({ messagesIn: 2, latencyMs: { count: 2, p50: 300 } });
+  });
+});

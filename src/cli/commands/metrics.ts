@@ -21,8 +21,9 @@ export function registerMetricsCommands(program: Command, action: Action): void 
         action(async (ctx, ids: string[], raw: { out?: string }) => {
           if (raw.out !== undefined && raw.out.trim() === '') throw new AnimusError('EUSAGE', '--out needs a file name, e.g. --out /var/lib/node_exporter/textfile_collector/animus.prom');
           const started = performance.now();
-          const { collectMetrics } = await import('../../metrics/collect.js');
-          const agents = await collectMetrics({ home: await ctx.home(), ids, env: ctx.env });
+          const [{ collectMetrics }, { withHomeMetricsCache }] = await Promise.all([import('../../metrics/collect.js'), import('../../metrics/metrics-cache.js')]);
+          const home = await ctx.home();
+          const agents = await withHomeMetricsCache(home, (cache) => collectMetrics({ home, ids, env: ctx.env, cache }));
           if (ctx.out.json && raw.out === undefined) {
             ctx.out.result(agents);
             return;

@@ -47,6 +47,7 @@ export function registerStatusCommands(program: Command, action: Action): void {
 }
 
 async function readStatus(ctx: CliContext, id: string | undefined): Promise<StatusWithMetrics[]> {
-  const { statusWithMetrics } = await import('../../metrics/status.js');
-  return statusWithMetrics(await ctx.home(), id ? [id] : [], ctx.env);
+  const [{ statusWithMetrics }, { withHomeMetricsCache }] = await Promise.all([import('../../metrics/status.js'), import('../../metrics/metrics-cache.js')]);
+  const home = await ctx.home();
+  return withHomeMetricsCache(home, (cache) => statusWithMetrics(home, id ? [id] : [], ctx.env, cache));
 }
