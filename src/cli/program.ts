@@ -13,6 +13,8 @@ import { registerProcessCommands } from './commands/process.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
 import { registerSettingsCommands } from './commands/settings.js';
+import { registerStatusCommands } from './commands/status.js';
+import { registerMetricsCommands } from './commands/metrics.js';
 import { registerSystemdCommands } from './commands/systemd.js';
 import { registerUpdateCommands } from './commands/update.js';
 import { registerUserCommands } from './commands/users.js';
@@ -74,6 +76,8 @@ export function buildProgram(options: ProgramOptions): Command {
   registerHomeCommands(program, action);
   registerAgentCommands(program, action);
   registerProcessCommands(program, action);
+  registerStatusCommands(program, action);
+  registerMetricsCommands(program, action);
   registerSystemdCommands(program, action);
   registerRuntimeCommands(program, action);
   registerHealthCommands(program, action);

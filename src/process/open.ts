@@ -19,7 +19,7 @@ export interface OpenOptions {
 export async function openProcessManager(name: ProcessManagerName, options: OpenOptions): Promise<ProcessManager> {
   if (name === 'pm2') {
     const { Pm2Manager } = await import('./pm2.js');
-    return new Pm2Manager({ env: options.env, startGraceMs: options.startGraceMs });
+    return new Pm2Manager({ env: options.env, home: options.home, startGraceMs: options.startGraceMs });
   }
   const { SystemdManager } = await import('./systemd.js');
   return new SystemdManager({ home: options.home, env: options.env, scope: options.scope });
