@@ -7,6 +7,7 @@ import { registerAgentCommands } from './commands/agents.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerHomeCommands } from './commands/home.js';
+import { registerKubernetesCommands } from './commands/kubernetes.js';
 import { registerProcessCommands } from './commands/process.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
@@ -72,6 +73,7 @@ export function buildProgram(options: ProgramOptions): Command {
   registerAgentCommands(program, action);
   registerProcessCommands(program, action);
   registerSystemdCommands(program, action);
+  registerKubernetesCommands(program, action);
   registerRuntimeCommands(program, action);
   registerHealthCommands(program, action);
   registerBackupCommands(program, action);
