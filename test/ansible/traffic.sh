@@ -32,9 +32,10 @@ case "$mode" in
     probe='pids=
       for f in $(find '"$home"' -path "*'"$id"'*" -name runtime.pid 2>/dev/null); do p=$(cat "$f" 2>/dev/null); [ -n "$p" ] && kill -0 "$p" 2>/dev/null && pids="$pids $p"; done
       for p in $(pgrep -x node 2>/dev/null); do case "$(readlink /proc/$p/cwd 2>/dev/null)" in *'"$id"'*) grep -q runtime /proc/$p/cmdline 2>/dev/null && pids="$pids $p";; esac; done
-      echo $pids | tr " " "\n" | sort -u | grep -c .'
+      echo $pids | tr " " "\n" | sort -u | grep -c . || true'
     while [ ! -e "$dir/stop" ]; do
-      a=$(on 1 "$probe" 2>/dev/null || echo x); b=$(on 2 "$probe" 2>/dev/null || echo x)
+      a=$(on 1 "$probe" 2>/dev/null) || a=x
+      b=$(on 2 "$probe" 2>/dev/null) || b=x
       echo "$(date +%s.%N) $a $b" >>"$dir/samples"
       sleep 0.05
     done
