@@ -5,6 +5,7 @@ import { createHomeResolver, type CliContext, type GlobalOptions } from './conte
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerHomeCommands } from './commands/home.js';
 import { registerKubernetesCommands } from './commands/kubernetes.js';
@@ -54,10 +55,11 @@ export function buildProgram(options: ProgramOptions): Command {
       yes: raw.yes === true,
     };
     const out = new Output({ json: globals.json, color: globals.color, style: await loadStyle(globals.color) });
-    const homes = createHomeResolver(globals, options.env);
+    const homes = createHomeResolver(globals, options.env, commandPath(command));
     const ctx: CliContext = {
       out,
       globals,
+      command: commandPath(command),
       env: options.env,
       interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
       signal: options.signal,
@@ -80,8 +82,16 @@ export function buildProgram(options: ProgramOptions): Command {
   registerQueueCommands(program, action);
   registerUserCommands(program, action);
   registerSettingsCommands(program, action);
+  registerEnvCommands(program, action);
   registerUpdateCommands(program, action);
   return program;
+}
+
+/** `queue flush`: the command's names from below the program down to it. */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
 }
 
 /** The agent id every command's --help examples use. */

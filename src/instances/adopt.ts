@@ -1,3 +1,4 @@
+import { withAgentLock } from './operation-lock.js';
 import { chmod, copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { agentIdFromFolderName, type AgentId } from '../core/agent-id.js';
@@ -58,7 +59,9 @@ export async function adoptAgents(options: AdoptOptions): Promise<AdoptReport[]>
       reports.push({ id: folder.name, changes: [], warnings: [], error: 'folder name is not agent-<uuid>: rename it to the Letta agent id' });
       continue;
     }
-    reports.push(await adoptOne(options, agentPaths(options.home, agent)));
+    const paths = agentPaths(options.home, agent);
+    // --apply changes the folder: under its operation lock (a busy agent is that agent's error).
+    reports.push(options.apply ? await withAgentLock(paths, { command: 'adopt --apply', signal: options.signal }, () => adoptOne(options, paths)).catch((error: unknown) => ({ id: agent.id, changes: [], warnings: [], error: describeError(error) })) : await adoptOne(options, paths));
   }
   return reports;
 }
