@@ -9,6 +9,7 @@ import { buildAgentManifests, podName, POD_INCOMING } from './manifests.js';
 import { writePlacement, type Placement } from './placement.js';
 import { normalizeManifestOptions } from './render.js';
 import { readEnvText } from '../instances/agent-files.js';
+import type { AgentPaths } from '../home/layout.js';
 
 /**
  * `animus kubernetes push <id>`: moves a local agent into the cluster without ever running
@@ -44,8 +45,13 @@ export interface PushResult {
 }
 
 export async function pushAgent(options: PushOptions): Promise<PushResult> {
-  const step = options.onStep ?? (() => {});
   const paths = await requireAgent(options.home, options.id);
+  const { withAgentLock } = await import('../instances/operation-lock.js');
+  return withAgentLock(paths, { command: 'kubernetes push' }, () => pushLocked(options, paths));
+}
+
+async function pushLocked(options: PushOptions, paths: AgentPaths): Promise<PushResult> {
+  const step = options.onStep ?? (() => {});
   const settings = await readSettings(paths);
   if ((settings.process_manager as string) === 'kubernetes') throw new AnimusError('EEXISTS', `${paths.agent.id} already runs on Kubernetes (its kubernetes.json says where)`);
   const manifestOptions = normalizeManifestOptions({ ...options, awaitPush: true });
