@@ -21,6 +21,10 @@ export async function openProcessManager(name: ProcessManagerName, options: Open
     const { Pm2Manager } = await import('./pm2.js');
     return new Pm2Manager({ env: options.env, home: options.home, startGraceMs: options.startGraceMs });
   }
+  if (name === 'kubernetes') {
+    const { KubernetesManager } = await import('./kubernetes.js');
+    return new KubernetesManager({ env: options.env });
+  }
   const { SystemdManager } = await import('./systemd.js');
   return new SystemdManager({ home: options.home, env: options.env, scope: options.scope });
 }
