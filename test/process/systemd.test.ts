@@ -77,7 +77,7 @@ describe('systemd render', () => {
     expect(unit).toContain('StandardOutput=journal\nStandardError=journal\n');
     expect(unit).not.toContain('append:');
     // Nothing shared between agents in /dev/shm or /run.
-    expect(unit).toContain('TemporaryFileSystem=/dev/shm:ro\n');
+    expect(unit).toContain('TemporaryFileSystem=/dev/shm:ro /home:ro /root:ro /run/user:ro\n');
     expect(unit).toContain('ReadOnlyPaths=/run\n');
     // Write access to its own folder only; the rest of the home is an empty tmpfs.
     expect(unit).toContain(`ReadWritePaths=${home}/agent-%i\n`);
