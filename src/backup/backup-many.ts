@@ -4,6 +4,7 @@ import { runInWorker } from '../core/worker.js';
 import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { backupAgent, type BackupOptions, type BackupResult } from './create-backup.js';
 
 export interface BackupManyOptions extends Omit<BackupOptions, 'now'> {
@@ -75,7 +76,7 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
 async function backupOne(paths: AgentPaths, options: Omit<BackupOptions, 'now'>, stopped: () => boolean, tick: () => void): Promise<BackupResult> {
   if (stopped()) throw new AnimusError('EINTERRUPTED', `backup of ${paths.agent.id} not started: interrupted`);
   try {
-    return await backupAgent(paths, options);
+    return await withAgentLock(paths, { command: 'backup' }, () => backupAgent(paths, options));
   } finally {
     tick();
   }

@@ -10,7 +10,7 @@ import { findModifiedFiles } from '../git/clone-state.js';
 import { readCloneCommit } from '../git/refs.js';
 import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
 import { deployAgent } from '../instances/deploy.js';
-import { lockAgent } from '../update/history.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir } from '../instances/registry.js';
 import type { ArchivedFile, Manifest } from './archive-format.js';
 import { readManifest } from './read-archive.js';
@@ -89,13 +89,9 @@ export async function restoreAgent(options: RestoreOptions): Promise<RestoreResu
       notes,
     };
 
-    // An update or rollback of this agent running meanwhile would restart it on the old files.
-    const unlock = exists ? await lockAgent(paths) : undefined;
-    try {
-      await applyRestore({ options, manifest, files, archivedSettings, paths, exists, result, step });
-    } finally {
-      await unlock?.();
-    }
+    // Another operation on this agent meanwhile (an update restarting it on the old
+    // files, a backup reading the database being swapped) waits or says it is busy.
+    await withAgentLock(paths, { command: 'restore' }, () => applyRestore({ options, manifest, files, archivedSettings, paths, exists, result, step }));
     return result;
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -44,7 +44,9 @@ export type ErrorCode =
   | 'ENOTTY'
   | 'EINTERRUPTED'
   | 'EFAILED'
-  | 'EIO';
+  | 'EIO'
+  /** A symlink, FIFO or path outside the agent folder where one of its files should be. */
+  | 'EUNSAFEPATH';
 
 const EXIT_BY_CODE: Record<ErrorCode, ExitCode> = {
   EUSAGE: EXIT.usage,
@@ -57,6 +59,7 @@ const EXIT_BY_CODE: Record<ErrorCode, ExitCode> = {
   EBADSETTINGS: EXIT.invalidData,
   EBADDB: EXIT.invalidData,
   EBADARCHIVE: EXIT.invalidData,
+  EUNSAFEPATH: EXIT.invalidData,
   EGIT: EXIT.environment,
   ENOPM: EXIT.environment,
   EPM: EXIT.environment,

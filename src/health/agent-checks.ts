@@ -207,7 +207,7 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | und
   const problems = checkEnv(env, mode ?? 'live').map((p) => `${p.key} ${p.problem}`);
   if (env.AGENT_ID && env.AGENT_ID !== agent.id) problems.push(`AGENT_ID names another agent`);
   if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix .env (animus env set)` };
-  const placeholders = Object.entries(env).filter(([, value]) => value !== '' && isPlaceholder(value)).map(([key]) => key);
+  const placeholders = Object.entries(env).filter(([key, value]) => value !== '' && isPlaceholder(value, key)).map(([key]) => key);
   if (placeholders.length > 0) return { name: 'env', status: 'warn', message: `placeholder values in ${placeholders.join(', ')}` };
   return { name: 'env', status: 'ok', message: `0600, ${Object.keys(env).length} keys` };
 }

@@ -1,35 +1,34 @@
-import { readFileSync } from 'node:fs';
+import { readAgentText, writeAgentFileAtomic } from '../core/agent-fs.js';
 import { AnimusError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs.js';
 import { parseEnv, type EnvMap } from '../config/env-file.js';
 import { parseSettingsJson, serializeSettings, type Settings } from '../config/settings.js';
-import type { AgentPaths } from '../home/layout.js';
+import { ENV_FILE, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 
-/** Reading and writing an agent's own files, with errors that name the file and the fix. */
+/**
+ * Reading and writing an agent's own files, with errors that name the file and the fix.
+ * Every read goes through core/agent-fs: a `.env` or `settings.json` that is a symlink
+ * (to another agent's `.env`, to /etc/passwd) is refused, never followed.
+ */
 
 export async function readSettings(paths: AgentPaths): Promise<Settings> {
-  return parseSettingsJson(await readText(paths.settings, 'EBADSETTINGS'), paths.settings);
+  return parseSettingsJson(readText(paths, SETTINGS_FILE, 'EBADSETTINGS'), paths.settings);
 }
 
 export async function writeSettings(paths: AgentPaths, settings: Settings): Promise<void> {
-  await writeFileAtomic(paths.settings, serializeSettings(settings));
+  await writeAgentFileAtomic(paths.dir, SETTINGS_FILE, serializeSettings(settings));
 }
 
 export async function readEnvText(paths: AgentPaths): Promise<string> {
-  return readText(paths.env, 'EBADENV');
+  return readText(paths, ENV_FILE, 'EBADENV');
 }
 
 export async function readEnv(paths: AgentPaths): Promise<EnvMap> {
   return parseEnv(await readEnvText(paths), paths.env);
 }
 
-async function readText(path: string, code: 'EBADENV' | 'EBADSETTINGS'): Promise<string> {
-  try {
-    // Synchronous: a few hundred bytes, read for every agent by list and health.
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const errno = (error as NodeJS.ErrnoException).code;
-    if (errno === 'ENOENT') throw new AnimusError(code, `${path} is missing: restore it from a backup or redeploy the agent`, { cause: error });
-    throw new AnimusError('EIO', `cannot read ${path} (${errno ?? 'error'}): check its permissions`, { cause: error });
-  }
+/** Synchronous: a few hundred bytes, read for every agent by list and health. */
+function readText(paths: AgentPaths, name: string, code: 'EBADENV' | 'EBADSETTINGS'): string {
+  const text = readAgentText(paths.dir, name);
+  if (text === undefined) throw new AnimusError(code, `${paths.dir}/${name} is missing: restore it from a backup or redeploy the agent`);
+  return text;
 }

@@ -1,10 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { assertAgentPath, readAgentText } from '../core/agent-fs.js';
 import { describeError, isAnimusError } from '../core/errors.js';
 import { isSecretKey } from '../core/redact.js';
 import { checkEnv, isPlaceholder, parseEnv, type EnvMap } from '../config/env-file.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
-import { DB_FILE, LEGACY_DB_FILE } from '../home/layout.js';
+import { ENV_FILE, SETTINGS_FILE } from '../home/layout.js';
+import { assertDatabaseFiles, resolveDbLocation } from '../instances/db-path.js';
 import { parseLogLevel, type LogLevel } from './logger.js';
 
 /**
@@ -49,36 +51,35 @@ export function resolveAgentDir(env: NodeJS.ProcessEnv, cwd: string): string {
 export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): RuntimeConfig {
   const agentDir = resolveAgentDir(processEnv, cwd);
   const problems: string[] = [];
-  const envPath = join(agentDir, '.env');
-  const settingsPath = join(agentDir, 'settings.json');
+  const envPath = join(agentDir, ENV_FILE);
+  const settingsPath = join(agentDir, SETTINGS_FILE);
 
   let fileEnv: EnvMap = {};
   let envReadable = true;
-  if (!existsSync(envPath)) {
-    envReadable = false;
-    problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
-  }
-  else {
-    try {
-      fileEnv = parseEnv(readFileSync(envPath, 'utf8'), envPath);
-    } catch (error) {
+  // Through core/agent-fs: a .env or settings.json that is a symlink is refused, not followed.
+  try {
+    assertAgentPath(agentDir, '.', 'dir');
+    const text = readAgentText(agentDir, ENV_FILE);
+    if (text === undefined) {
       envReadable = false;
-      problems.push(describeError(error));
-    }
+      problems.push(`${envPath} is missing: run the runtime from the agent folder (or set ANIMUS_AGENT_DIR) and restore the .env`);
+    } else fileEnv = parseEnv(text, envPath);
+  } catch (error) {
+    envReadable = false;
+    problems.push(describeError(error));
   }
   const inherited = Object.fromEntries(Object.entries(processEnv).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const env: EnvMap = { ...inherited, ...fileEnv };
 
   let settings: Settings | undefined;
-  if (!existsSync(settingsPath)) problems.push(`${settingsPath} is missing: restore it from a backup or redeploy the agent`);
-  else {
-    try {
-      settings = parseSettingsJson(readFileSync(settingsPath, 'utf8'), settingsPath);
-    } catch (error) {
-      const detail = isAnimusError(error) ? (error.detail?.problems as string[] | undefined) : undefined;
-      if (detail) problems.push(...detail.map((p) => `settings.json: ${p}`));
-      else problems.push(describeError(error));
-    }
+  try {
+    const text = readAgentText(agentDir, SETTINGS_FILE);
+    if (text === undefined) problems.push(`${settingsPath} is missing: restore it from a backup or redeploy the agent`);
+    else settings = parseSettingsJson(text, settingsPath);
+  } catch (error) {
+    const detail = isAnimusError(error) ? (error.detail?.problems as string[] | undefined) : undefined;
+    if (detail) problems.push(...detail.map((p) => `settings.json: ${p}`));
+    else problems.push(describeError(error));
   }
 
   const agentId = env.AGENT_ID?.trim() ?? '';
@@ -89,7 +90,7 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   }
   if (agentId !== '' && !isPlaceholder(agentId) && !AGENT_ID.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not a Letta agent id (agent-<uuid>): fix it in ${envPath}`);
   if (settings && agentId !== '' && settings.agent.id !== agentId) problems.push(`settings.json agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}: make them the same agent`);
-  if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT) && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
+  if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT, 'AGENT_ENDPOINT') && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
     problems.push(`AGENT_ENDPOINT "${env.AGENT_ENDPOINT}" is not an http(s) URL: fix it in ${envPath}`);
   }
   if (settings && envReadable) problems.push(...pluginProblems(settings, env, envPath, agentId));
@@ -97,8 +98,16 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   const level = resolveLogLevel(env, settings);
   if (level === undefined) problems.push(`LOG_LEVEL "${env.LOG_LEVEL}" is not one of debug, info, warn, error: fix it in ${envPath}`);
 
-  const dbPath = resolveDbPath(agentDir, env.DB_PATH);
-  if (!existsSync(dbPath)) problems.push(`database ${dbPath} is missing: restore it with \`animus restore\` or redeploy the agent`);
+  // DB_PATH from the folder's .env only (an inherited one is not the folder's choice).
+  let dbPath = join(agentDir, 'animus.db');
+  try {
+    const location = resolveDbLocation(agentDir, fileEnv.DB_PATH);
+    dbPath = location.path;
+    assertDatabaseFiles(agentDir, location);
+    if (!existsSync(dbPath)) problems.push(`database ${dbPath} is missing: restore it with \`animus restore\` or redeploy the agent`);
+  } catch (error) {
+    problems.push(describeError(error));
+  }
 
   if (problems.length > 0 || !settings) throw new ConfigError(problems);
   const secrets = Object.entries(fileEnv)
@@ -120,7 +129,7 @@ function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentI
   if (bot.enabled) {
     const token = env.TELEGRAM_BOT_TOKEN ?? '';
     if (token.trim() === '') problems.push(`TELEGRAM_BOT_TOKEN is missing (plugins.telegram_bot is enabled): set it in ${envPath}`);
-    else if (isPlaceholder(token)) problems.push(`TELEGRAM_BOT_TOKEN still holds a placeholder value: set it in ${envPath}`);
+    else if (isPlaceholder(token, 'TELEGRAM_BOT_TOKEN')) problems.push(`TELEGRAM_BOT_TOKEN still holds a placeholder value: set it in ${envPath}`);
     if (requireOwner(settings, env) && !(env.TELEGRAM_OWNER_ID?.trim() || env.TELEGRAM_OWNER_USERNAME?.trim())) {
       problems.push(`owner-only mode needs TELEGRAM_OWNER_ID or TELEGRAM_OWNER_USERNAME: set one in ${envPath}`);
     }
@@ -130,7 +139,7 @@ function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentI
     for (const key of ['TELEGRAM_API_ID', 'TELEGRAM_API_HASH'] as const) {
       const value = env[key] ?? '';
       if (value.trim() === '') problems.push(`${key} is missing (plugins.telegram_user is enabled): set it in ${envPath}`);
-      else if (isPlaceholder(value)) problems.push(`${key} still holds a placeholder value: set it in ${envPath}`);
+      else if (isPlaceholder(value, key)) problems.push(`${key} still holds a placeholder value: set it in ${envPath}`);
     }
     if (env.TELEGRAM_API_ID?.trim() && !/^\d+$/.test(env.TELEGRAM_API_ID.trim())) problems.push(`TELEGRAM_API_ID must be a number: fix it in ${envPath}`);
     if (!env.TELEGRAM_SESSION_STRING?.trim()) problems.push(`TELEGRAM_SESSION_STRING is missing: run \`animus telegram login ${agentId || '<id>'}\` once`);
@@ -151,12 +160,4 @@ export function resolveLogLevel(env: EnvMap, settings: Settings | undefined): Lo
   }
   if (/^(1|true|yes|on)$/i.test(env.DEBUG_MODE?.trim() ?? '') || settings?.debug_mode) return 'debug';
   return 'info';
-}
-
-/** DB_PATH relative to the agent folder; default animus.db, or Broca's sanctum.db in an adopted folder that only has that. */
-export function resolveDbPath(agentDir: string, dbPath: string | undefined): string {
-  if (dbPath && dbPath.trim() !== '') return isAbsolute(dbPath) ? dbPath : join(agentDir, dbPath);
-  const primary = join(agentDir, DB_FILE);
-  const legacy = join(agentDir, LEGACY_DB_FILE);
-  return !existsSync(primary) && existsSync(legacy) ? legacy : primary;
 }

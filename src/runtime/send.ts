@@ -1,13 +1,12 @@
 import { userInfo } from 'node:os';
 import type { Database } from 'better-sqlite3';
 import { AnimusError } from '../core/errors.js';
-import { parseEnv } from '../config/env-file.js';
 import type { MessageMode } from '../config/settings.js';
-import { readEnvText, readSettings } from '../instances/agent-files.js';
+import { readSettings } from '../instances/agent-files.js';
 import { requireAgent } from '../instances/registry.js';
 import { openDatabase } from '../store/database.js';
 import { PLATFORMS, storeInbound } from '../store/inbound.js';
-import { resolveDbPath } from './config.js';
+import { agentDbPath } from '../instances/db-path.js';
 import { runningRuntimePid } from './lock.js';
 import { pokeRuntime } from './wake-socket.js';
 
@@ -61,13 +60,8 @@ export async function sendLocalMessage(options: SendOptions): Promise<SendResult
   if (mode === 'listen' && options.wait) {
     throw new AnimusError('EUSAGE', `${paths.agent.id} is in listen mode: messages are stored but never answered, so --wait would never return; drop --wait or switch the mode to live`);
   }
-  let dbPathSetting: string | undefined;
-  try {
-    dbPathSetting = parseEnv(await readEnvText(paths), paths.env).DB_PATH;
-  } catch {
-    // The runtime reports a broken .env itself; the default database is still the right one to write.
-  }
-  const db = openDatabase(resolveDbPath(paths.dir, dbPathSetting));
+  // The database the runtime really uses; a DB_PATH outside the folder is refused (exit 5).
+  const db = openDatabase(agentDbPath(paths));
   try {
     const user = safeUserName();
     const stored = storeInbound(db, { platform: PLATFORMS.local, platformUserId: user, username: user, displayName: `${user} (animus send)`, text: options.text });

@@ -1,16 +1,17 @@
 import { join } from 'node:path';
 import { AnimusError, describeError, isAnimusError } from '../core/errors.js';
-import { pathExists } from '../core/fs.js';
+import { DIR_MODE, ensureDir, pathExists } from '../core/fs.js';
 import { ensureHome } from '../home/init.js';
 import { homeLayout, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir, requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
 import { resolveRuntimeEntry } from '../process/runtime-entry.js';
 import { RUNNING_STATES, type ProcessManager, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { commitSubject, currentBranch, currentCommit, fetchOrigin, isAncestor, isSameRepoPath, localChanges, moveTo, originUrl, resolveTarget } from './git-ops.js';
-import { appendHistory, lockAgent, pruneSnapshots, snapshotName } from './history.js';
+import { appendHistory, pruneSnapshots, snapshotName } from './history.js';
 
 /**
  * `animus update`: moves one agent's clone to a newer runtime commit and proves it
@@ -57,8 +58,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
   const step = options.onStep ?? (() => {});
   const paths = await requireAgent(options.home, options.id);
   const id = paths.agent.id;
-  const unlock = await lockAgent(paths);
-  try {
+  return withAgentLock(paths, { command: 'update', signal: options.signal }, async () => {
     const settings = await readSettings(paths);
     const clone = await requireClone(paths);
     await requireClean(clone, id);
@@ -91,6 +91,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
       let snapshot: string | null = null;
       if (await pathExists(paths.db)) {
         step('snapshotting the database');
+        await ensureDir(paths.updates, DIR_MODE);
         snapshot = join(paths.updates, snapshotName(at, from));
         await snapshotDatabase(paths.db, snapshot);
       }
@@ -134,9 +135,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
       }
       throw await revert({ manager, paths, clone, from, fromBranch, to: target.commit, running, failure, logTail, record, step });
     });
-  } finally {
-    await unlock();
-  }
+  });
 }
 
 interface RevertContext {

@@ -1,7 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
@@ -359,9 +359,12 @@ describe('restore', () => {
     const archive = (await backupAgent(b, { outDir: out })).archive;
     const holder = execa('sleep', ['30'], { reject: false });
     writers.push(holder);
+    await new Promise((resolve) => holder.once('spawn', resolve));
     const { mkdir } = await import('node:fs/promises');
-    await mkdir(join(b.dir, 'updates'), { recursive: true });
-    await writeFile(join(b.dir, 'updates', '.lock'), String(holder.pid));
+    const { hostname } = await import('node:os');
+    const { lockFileOf, processStart } = await import('../../src/instances/operation-lock.js');
+    await mkdir(dirname(lockFileOf(b)), { recursive: true });
+    await writeFile(lockFileOf(b), JSON.stringify({ pid: holder.pid, start: processStart(holder.pid!), host: hostname(), command: 'update', since: new Date().toISOString(), nonce: 'x' }));
     const before = await sha(b.db);
     const calls: string[] = [];
     const control: ProcessControl = { stop: async () => (calls.push('stop'), { wasRunning: true }), start: async () => (calls.push('start'), { ok: true }) };

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
 import { makeBrocaDatabase } from '../helpers/broca.js';
@@ -13,8 +13,8 @@ import { pokeRuntime } from '../../src/runtime/wake-socket.js';
 import type { AgentPaths } from '../../src/home/layout.js';
 import { FAST_ENV, setEnv, startRuntime, updateSettings } from './harness.js';
 
-const API_KEY = 'sk-test-secret-key-123456';
-const BOT_TOKEN = '123456:TEST-token-abcdefgh';
+const API_KEY = 'sk-let-4f9a1c2e8b7d';
+const BOT_TOKEN = '7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q';
 
 let home: string;
 let letta: LettaServer;
@@ -518,6 +518,25 @@ describe('runtime configuration errors', () => {
           s.plugins.telegram_bot.enabled = true;
         }).then(() => {}),
       lines: [/TELEGRAM_BOT_TOKEN is missing \(plugins.telegram_bot is enabled\)/],
+    },
+    {
+      name: "DB_PATH pointing at another agent's database",
+      edit: async (paths) => {
+        await writeFile(paths.env, `${await readFile(paths.env, 'utf8')}DB_PATH=${paths.dir}-other/animus.db\n`);
+      },
+      lines: [/^animus-runtime: DB_PATH=\S+-other\/animus\.db in \S+\/\.env is outside the agent folder: remove it/],
+    },
+    {
+      name: 'a settings.json that is a symlink and a database -wal that is a symlink',
+      edit: async (paths) => {
+        const elsewhere = `${paths.dir}.settings-elsewhere.json`;
+        await copyFile(paths.settings, elsewhere);
+        await rm(paths.settings);
+        await symlink(elsewhere, paths.settings);
+        await rm(`${paths.db}-wal`, { force: true });
+        await symlink(elsewhere, `${paths.db}-wal`);
+      },
+      lines: [/settings\.json is a symbolic link \(to \S+\): animus never follows links in an agent folder/, /animus\.db-wal is a symbolic link/],
     },
   ];
   for (const testCase of cases) {

@@ -86,3 +86,28 @@ describe('animus telegram login', () => {
     expect(result.stderr.trim()).toBe('animus: telegram login asks for the code Telegram sends you: run it in an interactive terminal (without --yes)');
   });
 });
+
+describe('animus send and DB_PATH', () => {
+  it("refuses a DB_PATH that points at another agent's database, and writes nothing there", async () => {
+    const victim = await deployTestAgent(home, { mode: 'echo' });
+    const { paths, id } = await deployTestAgent(home, { mode: 'echo' });
+    const { appendFile } = await import('node:fs/promises');
+    await appendFile(paths.env, `DB_PATH=${victim.paths.db}\n`);
+    const result = await runCli(['send', id, 'into the wrong database'], { home });
+    expect(result.code).toBe(5);
+    expect(result.stderr.trim()).toBe(`animus: DB_PATH=${victim.paths.db} in ${paths.env} is outside the agent folder: remove it (the database is animus.db) or point it at a file inside ${paths.dir}`);
+    expect(queueCount(victim.paths.db)).toBe(0);
+    expect(queueCount(paths.db)).toBe(0);
+  });
+
+  it('writes where a DB_PATH inside the folder points, which is where the runtime reads', async () => {
+    const { paths, id } = await deployTestAgent(home, { mode: 'echo' });
+    const { appendFile, copyFile } = await import('node:fs/promises');
+    await copyFile(paths.db, `${paths.dir}/queue.db`);
+    await appendFile(paths.env, 'DB_PATH=queue.db\n');
+    const result = await runCli(['send', id, 'hello'], { home });
+    expect(result.code, result.stderr).toBe(0);
+    expect(queueCount(`${paths.dir}/queue.db`)).toBe(1);
+    expect(queueCount(paths.db)).toBe(0);
+  });
+});
