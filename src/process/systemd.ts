@@ -6,6 +6,7 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { pathExists, writeFileAtomic } from '../core/fs.js';
 import { agentPaths, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { scanAgentFolders } from '../instances/registry.js';
 import { agentLogTail } from './log-tail.js';
 import { CONFIG_ERROR_EXIT, DEFAULT_START_GRACE_MS } from './pm2.js';
@@ -123,7 +124,7 @@ async function grantHome(home: string, account: Account): Promise<string[]> {
     const paths = agentPaths(home, folder.agent);
     const settings = await readSettings(paths).catch(() => undefined);
     if (settings?.process_manager !== 'systemd') continue;
-    await chownTree(paths.dir, account.uid, account.gid);
+    await withAgentLock(paths, { command: 'systemd install' }, () => chownTree(paths.dir, account.uid, account.gid));
     chowned.push(paths.dir);
   }
   return chowned;

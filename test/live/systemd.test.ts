@@ -26,6 +26,18 @@ const ACCOUNT = 'animus-svc';
 const SYS = { a: 'agent-3f6c1a2e-9b4d-4e7f-8a1c-2d3e4f5a6b7c', b: 'agent-8d2e4f6a-1b3c-4d5e-9f7a-0b1c2d3e4f5a', p: 'agent-c4d5e6f7-a8b9-4c0d-8e1f-2a3b4c5d6e7f' };
 const USR = { a: 'agent-1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6', b: 'agent-6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d', p: 'agent-9f8e7d6c-5b4a-4392-8180-7f6e5d4c3b2a' };
 
+/**
+ * What systemd 252 cannot close: units share the machine's PID namespace (a private one per
+ * unit, PrivatePIDs=, came with systemd 257), and the kernel lets a process signal any
+ * process of its own uid. /proc shows an agent none of those processes and /proc/<pid>/root
+ * and cwd are refused, but a pid that is known or guessed can still be signalled.
+ */
+const SIGNAL_REASON = 'same uid, and no private PID namespace before systemd 257';
+const KNOWN_OPEN: Record<'system' | 'user', string[]> = {
+  system: ["signal another agent's runtime"],
+  user: ["signal another agent's runtime", "signal the user's systemd manager"],
+};
+
 let dir = '';
 let reason: string | undefined;
 let booted = false;
@@ -232,8 +244,9 @@ function suite(scope: Scope) {
     }
   });
 
-  live('logs from the runtime\'s own file and from the journal, also as the account', async () => {
-    const readers: Who[] = scope.name === 'system' ? ['root', 'account'] : ['alice'];
+  const readers: Who[] = scope.name === 'system' ? ['root', 'account'] : ['alice'];
+
+  live("logs from the runtime's own file (log_target file), also as the account", async () => {
     for (const who of readers) {
       const file = await sh(`animus logs ${a} -n 50 --json`, who);
       expect(file.code, `${who}: ${file.stderr}`).toBe(0);
@@ -241,6 +254,9 @@ function suite(scope: Scope) {
       expect(logs.target).toBe('file');
       expect(logs.sources.find((s) => s.name === 'runtime.log')!.lines.join('\n')).toContain('runtime ready');
     }
+  });
+
+  live('logs from the journal (log_target journal), also as the account', async () => {
     await ok(`animus settings set --agent ${b} log_target journal && animus restart ${b}`, scope.who);
     const journal = await sh(`animus logs ${b} -n 50 --json`, scope.who);
     expect(journal.code, journal.stderr).toBe(0);
@@ -344,15 +360,22 @@ function suite(scope: Scope) {
     await until('the probe to finish and the runtime to take over', () => show(scope, p), (s) => running(s) && Number(s.NRestarts) >= 1, 90_000);
     const report = JSON.parse(await ok(`cat ${probeDir}/probe-result.json`)) as { uid: number; results: Array<{ name: string; escaped: boolean; detail: string }> };
     expect(report.uid).not.toBe(0);
-    for (const r of report.results) console.log(`attack (${scope.name} manager, uid ${report.uid}): ${r.name} → ${r.escaped ? 'ESCAPED' : `refused (${r.detail})`}`);
+    for (const r of report.results) {
+      const known = KNOWN_OPEN[scope.name].includes(r.name.replace(/ \(pid \d+\)$/, ''));
+      console.log(`attack (${scope.name} manager, uid ${report.uid}): ${r.name} → ${r.escaped ? (known ? `NOT refused (known open: ${SIGNAL_REASON})` : 'ESCAPED') : `refused (${r.detail})`}`);
+    }
     // What the probe tried to leave behind is nowhere outside its unit.
     const left = await sh(`ls -d /etc/animus-probe-${token} /etc/animus-escape-${token} /var/tmp/animus-probe-${token} /var/tmp/animus-probe-run-${token} /dev/shm/animus-probe-${token} /run/animus-probe-${token} /run/lock/animus-probe-${token} /root/animus-probe-${token} /home/alice/animus-probe-${token} ${scope.home}/animus-probe-${token} ${scope.home}/${b}/animus-probe-${token} 2>/dev/null`);
     expect(left.stdout.trim(), 'files the probe made outside its folder').toBe('');
     console.log(`attack (${scope.name} manager): logs/ replaced with symlinks to ${b}/.env and /etc, exit 1, restarted → ${(await ok(`sha256sum ${scope.home}/${b}/.env`)) === envBefore ? "refused (the other agent's .env is unchanged; nothing made in /etc)" : 'ESCAPED'}`);
     expect(await ok(`sha256sum ${scope.home}/${b}/.env`)).toBe(envBefore);
+    // Exactly the known open ones get through (see KNOWN_OPEN): a new escape fails, and so does closing one.
+    expect(report.results.filter((r) => r.escaped).map((r) => r.name.replace(/ \(pid \d+\)$/, ''))).toEqual(KNOWN_OPEN[scope.name]);
+  });
+
+  live("animus logs of an agent whose logs/ are symlinks to another agent's .env shows no key of it", async () => {
     const logs = await sh(`animus logs ${p} --json`, scope.who);
     expect(logs.stdout + logs.stderr).not.toContain(OTHER_KEY);
-    expect(report.results.filter((r) => r.escaped).map((r) => r.name)).toEqual([]);
   });
 }
 
