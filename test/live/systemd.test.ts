@@ -287,6 +287,16 @@ function suite(scope: Scope) {
     expect(run.code, run.stdout).toBe(0);
   });
 
+  if (scope.name === 'system') {
+    live('the read-only commands run as the account (README: who runs what)', async () => {
+      for (const command of ['list --json', `status ${a} --json`, `health ${a} --json`, `queue list --agent ${a} --json`, `users list --agent ${a} --json`, `settings show --agent ${a} --json`]) {
+        const run = await sh(`animus ${command}`, 'account');
+        expect(run.code, `animus ${command} as ${ACCOUNT}: ${run.stderr}`).toBe(0);
+        parse(run);
+      }
+    });
+  }
+
   live('SIGKILL of the runtime: systemd starts it again', async () => {
     const before = await show(scope, a);
     expect(running(before)).toBe(true);
