@@ -52,6 +52,8 @@ export interface InstallResult {
   account?: { name: string; group: string; created: boolean };
   /** Agent folders given to the account (system scope, run by root). */
   chowned: string[];
+  /** Things the operator should know: units left by an earlier animus. */
+  notes: string[];
 }
 
 /**
@@ -97,7 +99,15 @@ export async function installUnits(options: SystemdOptions & { user?: string; cr
   await systemctl(scope, ['daemon-reload']);
   const names = unitNames(home);
   await systemctl(scope, ['enable', '--now', names.target]);
-  return { scope, unitDir, files, units: names, account, chowned };
+  return { scope, unitDir, files, units: names, account, chowned, notes: await legacyNotes(unitDir) };
+}
+
+/** Units of an animus from before units were named per home: shared by every home, left for the operator. */
+async function legacyNotes(unitDir: string): Promise<string[]> {
+  if (!(await pathExists(join(unitDir, 'animus-agent@.service')))) return [];
+  return [
+    `${join(unitDir, 'animus-agent@.service')} (one template for every home, from an earlier animus) is still installed: once each home has run \`animus systemd install\`, remove it with systemctl disable --now animus.target 'animus-agent@*' and delete it and animus.target`,
+  ];
 }
 
 /** The default account of a system install: the invoking user, also under sudo. */

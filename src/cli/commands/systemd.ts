@@ -36,6 +36,7 @@ export function registerSystemdCommands(program: Command, action: Action): void 
             `Agents deployed with --process-manager systemd now start with \`animus start <id>\`${result.account ? ` and run as ${result.account.name}` : ''};`,
             `the whole fleet: systemctl${flag} start|stop|restart ${result.units.target}`,
             ...(result.scope === 'user' ? ['To keep them running while you are logged out: loginctl enable-linger'] : []),
+            ...result.notes.map((note) => `${ctx.out.style.yellow('!')} ${note}`),
           ]);
         }),
       ),
