@@ -1,6 +1,7 @@
-import { lstat, mkdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { writeFileAtomic } from '../../src/core/fs.js';
 import { checkAccountName, chownTree, lookupAccount } from '../../src/process/systemd-account.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -32,5 +33,18 @@ describe('the account of a system unit', () => {
 
   it.each([['bob;rm'], ['a b'], ['../x'], ['']])('refuses %j as an account name', (name) => {
     expect(() => checkAccountName(name)).toThrow(/not a valid user or group name/);
+  });
+});
+
+describe('root writing into a folder the account owns', () => {
+  it('writes the file as the folder\'s owner, so the agent can still read it', async (context) => {
+    if (process.getuid?.() !== 0) context.skip();
+    const folder = await tempDir('animus-owner');
+    await chown(folder, NOBODY, NOBODY);
+    await writeFileAtomic(join(folder, 'settings.json'), '{}\n');
+    expect(await stat(join(folder, 'settings.json'))).toMatchObject({ uid: NOBODY, gid: NOBODY });
+    const mine = await tempDir('animus-owner-root');
+    await writeFileAtomic(join(mine, 'x'), 'y');
+    expect((await stat(join(mine, 'x'))).uid).toBe(0);
   });
 });
