@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
@@ -70,7 +71,7 @@ export async function groupByManager(agents: AgentPaths[], byName = false, env: 
 
 /** systemd when the agent's drop-in exists in the user's or the system's unit folder; PM2 otherwise. */
 function registeredUnder(paths: AgentPaths, env: NodeJS.ProcessEnv): ProcessManagerName {
-  return (['user', 'system'] as const).some((scope) => existsSync(dropInPath(unitDirectory(scope, env), paths.agent.uuid))) ? 'systemd' : 'pm2';
+  return (['user', 'system'] as const).some((scope) => existsSync(dropInPath(unitDirectory(scope, env), dirname(paths.dir), paths.agent.uuid))) ? 'systemd' : 'pm2';
 }
 
 /**
