@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
@@ -48,7 +49,7 @@ export interface FleetGroup {
 /**
  * Groups agents by `settings.process_manager`; agents whose settings cannot be read
  * are returned apart, unless `byName`: stop and status need only the process's name
- * (animus-<uuid>, animus-agent@<uuid>), so such an agent goes to the manager that has
+ * (animus-<uuid>, animus-<home hash>@<uuid>), so such an agent goes to the manager that has
  * it registered (systemd when its unit is there, else PM2, the default).
  */
 export async function groupByManager(agents: AgentPaths[], byName = false, env: NodeJS.ProcessEnv = process.env): Promise<{ groups: FleetGroup[]; unreadable: Array<{ paths: AgentPaths; error: unknown }> }> {

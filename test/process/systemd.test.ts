@@ -95,6 +95,7 @@ describe('systemd render', () => {
 
   it('two homes get units of their own names, so installing one never replaces the other', async () => {
     const other = join(root, 'other-home');
+    await mkdir(other, { recursive: true });
     const a = unitNames(home);
     const b = unitNames(other);
     expect(b.template).not.toBe(a.template);
@@ -154,6 +155,7 @@ describe('systemd render', () => {
     expect(runAs.code).toBe(2);
     const badUser = await cli(['systemd', 'render', '--out', join(root, 'x3'), '--system', '--run-as', 'bob;rm']);
     expect(badUser.code).toBe(2);
+    await mkdir(join(root, 'my home'), { recursive: true });
     const spaced = await runCli(['systemd', 'render', '--out', join(root, 'x4')], { home: join(root, 'my home') });
     expect(spaced.code).toBe(2);
     expect(spaced.stderr.trim().split('\n')).toHaveLength(1);
