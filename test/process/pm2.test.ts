@@ -139,7 +139,13 @@ describe('PM2: deploy --start, status, no secrets', () => {
     expect(json<Array<{ outcome: string }>>(result)[0]!.outcome).toBe('done');
     const lines = await startLines(paths.outLog);
     expect(lines.at(-1)?.value).toBe('second');
-    expect((await pm2Proc(paths.agent.id))?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
+    const proc = await pm2Proc(paths.agent.id);
+    expect(proc?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
+    // V8's limits follow memory_limit_mb: the running process has them on its command line.
+    expect(proc?.pm2_env.node_args).toEqual(['--max-old-space-size=180', '--max-semi-space-size=1']);
+    // The old space (180) plus the young generation make V8's heap limit.
+    expect(lines.at(-1)!.heapLimitMb).toBeGreaterThanOrEqual(180);
+    expect(lines.at(-1)!.heapLimitMb).toBeLessThan(200);
     await cli(['stop', paths.agent.id]);
   });
 
