@@ -71,6 +71,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   let db: Database;
   try {
     db = openDatabase(config.dbPath);
+    // A small page cache (512 KiB; SQLite's default is 2 MiB): the queue's hot rows are few, and an instance's memory bounds a fleet.
+    db.pragma('cache_size = -512');
   } catch (error) {
     lock.lock.release();
     stderr(`animus-runtime: ${redact(describeError(error))}`);
