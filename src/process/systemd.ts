@@ -282,6 +282,8 @@ function toInfo(id: string, raw: Record<string, string>): ProcessInfo {
     pid: online && pid > 0 ? pid : undefined,
     uptimeMs: online && startedMonotonicUs > 0 ? Math.max(0, Math.round(monotonicNowMs() - startedMonotonicUs / 1000)) : undefined,
     restarts: Number.isFinite(Number(raw.NRestarts)) ? Number(raw.NRestarts) : undefined,
+    // NRestarts counts only the restarts Restart= made, never `systemctl restart`.
+    crashRestarts: Number.isFinite(Number(raw.NRestarts)) ? Number(raw.NRestarts) : undefined,
     memoryBytes: online && Number.isFinite(memory) && memory < 2 ** 63 ? memory : undefined,
   };
 }

@@ -8,8 +8,9 @@ import { schemaVersion } from '../store/migrations.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
 import { DeliveryWorker } from './delivery.js';
+import { LettaClient } from '../letta/client.js';
 import { RuntimeStateWriter } from '../instances/runtime-state.js';
-import { createLettaClient, type AgentClient } from './letta.js';
+import { LettaState } from './letta-state.js';
 import { acquireLock } from './lock.js';
 import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
@@ -92,18 +93,17 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     },
   });
 
-  let client: Promise<AgentClient> | undefined;
-  const agent = () => {
-    client ??= createLettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId }).catch((error: unknown) => {
-      client = undefined;
-      throw error;
-    });
+  // What health and status show about this runtime (runtime-state.json), one section per concern.
+  const runtimeState = new RuntimeStateWriter(config.agentDir, (error) => logger.warn('cannot write runtime-state.json', { error: redact(errorText(error)) }));
+  const lettaState = new LettaState(runtimeState, config.agentId);
+  let client: LettaClient | undefined;
+  const lettaClient = async () => {
+    client ??= new LettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId });
     return client;
   };
 
   let worker: QueueWorker | undefined;
   let delivery: DeliveryWorker | undefined;
-  const state = new RuntimeStateWriter(config.agentDir, (error) => logger.warn('cannot record runtime state for health', { error: errorText(error) }));
   const pluginContext: PluginContext = {
     agentDir: config.agentDir,
     agentId: config.agentId,
@@ -119,7 +119,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     },
     wake: () => worker?.wake(),
     redact,
-    state,
+    state: runtimeState,
   };
   const factories: Record<PluginName, PluginFactory> = {
     local: createLocalPlugin,
@@ -131,12 +131,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   worker = new QueueWorker({
     db,
     logger,
+    agentId: config.agentId,
     settings: () => settings,
-    agent,
+    client: lettaClient,
     breaker,
+    state: lettaState,
     redact,
     retryBaseMs: tuning.retryBaseMs,
     retryMaxMs: tuning.retryMaxMs,
+    rateLimitBaseMs: tuning.rateLimitBaseMs,
+    pollMaxMs: tuning.runPollMaxMs,
     recoverEveryMs: tuning.recoverEveryMs,
     onReply: () => delivery?.wake(),
   });
@@ -189,8 +193,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       await delivery!.stop(1000);
       await loops;
       await plugins.stopAll();
-      state.remove();
       clearTimeout(deadline);
+      client?.close();
+      runtimeState.remove();
       db.close();
       lock.lock.release();
       logger.info('runtime stopped', { reason });
