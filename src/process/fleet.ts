@@ -56,6 +56,11 @@ export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], option
         byId.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', code: problems.some((p) => p.includes('settings.json')) ? 'EBADSETTINGS' : 'EBADENV', message: `${paths.agent.id} would not start: ${problems.join('; ')}; ${kept}` });
         return false;
       });
+      // One poller per bot token: a second agent on the same token would split its chats.
+      const { botTokenConflicts } = await import('../instances/bot-token.js');
+      const conflicts = await botTokenConflicts(options.home, ready);
+      for (const [id, message] of conflicts) byId.set(id, { id, outcome: 'failed', code: 'EEXISTS', message });
+      ready = ready.filter((paths) => !conflicts.has(paths.agent.id));
     }
     const results = await runFleetAction(ready, options, (manager, group) => manager[verb](group), verb === 'stop');
     for (const result of results) byId.set(result.id, result);

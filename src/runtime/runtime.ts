@@ -8,6 +8,7 @@ import { schemaVersion } from '../store/migrations.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
 import { DeliveryWorker } from './delivery.js';
+import { RuntimeStateWriter } from '../instances/runtime-state.js';
 import { createLettaClient, type AgentClient } from './letta.js';
 import { acquireLock } from './lock.js';
 import { createLogger, errorText } from './logger.js';
@@ -102,6 +103,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
 
   let worker: QueueWorker | undefined;
   let delivery: DeliveryWorker | undefined;
+  const state = new RuntimeStateWriter(config.agentDir, (error) => logger.warn('cannot record runtime state for health', { error: errorText(error) }));
   const pluginContext: PluginContext = {
     agentDir: config.agentDir,
     agentId: config.agentId,
@@ -112,10 +114,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     store: (message) => {
       const result = storeInbound(db, message);
       if (result.status === 'queued') worker?.wake();
+      if (result.status === 'answered') delivery?.wake();
       return result;
     },
     wake: () => worker?.wake(),
     redact,
+    state,
   };
   const factories: Record<PluginName, PluginFactory> = {
     local: createLocalPlugin,
@@ -185,6 +189,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       await delivery!.stop(1000);
       await loops;
       await plugins.stopAll();
+      state.remove();
       clearTimeout(deadline);
       db.close();
       lock.lock.release();

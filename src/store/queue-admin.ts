@@ -249,21 +249,23 @@ export function flushQueue(db: Database, ids?: number[]): { flushed: number; ids
   return { flushed: all.length, ids: all };
 }
 
+/** Broca's `delete --all`: what still needs attention (pending, processing, failed); completed and flushed rows stay. */
+export const DEFAULT_DELETE_STATUSES: readonly QueueStatus[] = ['pending', 'processing', 'failed'];
+
 export type DeleteTarget = { ids: number[]; force?: boolean } | { all: true; statuses?: readonly QueueStatus[]; force?: boolean };
 
 /**
  * Deletes queue rows (the messages stay: they are the conversation's history). An
  * item the runtime is processing is left alone unless `force`: deleting it under the
  * runtime loses the reply's bookkeeping. Unknown ids are an error, and nothing is
- * deleted then.
+ * deleted then. `all` without statuses means Broca's set (DEFAULT_DELETE_STATUSES).
  */
 export function deleteQueueItems(db: Database, target: DeleteTarget): { deleted: number; ids: number[]; skipped: number[] } {
   return db.transaction(() => {
     let rows: Array<{ id: number; status: string }>;
     if ('all' in target) {
-      const statuses = target.statuses ?? [];
-      const where = statuses.length > 0 ? `WHERE status IN (${statuses.map(() => '?').join(', ')})` : '';
-      rows = db.prepare(`SELECT id, status FROM queue ${where} ORDER BY id`).all(...statuses) as typeof rows;
+      const statuses = target.statuses && target.statuses.length > 0 ? target.statuses : DEFAULT_DELETE_STATUSES;
+      rows = db.prepare(`SELECT id, status FROM queue WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY id`).all(...statuses) as typeof rows;
     } else {
       rows = findItems(db, target.ids);
     }

@@ -12,7 +12,7 @@ import type { AddressInfo, Socket } from 'node:net';
  *   GET   /v1/agents/{id}                                  → {id, name}
  *
  * Usage:
- *   const letta = await startLettaServer({ apiKey: 'sk-test' });
+ *   const letta = await startLettaServer({ apiKey: 'sk-let-4f9a1c2e8b7d' });
  *   letta.url                       // http://127.0.0.1:<port>   (also works with a /v1 suffix)
  *   letta.reply = (text) => `hi: ${text}`;   // default answer (text = the user content)
  *   letta.script({ status: 500 }, { delayMs: 2000 }, { drop: true });  // next requests to /messages, in order

@@ -15,7 +15,7 @@ import { makeFixtureRuntime, startLines, waitFor } from './fixture.js';
  * Against a real PM2 daemon of this file's own (temporary PM2_HOME, killed by pid in
  * afterAll), with agents deployed from a fixture runtime repo.
  */
-const SECRET = 'sk-test-9f8e7d6c5b4a39281706';
+const SECRET = 'sk-let-9f8e7d6c5b4a39281706';
 const PM2_BIN = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 let root: string;
@@ -236,13 +236,13 @@ describe('PM2: failures, stop, remove', () => {
   });
 
   it('logs -f prints what is appended, secrets masked, until Ctrl-C', async () => {
-    const { paths } = await deploy({ TELEGRAM_BOT_TOKEN: '123456:follow-secret-token' });
+    const { paths } = await deploy({ TELEGRAM_BOT_TOKEN: '7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q' });
     await writeFile(paths.outLog, 'first line\n');
     const child = execa(process.execPath, [join(REPO_ROOT, 'bin', 'animus.js'), 'logs', paths.agent.id, '-n', '1', '-f'], { env: cliEnv({ home, pm2Home }), extendEnv: false, reject: false });
     let seen = '';
     child.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()));
     await waitFor('the tail', async () => (seen.includes('first line') ? true : undefined));
-    await appendFile(paths.outLog, 'appended with 123456:follow-secret-token inside\n');
+    await appendFile(paths.outLog, 'appended with 7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q inside\n');
     await waitFor('the appended line', async () => (seen.includes('appended with') ? true : undefined));
     child.kill('SIGINT');
     const result = await child;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLettaServer, type LettaServer } from '../helpers/letta-server.js';
 import { AgentCallError, createLettaClient, lettaBaseUrl, type AgentClient } from '../../src/runtime/letta.js';
 
-const KEY = 'sk-client-test-key-abcdef';
+const KEY = 'sk-let-client-4f9a1c2e8b7d';
 const AGENT = 'agent-11111111-2222-4333-8444-555555555555';
 let letta: LettaServer;
 let client: AgentClient;
