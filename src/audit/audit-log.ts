@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, fchmodSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureAgentDir, openAgentFileSync, readAgentText } from '../core/agent-fs.js';
 import { AnimusError } from '../core/errors.js';
@@ -42,7 +42,7 @@ export async function appendAudit(home: string, record: AuditRecord, agents: Age
   const line = `${JSON.stringify(record)}\n`;
   const problems: string[] = [];
   // A home that is not there is not made by its audit record.
-  if (existsSync(home)) {
+  if (statSync(home, { throwIfNoEntry: false })?.isDirectory()) {
     try {
       await ensureDir(homeLayout(home).stateDir, DIR_MODE);
       appendPlain(homeAuditLog(home), line);
