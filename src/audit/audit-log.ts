@@ -42,7 +42,7 @@ export async function appendAudit(home: string, record: AuditRecord, agents: Age
   const line = `${JSON.stringify(record)}\n`;
   const problems: string[] = [];
   // A home that is not there is not made by its audit record.
-  if (statSync(home, { throwIfNoEntry: false })?.isDirectory()) {
+  if (isFolder(home)) {
     try {
       await ensureDir(homeLayout(home).stateDir, DIR_MODE);
       appendPlain(homeAuditLog(home), line);
@@ -65,6 +65,14 @@ export async function appendAudit(home: string, record: AuditRecord, agents: Age
     }
   }
   return problems;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false; // ENOTDIR: a file on the way
+  }
 }
 
 function appendPlain(path: string, line: string): void {
