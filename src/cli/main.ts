@@ -46,8 +46,9 @@ function report(error: unknown, json: boolean): number {
     return EXIT.usage;
   }
   if (error instanceof AnimusError) {
-    process.stderr.write(`animus: ${error.message}\n`);
-    if (json) printJsonError(error.code, error.message, error.detail);
+    const message = oneLine(error.message);
+    process.stderr.write(`animus: ${message}\n`);
+    if (json) printJsonError(error.code, message, error.detail);
     return error.exitCode;
   }
   const aborted = (error as { name?: string })?.name === 'AbortError';
@@ -60,6 +61,15 @@ function report(error: unknown, json: boolean): number {
   process.stderr.write('This is a bug in animus. Please report it with the output above.\n');
   if (json) printJsonError('EINTERNAL', describeError(error));
   return EXIT.internal;
+}
+
+/**
+ * A message is one line, whatever it quotes: a value typed with a line break or a
+ * terminal escape in it is shown escaped (\\n, \\x1b), never acted on by the terminal
+ * or splitting a script's one-line read.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, '\\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function printJsonError(code: string, message: string, detail?: Record<string, unknown>): void {

@@ -60,7 +60,8 @@ export async function adoptAgents(options: AdoptOptions): Promise<AdoptReport[]>
       reports.push({ id: folder.name, changes: [], warnings: [], error: 'folder name is not agent-<uuid>: rename it to the Letta agent id' });
       continue;
     }
-    reports.push(await adoptOne(options, agentPaths(options.home, agent)));
+    const paths = agentPaths(options.home, agent);
+    reports.push(await adoptOne(options, paths));
   }
   return reports;
 }

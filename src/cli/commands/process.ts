@@ -28,7 +28,7 @@ export function registerProcessCommands(program: Command, action: Action): void 
               return;
             }
             const progress = ctx.out.progress(`${VERBS[verb].doing} ${agents.length === 1 ? agents[0]!.agent.id : `${agents.length} agents`}`);
-            const results = await runFleetVerb(verb, agents, { home, env: ctx.env });
+            const results = await runFleetVerb(verb, agents, { home, env: ctx.env, command: `${ctx.command}${raw.all ? ' --all' : ''}` });
             const failures = results.filter((r) => r.outcome === 'failed');
             if (failures.length === results.length) progress.fail();
             else progress.done(results.length === 1 ? undefined : `${VERBS[verb].done} ${results.filter((r) => r.outcome === 'done').length}, unchanged ${results.filter((r) => r.outcome === 'already').length}, failed ${failures.length}`);
@@ -50,7 +50,7 @@ export function registerProcessCommands(program: Command, action: Action): void 
           const home = await ctx.home();
           const agents = await resolveTargets(home, id ? [id] : [], id === undefined);
           const rows = await fleetStatus(agents, { home, env: ctx.env });
-          if (id && rows[0]?.problem) throw new AnimusError((rows[0].code ?? 'EPM') as ErrorCode, rows[0].problem);
+          if (id && rows[0]?.problem && rows[0].state === 'unknown') throw new AnimusError((rows[0].code ?? 'EPM') as ErrorCode, rows[0].problem);
           for (const row of rows) if (row.problem && !ctx.out.json) ctx.out.warn(`${row.id}: ${row.problem}`);
           ctx.out.result(rows, () => {
             if (rows.length === 0) return `no agents in ${home}: deploy one with \`animus deploy <id>\``;
