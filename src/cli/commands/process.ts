@@ -27,7 +27,7 @@ export function registerProcessCommands(program: Command, action: Action): void 
               return;
             }
             const progress = ctx.out.progress(`${VERBS[verb].doing} ${agents.length === 1 ? agents[0]!.agent.id : `${agents.length} agents`}`);
-            const results = await runFleetVerb(verb, agents, { home, env: ctx.env });
+            const results = await runFleetVerb(verb, agents, { home, env: ctx.env, command: `${ctx.command}${raw.all ? ' --all' : ''}` });
             const failures = results.filter((r) => r.outcome === 'failed');
             if (failures.length === results.length) progress.fail();
             else progress.done(results.length === 1 ? undefined : `${VERBS[verb].done} ${results.filter((r) => r.outcome === 'done').length}, unchanged ${results.filter((r) => r.outcome === 'already').length}, failed ${failures.length}`);

@@ -13,7 +13,7 @@ export function registerStatusCommands(program: Command, action: Action): void {
       .action(
         action(async (ctx, id: string | undefined, raw: { wide?: boolean }) => {
           const rows = await readStatus(ctx, id);
-          if (id && rows[0]?.problem) throw new AnimusError((rows[0].code ?? 'EPM') as ErrorCode, rows[0].problem);
+          if (id && rows[0]?.problem && rows[0].state === 'unknown') throw new AnimusError((rows[0].code ?? 'EPM') as ErrorCode, rows[0].problem);
           for (const row of rows) {
             if (ctx.out.json) continue;
             if (row.problem) ctx.out.warn(`${row.id}: ${row.problem}`);
