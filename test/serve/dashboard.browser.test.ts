@@ -139,6 +139,9 @@ describe.skipIf(missing !== undefined && !required)('dashboard in headless Chrom
     expect(await page.locator('table.numbers').textContent()).toContain('last 24 h');
     expect(await page.locator('table.checks').textContent()).toContain('database');
     expect(await page.locator('pre.log').textContent()).toContain('"event":"start"');
+    const screenshot = join(process.env.ANIMUS_SCREENSHOT_DIR ?? tmpdir(), 'animus-dashboard-agent.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`agent page screenshot: ${screenshot}`);
     await page.close();
   });
 
