@@ -75,7 +75,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (!authenticated) {
       if (request.method === 'GET' && (path === '/' || path.startsWith('/agents/'))) return redirect(response, `/login?next=${encodeURIComponent(path)}`);
       response.setHeader('WWW-Authenticate', 'Bearer realm="animus"');
-      return send(response, 401, 'text/plain; charset=utf-8', `the token is required: send "Authorization: Bearer <token>" (the token is in ${tokenPath(options.home)})\n`);
+      return send(response, 401, 'text/plain; charset=utf-8', 'the token is required: send "Authorization: Bearer <token>" (it is in .animus/serve-token in the animus home)\n');
     }
 
     if (request.method === 'GET' && path === '/metrics') {
