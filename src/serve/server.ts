@@ -176,10 +176,11 @@ async function renderAgent(options: ServeOptions, id: string, csrf: string, flas
 }
 
 async function runVerb(options: ServeOptions, id: string, verb: 'start' | 'stop' | 'restart'): Promise<{ ok: boolean; text: string }> {
-  const [{ runFleetVerb }, { withAgentLock }] = await Promise.all([import('../process/fleet.js'), import('../instances/operation-lock.js')]);
+  const { runFleetVerb } = await import('../process/fleet.js');
   const paths = await requireAgent(options.home, id);
   try {
-    const [result] = await withAgentLock(paths, { command: `dashboard ${verb}` }, () => runFleetVerb(verb, [paths], { home: options.home, env: options.env }));
+    // The CLI's own verb: the agent's operation lock, the runtime's configuration check, the manager.
+    const [result] = await runFleetVerb(verb, [paths], { home: options.home, env: options.env, command: `serve: ${verb} from the dashboard` });
     if (!result || result.outcome === 'failed') return { ok: false, text: result?.message ?? `${verb} failed` };
     if (result.outcome === 'already') return { ok: true, text: `${id}: ${result.message ?? 'unchanged'}` };
     return { ok: true, text: `${id} ${verb === 'stop' ? 'stopped' : verb === 'start' ? 'started' : 'restarted'}${result.info?.pid ? ` (pid ${result.info.pid})` : ''}` };
