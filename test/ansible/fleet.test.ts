@@ -185,6 +185,7 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     const onH2 = sent.filter(([, host]) => host === '2').length;
     expect(onH1).toBeGreaterThan(0);
     expect(onH2).toBeGreaterThan(0);
+    const refused = lines(join(dir, 'refused')).length;
 
     // Never two brokers: in every sample, at most one live runtime for the agent on both hosts
     // together; the watcher saw it on h1, then on h2.
@@ -192,6 +193,7 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     const counted = samples.filter(([, a, b]) => a !== 'x' && b !== 'x').map(([, a, b]) => [Number(a), Number(b)] as const);
     expect(counted.length).toBeGreaterThan(10);
     expect(counted.filter(([a, b]) => a + b > 1)).toEqual([]);
+    console.log(`move: ${sent.length} messages accepted (${onH1} on h1, ${onH2} on h2), ${refused} sends refused while the agent was between hosts, ${counted.length} samples of both hosts, never two runtimes`);
     const seen = lines(join(dir, 'samples')).slice(-15).join('\n');
     expect(counted.some(([a]) => a === 1), seen).toBe(true);
     expect(counted.some(([, b]) => b === 1), seen).toBe(true);
