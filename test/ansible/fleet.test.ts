@@ -237,6 +237,23 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     expect(placed).toEqual({ h1: [AGENTS.h1[0]], h2: [...AGENTS.h2, MOVED].sort() });
   }, 900_000);
 
+  it('updates host by host and stops at the first host whose update fails', async () => {
+    // h1's remaining agent has a local change in its clone: `animus update` refuses it.
+    const clone = `${HOME}/${AGENTS.h1[0]}/runtime`;
+    expect((await onHost(1, `sudo -u animus sh -c 'echo "// local edit" >> ${clone}/main.js'`)).code).toBe(0);
+    const run = await timed('update-failing', () => playbook('update.yml'));
+    expect(run.code).not.toBe(0);
+    expect(run.recap.h1?.failed).toBe(1);
+    // h2 was never touched: the play stopped after h1.
+    expect(run.recap.h2).toBeUndefined();
+    expect(run.output).not.toMatch(/\[h2\]/);
+    expect((await onHost(1, `sudo -u animus git -C ${clone} checkout -- main.js`)).code).toBe(0);
+    const again = await timed('update', () => playbook('update.yml'));
+    expect(again.code, again.output).toBe(0);
+    expect(again.recap.h1?.failed).toBe(0);
+    expect(again.recap.h2?.failed).toBe(0);
+  }, 900_000);
+
   async function queueOf(n: 1 | 2): Promise<Array<{ message: string; status: string }>> {
     const script = `const D=require(require('path').join(require('fs').realpathSync('/usr/local/bin/animus'),'../../node_modules/better-sqlite3'));const db=new D('${HOME}/${MOVED}/animus.db',{readonly:true});console.log(JSON.stringify(db.prepare('SELECT m.message, q.status FROM messages m JOIN queue q ON q.message_id = m.id').all()))`;
     const result = await onHost(n, `sudo -u animus node -e ${shellQuote(script)}`);
