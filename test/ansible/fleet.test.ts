@@ -254,6 +254,23 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     expect(again.recap.h2?.failed).toBe(0);
   }, 900_000);
 
+  it('puts the agent back, running, on its host when a move fails half-way', async () => {
+    // h1 cannot receive the archive: its incoming folder is a file.
+    expect((await onHost(1, `rm -rf ${HOME}/.animus/incoming && sudo -u animus touch ${HOME}/.animus/incoming`)).code).toBe(0);
+    const before = await queueOf(2);
+    const run = await timed('move-failing', () => playbook('move.yml', '-e', `animus_move_agent=${MOVED}`, '-e', 'animus_move_from=h2', '-e', 'animus_move_to=h1'));
+    expect(run.code).not.toBe(0);
+    expect(run.output).toContain('it runs on h2 again');
+    const status = await animus(2, `--json status ${MOVED}`);
+    expect((JSON.parse(status.stdout) as Array<{ state: string }>)[0]?.state).toBe('online');
+    expect(await queueOf(2)).toEqual(before);
+    const list = await animus(1, '--json list');
+    expect((JSON.parse(list.stdout) as Array<{ id: string }>).map((a) => a.id)).toEqual([AGENTS.h1[0]]);
+    const sent = await animus(2, `--json send ${MOVED} after-failed-move --wait --timeout 60`);
+    expect(sent.code, sent.stderr).toBe(0);
+    await onHost(1, `rm -f ${HOME}/.animus/incoming`);
+  }, 900_000);
+
   async function queueOf(n: 1 | 2): Promise<Array<{ message: string; status: string }>> {
     const script = `const D=require(require('path').join(require('fs').realpathSync('/usr/local/bin/animus'),'../../node_modules/better-sqlite3'));const db=new D('${HOME}/${MOVED}/animus.db',{readonly:true});console.log(JSON.stringify(db.prepare('SELECT m.message, q.status FROM messages m JOIN queue q ON q.message_id = m.id').all()))`;
     const result = await onHost(n, `sudo -u animus node -e ${shellQuote(script)}`);
