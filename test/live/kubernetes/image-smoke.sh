@@ -22,7 +22,7 @@ log() { printf '[image-smoke %s +%ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
 mkdir -p "$work/oci" "$work/rootfs" "$work/volume" "$work/secret"
 tar -xf "$archive" -C "$work/oci"
 manifest=$(node -e "const i=require('$work/oci/index.json');console.log(i.manifests[0].digest.slice(7))")
-layer=$(node -e "const m=require('$work/oci/blobs/sha256/$manifest');console.log(m.layers[0].digest.slice(7))")
+layer=$(node -e "const m=JSON.parse(require('fs').readFileSync('$work/oci/blobs/sha256/$manifest','utf8'));console.log(m.layers[0].digest.slice(7))")
 tar -xzf "$work/oci/blobs/sha256/$layer" -C "$work/rootfs"
 log "unpacked $(du -sh "$work/rootfs" | cut -f1) root"
 id=agent-6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d
@@ -58,7 +58,7 @@ stat -c '%a %u' "$work/volume/$id" "$work/volume/$id/.env"
 # The pod's main container: tini, the runtime; probes and a message through `kubectl exec`-like entries.
 run_pod() {
   local name=$1
-  pod "$name" sh -c '/usr/bin/tini -g -- node /var/lib/animus/'"$id"'/runtime/main.js & pid=$!
+  pod "$name" sh -c '/usr/bin/tini -s -g -- node /var/lib/animus/'"$id"'/runtime/main.js & pid=$!
     for i in $(seq 1 100); do animus kubernetes probe ready >/dev/null 2>&1 && break; sleep 0.2; done
     animus --json kubernetes probe ready; echo "ready-probe-exit=$?"
     animus --json kubernetes probe live >/dev/null; echo "live-probe-exit=$?"
