@@ -8,7 +8,9 @@ import { schemaVersion } from '../store/migrations.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
 import { DeliveryWorker } from './delivery.js';
-import { createLettaClient, type AgentClient } from './letta.js';
+import { LettaClient } from '../letta/client.js';
+import { RuntimeStateWriter } from '../instances/runtime-state.js';
+import { LettaState } from './letta-state.js';
 import { acquireLock } from './lock.js';
 import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
@@ -69,6 +71,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   let db: Database;
   try {
     db = openDatabase(config.dbPath);
+    // A small page cache (512 KiB; SQLite's default is 2 MiB): the queue's hot rows are few, and an instance's memory bounds a fleet.
+    db.pragma('cache_size = -512');
   } catch (error) {
     lock.lock.release();
     stderr(`animus-runtime: ${redact(describeError(error))}`);
@@ -92,12 +96,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     },
   });
 
-  let client: Promise<AgentClient> | undefined;
-  const agent = () => {
-    client ??= createLettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId }).catch((error: unknown) => {
-      client = undefined;
-      throw error;
-    });
+  // What health and status show about this runtime (runtime-state.json), one section per concern.
+  const runtimeState = new RuntimeStateWriter(config.agentDir, (error) => logger.warn('cannot write runtime-state.json', { error: redact(errorText(error)) }));
+  const lettaState = new LettaState(runtimeState, config.agentId);
+  let client: LettaClient | undefined;
+  const lettaClient = async () => {
+    client ??= new LettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId });
     return client;
   };
 
@@ -113,10 +117,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     store: (message) => {
       const result = storeInbound(db, message);
       if (result.status === 'queued') worker?.wake();
+      if (result.status === 'answered') delivery?.wake();
       return result;
     },
     wake: () => worker?.wake(),
     redact,
+    state: runtimeState,
   };
   const factories: Record<PluginName, PluginFactory> = {
     local: createLocalPlugin,
@@ -128,12 +134,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   worker = new QueueWorker({
     db,
     logger,
+    agentId: config.agentId,
     settings: () => settings,
-    agent,
+    client: lettaClient,
     breaker,
+    state: lettaState,
     redact,
     retryBaseMs: tuning.retryBaseMs,
     retryMaxMs: tuning.retryMaxMs,
+    rateLimitBaseMs: tuning.rateLimitBaseMs,
+    pollMaxMs: tuning.runPollMaxMs,
     recoverEveryMs: tuning.recoverEveryMs,
     onReply: () => delivery?.wake(),
   });
@@ -187,6 +197,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       await loops;
       await plugins.stopAll();
       clearTimeout(deadline);
+      client?.close();
+      runtimeState.remove();
       db.close();
       lock.lock.release();
       logger.info('runtime stopped', { reason });
