@@ -4,7 +4,8 @@ import { runInWorker } from '../core/worker.js';
 import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
-import { backupAgent, type BackupOptions, type BackupResult } from './create-backup.js';
+import { withAgentLock } from '../instances/operation-lock.js';
+import { backupAgent, prepareBackupRoot, type BackupOptions, type BackupResult } from './create-backup.js';
 
 export interface BackupManyOptions extends Omit<BackupOptions, 'now'> {
   /** Threads sharing the work; default one per core for large runs. */
@@ -41,6 +42,7 @@ type WireOutcome = { ok: true; value: BackupResult } | { ok: false; error: { cod
  * order; one agent's failure never stops the others.
  */
 export async function backupMany(targets: AgentPaths[], options: BackupManyOptions): Promise<Outcome<BackupResult>[]> {
+  prepareBackupRoot(options.outDir);
   const bundled = import.meta.url.endsWith('.js');
   const count = Math.max(1, Math.min(options.threads ?? (bundled ? availableParallelism() : 1), Math.ceil(targets.length / AGENTS_PER_THREAD), 8));
   const stopped = () => options.signal?.aborted === true;
@@ -75,7 +77,7 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
 async function backupOne(paths: AgentPaths, options: Omit<BackupOptions, 'now'>, stopped: () => boolean, tick: () => void): Promise<BackupResult> {
   if (stopped()) throw new AnimusError('EINTERRUPTED', `backup of ${paths.agent.id} not started: interrupted`);
   try {
-    return await backupAgent(paths, options);
+    return await withAgentLock(paths, { command: 'backup' }, () => backupAgent(paths, options));
   } finally {
     tick();
   }

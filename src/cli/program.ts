@@ -4,13 +4,19 @@ import { VERSION } from '../core/version.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
+import { registerApprovalCommands } from './commands/approvals.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerHomeCommands } from './commands/home.js';
+import { registerKubernetesCommands } from './commands/kubernetes.js';
 import { registerProcessCommands } from './commands/process.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
 import { registerSettingsCommands } from './commands/settings.js';
+import { registerStatusCommands } from './commands/status.js';
+import { registerMetricsCommands } from './commands/metrics.js';
 import { registerSystemdCommands } from './commands/systemd.js';
 import { registerUpdateCommands } from './commands/update.js';
 import { registerUserCommands } from './commands/users.js';
@@ -21,6 +27,8 @@ export interface ProgramOptions {
   env: NodeJS.ProcessEnv;
   /** Where commands leave the exit code of failures they reported themselves. */
   exit: { code: number };
+  /** The arguments as typed (for the audit record); default process.argv. */
+  argv?: readonly string[];
 }
 
 /** Wraps a command handler: builds the context from the global flags, then runs it. */
@@ -53,10 +61,11 @@ export function buildProgram(options: ProgramOptions): Command {
       yes: raw.yes === true,
     };
     const out = new Output({ json: globals.json, color: globals.color, style: await loadStyle(globals.color) });
-    const homes = createHomeResolver(globals, options.env);
+    const homes = createHomeResolver(globals, options.env, commandPath(command));
     const ctx: CliContext = {
       out,
       globals,
+      command: commandPath(command),
       env: options.env,
       interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
       signal: options.signal,
@@ -65,21 +74,45 @@ export function buildProgram(options: ProgramOptions): Command {
         if (options.exit.code === 0) options.exit.code = code;
       },
     };
-    await handler(ctx, ...(args.slice(0, -1) as Parameters<typeof handler> extends [CliContext, ...infer A] ? A : never as never));
+    const run = () => handler(ctx, ...(args.slice(0, -1) as Parameters<typeof handler> extends [CliContext, ...infer A] ? A : never as never));
+    // Commands that change something leave an audit record, whatever their outcome.
+    const { isAudited, recordAudit } = await import('./audit-hook.js');
+    if (!isAudited(ctx.command, raw)) return run();
+    const argv = (options.argv ?? process.argv.slice(2)).slice();
+    try {
+      await run();
+    } catch (error) {
+      await recordAudit(ctx, argv, raw, options.exit.code, error);
+      throw error;
+    }
+    await recordAudit(ctx, argv, raw, options.exit.code);
   };
 
   registerHomeCommands(program, action);
   registerAgentCommands(program, action);
   registerProcessCommands(program, action);
+  registerStatusCommands(program, action);
+  registerMetricsCommands(program, action);
   registerSystemdCommands(program, action);
+  registerKubernetesCommands(program, action);
   registerRuntimeCommands(program, action);
   registerHealthCommands(program, action);
   registerBackupCommands(program, action);
   registerQueueCommands(program, action);
   registerUserCommands(program, action);
+  registerApprovalCommands(program, action);
   registerSettingsCommands(program, action);
+  registerEnvCommands(program, action);
   registerUpdateCommands(program, action);
+  registerAuditCommands(program, action);
   return program;
+}
+
+/** `queue flush`: the command's names from below the program down to it. */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
 }
 
 /** The agent id every command's --help examples use. */

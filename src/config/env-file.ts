@@ -13,14 +13,26 @@ export type EnvMap = Record<string, string>;
 
 export const REQUIRED_LIVE_KEYS = ['AGENT_ID', 'AGENT_ENDPOINT', 'AGENT_API_KEY'] as const;
 
-/** Broca refuses these at start (`your_`, `_here`, `example`); the guide also writes `your-letta-instance`. */
-const PLACEHOLDER = /your[_-]|_here|example/i;
+/**
+ * Broca's placeholder rule (common/config.py, validate_environment_variables): the
+ * value, trimmed and lower-cased, contains one of these, or is exactly one of the
+ * known placeholder values below. `test` and `123456` count only as whole values
+ * (a key `sk-test-…` is caught by `test-`; a token `1234567:AB…` is not a placeholder).
+ */
+const PLACEHOLDER_PARTS = ['your_', 'your-', '_here', '-here', 'placeholder', 'changeme', 'example', 'test_', 'test-'] as const;
+const PLACEHOLDER_VALUES = new Set(['test', '123456']);
+/** Broca also refuses this endpoint as a whole value. */
+const PLACEHOLDER_ENDPOINTS = new Set(['localhost']);
 
 const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function isPlaceholder(value: string): boolean {
-  return PLACEHOLDER.test(value);
+/** Whether Broca would refuse this value at start as a placeholder; `key` adds that variable's own known values. */
+export function isPlaceholder(value: string, key?: string): boolean {
+  const text = value.trim().toLowerCase();
+  if (text === '') return false;
+  if (PLACEHOLDER_VALUES.has(text) || (key === 'AGENT_ENDPOINT' && PLACEHOLDER_ENDPOINTS.has(text))) return true;
+  return PLACEHOLDER_PARTS.some((part) => text.includes(part));
 }
 
 /** Parses .env text; throws EBADENV naming the first bad line. */
@@ -106,7 +118,7 @@ export function checkEnv(env: EnvMap, mode: 'echo' | 'listen' | 'live'): EnvProb
   for (const key of required) {
     const value = env[key];
     if (value === undefined || value.trim() === '') problems.push({ key, problem: 'is missing' });
-    else if (isPlaceholder(value)) problems.push({ key, problem: 'still holds a placeholder value' });
+    else if (isPlaceholder(value, key)) problems.push({ key, problem: 'still holds a placeholder value' });
   }
   return problems;
 }

@@ -1,6 +1,6 @@
 import { chmod, copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentId } from '../core/agent-id.js';
+import { lettaAgentIdProblem, type AgentId } from '../core/agent-id.js';
 import { AnimusError } from '../core/errors.js';
 import { DIR_MODE, ensureDir, pathExists, writeFileAtomic } from '../core/fs.js';
 import type { EnvMap } from '../config/env-file.js';
@@ -9,11 +9,12 @@ import { runPool, type Outcome } from '../core/pool.js';
 import { cloneRepo } from '../git/repo.js';
 import { replicateClone } from '../git/replicate.js';
 import { ensureHome, removeAbandonedStaging } from '../home/init.js';
-import type { HomeLayout } from '../home/layout.js';
+import type { AgentPaths, HomeLayout } from '../home/layout.js';
 import { agentPaths, agentPathsIn } from '../home/layout.js';
 import { RUNTIME_BRANCH } from '../home/runtime-source.js';
 import { openDatabase } from '../store/database.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
+import { withAgentLock } from './operation-lock.js';
 import { renderEnv } from './render-env.js';
 
 export interface DeployOptions {
@@ -106,11 +107,19 @@ function sourceOf(options: DeployOptions, layout: HomeLayout): { repo: string; r
 export async function deployAgent(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
   const step = options.onStep ?? (() => {});
   const target = agentPaths(options.home, options.agent);
+  const idProblem = options.mode === 'live' ? lettaAgentIdProblem(options.agent) : undefined;
+  if (idProblem) throw new AnimusError('EBADID', idProblem);
   if (await pathExists(target.dir)) {
     throw new AnimusError('EEXISTS', `${options.agent.id} already exists in ${options.home}: nothing was changed; remove it first (animus remove ${options.agent.id}) to redeploy`);
   }
   step('preparing the home');
   const layout = await ensureHome(options.home);
+  // The new folder's lock: a second deploy (or a restore) of the same id meanwhile waits or says busy.
+  return withAgentLock(target, { command: 'deploy', signal: options.signal }, () => deployLocked(options, layout, target, prepared));
+}
+
+async function deployLocked(options: DeployOptions, layout: HomeLayout, target: AgentPaths, prepared?: Prepared): Promise<DeployResult> {
+  const step = options.onStep ?? (() => {});
   // A batch (prepared) has cleaned the staging area once for all its agents.
   if (!prepared) await removeAbandonedStaging(layout);
   const { repo, ref } = sourceOf(options, layout);

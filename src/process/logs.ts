@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError } from '../core/errors.js';
@@ -66,10 +67,10 @@ function filtering(filter: LogFilter): boolean {
 
 /** The last `count` lines of an agent's log (matching the filter), wherever its manager writes it; secrets masked. */
 export async function readAgentLogs(home: string, id: string, count: number, env: NodeJS.ProcessEnv = process.env, filter: LogFilter = {}): Promise<AgentLogs> {
-  return readLogsOf(await requireAgent(home, id), count, env, filter);
+  return readLogsOf(home, await requireAgent(home, id), count, env, filter);
 }
 
-async function readLogsOf(paths: AgentPaths, count: number, env: NodeJS.ProcessEnv, filter: LogFilter): Promise<AgentLogs> {
+async function readLogsOf(home: string, paths: AgentPaths, count: number, env: NodeJS.ProcessEnv, filter: LogFilter): Promise<AgentLogs> {
   const settings = await readSettings(paths).catch((error: unknown) => {
     // A settings.json that is a link is refused here too, not only when the log is read.
     if (error instanceof AnimusError && error.code === 'EUNSAFEPATH') throw error;
@@ -82,8 +83,8 @@ async function readLogsOf(paths: AgentPaths, count: number, env: NodeJS.ProcessE
     return kept.slice(-count).map((l) => redactText(l, secrets));
   };
   if (manager === 'systemd' && settings?.log_target === 'journal') {
-    const unit = instanceUnit(paths.agent.uuid);
-    const lines = await journal(paths, filtering(filter) ? [...(filter.since ? ['--since', `@${Math.floor(filter.since / 1000)}`] : []), '-n', 'all'] : ['-n', String(count)], env);
+    const unit = instanceUnit(home, paths.agent.uuid);
+    const lines = await journal(home, paths, filtering(filter) ? [...(filter.since ? ['--since', `@${Math.floor(filter.since / 1000)}`] : []), '-n', 'all'] : ['-n', String(count)], env);
     return { id: paths.agent.id, manager, target: 'journal', sources: [{ name: unit, lines: select(lines, unit) }] };
   }
   const sources = await Promise.all(
@@ -117,7 +118,7 @@ export async function readFleetLogs(home: string, count: number, env: NodeJS.Pro
   const failed: FleetLogs['failed'] = [];
   for (const agent of folders) {
     try {
-      agents.push(await readLogsOf(agentPaths(home, agent), count, env, filter));
+      agents.push(await readLogsOf(home, agentPaths(home, agent), count, env, filter));
     } catch (error) {
       failed.push({ id: agent.id, code: error instanceof AnimusError ? error.code : 'EIO', message: error instanceof Error ? error.message : String(error) });
     }
@@ -144,7 +145,7 @@ export async function readFleetLogs(home: string, count: number, env: NodeJS.Pro
 /** Prints what is appended to the agent's log (matching the filter) until the signal aborts (Ctrl-C). */
 export async function followAgentLogs(home: string, logs: AgentLogs, write: (text: string, source: string) => void, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env, filter: LogFilter = {}): Promise<void> {
   if (logs.target === 'journal') {
-    await execa('journalctl', [...scopeFlag(env), '-u', logs.sources[0]!.name, '-n', '0', '-f', '-o', 'cat'], { stdout: 'inherit', stderr: 'inherit', cancelSignal: signal, reject: false });
+    await execa('journalctl', [...scopeFlag(env, home), '-u', logs.sources[0]!.name, '-n', '0', '-f', '-o', 'cat'], { stdout: 'inherit', stderr: 'inherit', cancelSignal: signal, reject: false });
     return;
   }
   const paths = await requireAgent(home, logs.id);
@@ -168,14 +169,20 @@ export async function followAgentLogs(home: string, logs: AgentLogs, write: (tex
   );
 }
 
-async function journal(paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
-  const result = await execa('journalctl', [...scopeFlag(env), '-u', instanceUnit(paths.agent.uuid), ...args, '-o', 'cat', '--no-pager'], { reject: false });
+async function journal(home: string, paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const result = await execa('journalctl', [...scopeFlag(env, home), '-u', instanceUnit(home, paths.agent.uuid), ...args, '-o', 'cat', '--no-pager'], { reject: false });
+  const lines = result.stdout.split('\n').filter((l) => l !== '');
+  // journalctl exits 0 with nothing when it may not read the system journal: say which group opens it.
+  if (lines.length === 0 && /insufficient permissions|not seeing messages from other users/i.test(result.stderr)) {
+    const user = userInfo().username;
+    throw new AnimusError('EPM', `${user} may not read the system journal, where ${paths.agent.id} logs: add it to the systemd-journal group (sudo usermod -aG systemd-journal ${user}, then log in again), or run animus logs with sudo`);
+  }
   if (result.exitCode !== 0) {
     throw new AnimusError('ENOSYSTEMD', `cannot read the journal of ${paths.agent.id} (${(result.stderr || `exit ${result.exitCode}`).split('\n')[0]}): is systemd running here?`);
   }
-  return result.stdout.split('\n').filter((l) => l !== '');
+  return lines;
 }
 
-function scopeFlag(env: NodeJS.ProcessEnv): string[] {
-  return detectScope(env) === 'user' ? ['--user'] : [];
+function scopeFlag(env: NodeJS.ProcessEnv, home: string): string[] {
+  return detectScope(env, home) === 'user' ? ['--user'] : [];
 }

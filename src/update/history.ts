@@ -1,15 +1,13 @@
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureAgentDir, readAgentText, writeAgentFileAtomic } from '../core/agent-fs.js';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
-import { isAlive } from '../core/pid.js';
 
 /**
  * Each agent keeps its own update record in `<agent>/updates/`:
  *   history.json            every update and rollback, newest last
  *   <stamp>-<from12>.db     the database as it was just before that update
- *   .lock                   held (with the pid) while an update or rollback runs
  * It lives in the agent's folder so it travels with it (backup, move to trash) and
  * needs nothing from the home. Only the newest KEEP_SNAPSHOTS snapshots are kept.
  */
@@ -86,29 +84,4 @@ export async function pruneSnapshots(paths: AgentPaths): Promise<string[]> {
   const old = names.slice(0, Math.max(0, names.length - KEEP_SNAPSHOTS));
   await Promise.all(old.map((name) => rm(join(dir, name), { force: true })));
   return old;
-}
-
-/**
- * One update or rollback per agent at a time. The lock file holds the pid: a lock
- * left by a killed command is taken over, a live one is an error naming it.
- */
-export async function lockAgent(paths: AgentPaths): Promise<() => Promise<void>> {
-  ensureAgentDir(paths.dir, 'updates');
-  const file = join(paths.updates, '.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(file, 'wx', 0o600);
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => rm(file, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new AnimusError('EEXISTS', `${paths.agent.id} is being updated or rolled back by another animus (pid ${pid}): wait for it to finish`);
-      }
-      await rm(file, { force: true });
-    }
-  }
-  throw new AnimusError('EEXISTS', `cannot lock ${paths.agent.id} for an update: remove ${file} if no animus is running`);
 }

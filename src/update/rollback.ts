@@ -4,12 +4,13 @@ import { AnimusError } from '../core/errors.js';
 import { pathExists } from '../core/fs.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentDbPath } from '../instances/db-path.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
 import { RUNNING_STATES, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { currentBranch, currentCommit, moveTo } from './git-ops.js';
-import { appendHistory, lockAgent, readHistory, writeHistory } from './history.js';
+import { appendHistory, readHistory, writeHistory } from './history.js';
 import { DEFAULT_GRACE_MS, requireClean, requireClone } from './update.js';
 
 /**
@@ -48,8 +49,7 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
   const step = options.onStep ?? (() => {});
   const paths = await requireAgent(options.home, options.id);
   const id = paths.agent.id;
-  const unlock = await lockAgent(paths);
-  try {
+  return withAgentLock(paths, { command: 'rollback' }, async () => {
     const history = await readHistory(paths);
     // `pending` is an update whose command was killed mid-way (we hold the lock now, so
     // no live command owns it): its code may well be checked out, so it can be undone.
@@ -129,7 +129,5 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
         state,
       };
     });
-  } finally {
-    await unlock();
-  }
+  });
 }

@@ -6,13 +6,14 @@ import { homeLayout, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentDbPath } from '../instances/db-path.js';
 import { ensureAgentDir } from '../core/agent-fs.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir, requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
 import { resolveRuntimeEntry } from '../process/runtime-entry.js';
 import { RUNNING_STATES, type ProcessManager, type ProcessState } from '../process/types.js';
 import { snapshotDatabase } from '../store/snapshot.js';
 import { commitSubject, currentBranch, currentCommit, fetchOrigin, isAncestor, isSameRepoPath, localChanges, moveTo, originUrl, resolveTarget } from './git-ops.js';
-import { appendHistory, lockAgent, pruneSnapshots, snapshotName } from './history.js';
+import { appendHistory, pruneSnapshots, snapshotName } from './history.js';
 
 /**
  * `animus update`: moves one agent's clone to a newer runtime commit and proves it
@@ -59,8 +60,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
   const step = options.onStep ?? (() => {});
   const paths = await requireAgent(options.home, options.id);
   const id = paths.agent.id;
-  const unlock = await lockAgent(paths);
-  try {
+  return withAgentLock(paths, { command: 'update', signal: options.signal }, async () => {
     const settings = await readSettings(paths);
     const clone = await requireClone(paths);
     await requireClean(clone, id);
@@ -138,9 +138,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
       }
       throw await revert({ manager, paths, clone, from, fromBranch, to: target.commit, running, failure, logTail, record, step });
     });
-  } finally {
-    await unlock();
-  }
+  });
 }
 
 interface RevertContext {

@@ -83,7 +83,12 @@ describe('animus queue', () => {
     const all = await runCli(['queue', 'delete', agent, '--all'], { home });
     expect(all.code).toBe(2);
     const allYes = json<{ deleted: number; skipped: number[] }>(await runCli(['queue', 'delete', agent, '--all', '--yes', '--json'], { home }));
-    expect(allYes).toMatchObject({ deleted: 8, skipped: [3, 9] });
+    // Broca's --all: pending (4, 7, 8, 10 after the retry), processing (3, 9: skipped while the runtime may hold them) and failed; completed and flushed stay.
+    expect(allYes).toMatchObject({ deleted: 4, ids: [4, 7, 8, 10], skipped: [3, 9] });
+    const left = json<{ items: Array<{ id: number; status: string }> }>(await runCli(['queue', 'list', agent, '--status', 'all', '--json'], { home }));
+    expect(left.items.map((i) => `${i.id}:${i.status}`).sort()).toEqual(['11:completed', '12:flushed', '3:processing', '5:completed', '6:flushed', '9:processing']);
+    const text = await runCli(['queue', 'delete', agent, '--all', '--yes'], { home });
+    expect(text.stdout).toMatch(/deleted 0 item\(s\) .*\(pending, processing, failed; other statuses kept\)/);
   });
 
   it.each([

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'dotenv';
 import { errorOf } from '../helpers/errors.js';
-import { checkEnv, formatEnvValue, parseEnv, parseEnvAssignment, setEnvValue } from '../../src/config/env-file.js';
+import { checkEnv, formatEnvValue, isPlaceholder, parseEnv, parseEnvAssignment, setEnvValue } from '../../src/config/env-file.js';
 
 describe('.env files', () => {
   it('parses assignments, comments, export and quotes', () => {
@@ -52,5 +52,36 @@ describe('.env files', () => {
       { key: 'AGENT_ENDPOINT', problem: 'still holds a placeholder value' },
       { key: 'AGENT_API_KEY', problem: 'still holds a placeholder value' },
     ]);
+  });
+
+  // Broca's rule, read from common/config.py: trimmed, lower-cased, substring of its
+  // patterns or exactly one of its known values.
+  it.each([
+    ['your_letta_api_key_here', true],
+    ['YOUR-KEY', true],
+    ['key_here', true],
+    ['token-here', true],
+    ['PlaceHolder', true],
+    ['changeme', true],
+    ['https://api.example.com', true],
+    ['sk-test-4f9a1c2e', true],
+    ['test_token', true],
+    ['  TEST  ', true],
+    ['123456', true],
+    ['sk-let-4f9a1c2e8b7d', false],
+    ['7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q', false],
+    ['1234567:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q', false],
+    ['attestation', false],
+    ['https://api.letta.com', false],
+    ['', false],
+  ])('isPlaceholder(%j) is %s, as in Broca', (value, expected) => {
+    expect(isPlaceholder(value)).toBe(expected);
+  });
+
+  it('refuses localhost as a whole AGENT_ENDPOINT only, as Broca does', () => {
+    expect(isPlaceholder('localhost', 'AGENT_ENDPOINT')).toBe(true);
+    expect(isPlaceholder('localhost', 'AGENT_API_KEY')).toBe(false);
+    expect(isPlaceholder('http://localhost:8283', 'AGENT_ENDPOINT')).toBe(false);
+    expect(checkEnv({ AGENT_ID: 'a', AGENT_ENDPOINT: 'https://api.letta.com', AGENT_API_KEY: 'sk-test-0a1b2c' }, 'live')).toEqual([{ key: 'AGENT_API_KEY', problem: 'still holds a placeholder value' }]);
   });
 });

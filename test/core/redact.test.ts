@@ -14,7 +14,7 @@ describe('redaction', () => {
   ])('%s is secret: %s', (key, secret) => expect(isSecretKey(key)).toBe(secret));
 
   it('removes every occurrence of each secret, including inside URLs', () => {
-    const token = '123456:ABCdefGHIjkl';
+    const token = '7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q';
     const text = `POST https://api.telegram.org/bot${token}/sendMessage failed; token ${token}; key sk-let-abcdef`;
     expect(redactText(text, [token, 'sk-let-abcdef'])).toBe('POST https://api.telegram.org/bot[REDACTED]/sendMessage failed; token [REDACTED]; key [REDACTED]');
   });

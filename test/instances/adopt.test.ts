@@ -10,12 +10,12 @@ import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 
 const UUID = '721679f6-c8af-4e01-8677-dc042dc80368';
 const GUIDE_ENV = `AGENT_ENDPOINT=https://letta.internal/v1
-AGENT_API_KEY=sk-let-hand-made-key-123456
+AGENT_API_KEY=sk-let-hand-made-4f9a1c2e8b7d
 MESSAGE_MODE=listen
 QUEUE_REFRESH=5
 MAX_RETRIES=4
 DEBUG_MODE=false
-TELEGRAM_BOT_TOKEN=123456:ABC
+TELEGRAM_BOT_TOKEN=7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q
 `;
 const GUIDE_SETTINGS = {
   agent: { id: UUID, name: 'My Agent', description: 'Agent for specific tasks' },

@@ -15,7 +15,7 @@ import { makeFixtureRuntime, startLines, waitFor } from './fixture.js';
  * Against a real PM2 daemon of this file's own (temporary PM2_HOME, killed by pid in
  * afterAll), with agents deployed from a fixture runtime repo.
  */
-const SECRET = 'sk-test-9f8e7d6c5b4a39281706';
+const SECRET = 'sk-let-9f8e7d6c5b4a39281706';
 const PM2_BIN = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 let root: string;
@@ -119,6 +119,20 @@ describe('PM2: deploy --start, status, no secrets', () => {
     expect(typeof row!.cpuPercent).toBe('number');
     const list = json<Array<{ id: string; state: string }>>(await cli(['list', '--json']));
     expect(list.find((a) => a.id === id)?.state).toBe('online');
+
+    // What the running runtime recorded about Letta is the agent's problem in status.
+    const message = `awaiting approval of send_email({}) since 2026-12-01T07:00:00.000Z: \`animus approvals list --agent ${id}\``;
+    const stateFile = join(home, id, 'runtime-state.json');
+    await writeFile(stateFile, JSON.stringify({ format: 1, pid: row!.pid, updatedAt: new Date().toISOString(), sections: { letta: { status: 'warn', message, at: new Date().toISOString() } } }), { mode: 0o600 });
+    try {
+      const held = await cli(['status', id, '--json']);
+      expect(held.code, held.stderr).toBe(0);
+      expect(json<Array<Record<string, unknown>>>(held)[0]).toMatchObject({ id, state: 'online', problem: message });
+      const people = await cli(['status']);
+      expect(people.stderr).toContain(`${id}: awaiting approval of send_email`);
+    } finally {
+      await rm(stateFile, { force: true });
+    }
   });
 
   it('start of a running agent is a no-op with a note, exit 0', async () => {
@@ -140,7 +154,13 @@ describe('PM2: deploy --start, status, no secrets', () => {
     expect(json<Array<{ outcome: string }>>(result)[0]!.outcome).toBe('done');
     const lines = await startLines(paths.outLog);
     expect(lines.at(-1)?.value).toBe('second');
-    expect((await pm2Proc(paths.agent.id))?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
+    const proc = await pm2Proc(paths.agent.id);
+    expect(proc?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
+    // V8's limits follow memory_limit_mb: the running process has them on its command line.
+    expect(proc?.pm2_env.node_args).toEqual(['--max-old-space-size=180', '--max-semi-space-size=1']);
+    // The old space (180) plus the young generation make V8's heap limit.
+    expect(lines.at(-1)!.heapLimitMb).toBeGreaterThanOrEqual(180);
+    expect(lines.at(-1)!.heapLimitMb).toBeLessThan(200);
     await cli(['stop', paths.agent.id]);
   });
 
@@ -237,13 +257,13 @@ describe('PM2: failures, stop, remove', () => {
   });
 
   it('logs -f prints what is appended, secrets masked, until Ctrl-C', async () => {
-    const { paths } = await deploy({ TELEGRAM_BOT_TOKEN: '123456:follow-secret-token' });
+    const { paths } = await deploy({ TELEGRAM_BOT_TOKEN: '7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q' });
     await writeFile(paths.outLog, 'first line\n');
     const child = execa(process.execPath, [join(REPO_ROOT, 'bin', 'animus.js'), 'logs', paths.agent.id, '-n', '1', '-f'], { env: cliEnv({ home, pm2Home }), extendEnv: false, reject: false });
     let seen = '';
     child.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()));
     await waitFor('the tail', async () => (seen.includes('first line') ? true : undefined));
-    await appendFile(paths.outLog, 'appended with 123456:follow-secret-token inside\n');
+    await appendFile(paths.outLog, 'appended with 7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q inside\n');
     await waitFor('the appended line', async () => (seen.includes('appended with') ? true : undefined));
     child.kill('SIGINT');
     const result = await child;

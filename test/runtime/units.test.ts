@@ -84,9 +84,9 @@ describe('CircuitBreaker', () => {
 describe('logger', () => {
   it('writes one JSON line per event at or above its level, with secrets redacted', () => {
     const lines: string[] = [];
-    const logger = createLogger({ agent: 'agent-x', level: 'info', secrets: ['123456:SECRETTOKEN', 'short'], write: (l) => lines.push(l) });
+    const logger = createLogger({ agent: 'agent-x', level: 'info', secrets: ['7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q', 'short'], write: (l) => lines.push(l) });
     logger.debug('hidden');
-    logger.warn('fetch failed for https://api.telegram.org/bot123456:SECRETTOKEN/getUpdates', { item: 4, error: 'token 123456:SECRETTOKEN' });
+    logger.warn('fetch failed for https://api.telegram.org/bot7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q/getUpdates', { item: 4, error: 'token 7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q' });
     expect(lines).toHaveLength(1);
     expect(lines[0]!.endsWith('\n')).toBe(true);
     const record = JSON.parse(lines[0]!);

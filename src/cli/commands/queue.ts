@@ -119,30 +119,30 @@ export function registerQueueCommands(program: Command, action: Action): void {
   examples(
     queue
       .command('delete [agent]')
-      .description('delete queue items (their messages stay in the history); items being processed are skipped unless --force')
+      .description("delete queue items (their messages stay in the history). --all means Broca's: pending, processing and failed items; completed and flushed ones are kept. Items being processed are skipped unless --force")
       .option('--agent <id>', 'the agent (or pass it as the first argument)')
       .option('--id <n>', 'item id (repeatable or comma-separated)', collect)
-      .option('--all', 'every item (asks first; --yes to skip)')
-      .option('--status <list>', 'with --all: only items in these statuses', collect)
+      .option('--all', 'every pending, processing and failed item, as Broca (asks first; --yes to skip)')
+      .option('--status <list>', 'with --all: these statuses instead (e.g. completed,flushed)', collect)
       .option('--force', 'also delete items the runtime is processing (when it is stopped or stuck)')
       .action(
         action(async (ctx, agentArg: string | undefined, raw: { agent?: string; id?: string[]; all?: boolean; status?: string[]; force?: boolean }) => {
-          const { deleteQueueItems, parseStatuses } = await import('../../store/queue-admin.js');
+          const { deleteQueueItems, parseStatuses, DEFAULT_DELETE_STATUSES } = await import('../../store/queue-admin.js');
           const { parseIds } = await import('./agent-arg.js');
           const { parseAgentId } = await import('../../core/agent-id.js');
           const ids = parseIds(raw.id);
           if ((ids.length > 0) === (raw.all === true)) throw new AnimusError('EUSAGE', 'pass either --id N or --all: delete needs to know which items');
           if ((raw.status ?? []).length > 0 && !raw.all) throw new AnimusError('EUSAGE', '--status goes with --all: to delete single items pass --id N');
-          const statuses = (raw.status ?? []).length > 0 ? parseStatuses(raw.status) : undefined;
+          const statuses = (raw.status ?? []).length > 0 ? parseStatuses(raw.status) : DEFAULT_DELETE_STATUSES;
           const id = parseAgentId(agentOf(raw.agent, agentArg, 'animus queue delete --agent <id> --id N')).id;
           if (raw.all) {
             const { confirm } = await import('./prompts.js');
-            await confirm(ctx, `Delete ${statuses ? `every ${statuses.join('/')} item` : 'every item'} in ${id}'s queue?`, '--yes');
+            await confirm(ctx, `Delete every ${statuses.join('/')} item in ${id}'s queue?`, '--yes');
           }
           const target = raw.all ? { all: true as const, statuses, force: raw.force === true } : { ids, force: raw.force === true };
           const result = await writeAgentDb(ctx, raw.agent, agentArg, 'animus queue delete --agent <id> --id N', (db) => deleteQueueItems(db, target));
           if (result.skipped.length > 0) ctx.out.warn(`left ${result.skipped.length} item(s) the runtime is processing (${result.skipped.join(', ')}); --force deletes them too`);
-          ctx.out.result(result, () => `deleted ${result.deleted} item(s) from ${result.agent}'s queue`);
+          ctx.out.result(result, () => `deleted ${result.deleted} item(s) from ${result.agent}'s queue${raw.all ? ` (${statuses.join(', ')}; other statuses kept)` : ''}`);
         }),
       ),
     [`animus queue delete ${EXAMPLE_ID} --id 42`, `animus queue delete --agent ${EXAMPLE_ID} --all --status failed,flushed --yes`],
@@ -207,13 +207,18 @@ async function openAgentDb<R>(
   const paths = await requireAgent(await ctx.home(), agentOf(flag, positional, usage));
   // The database the runtime uses (DB_PATH inside the folder, else animus.db or sanctum.db).
   const dbPath = agentDbPath(paths);
-  const { db, migrated } = openQueueDatabase(dbPath, mode);
-  try {
-    if (migrated) ctx.out.info(`upgraded ${dbPath} from schema ${migrated.from} to ${migrated.to} before writing (additive: Broca can still open it)`);
-    return work(db, paths.agent.id, migrated);
-  } finally {
-    db.close();
-  }
+  const run = async () => {
+    const { db, migrated } = openQueueDatabase(dbPath, mode);
+    try {
+      if (migrated) ctx.out.info(`upgraded ${dbPath} from schema ${migrated.from} to ${migrated.to} before writing (additive: Broca can still open it)`);
+      return work(db, paths.agent.id, migrated);
+    } finally {
+      db.close();
+    }
+  };
+  if (mode === 'read') return run();
+  const { withAgentLock } = await import('../../instances/operation-lock.js');
+  return withAgentLock(paths, { command: ctx.command, signal: ctx.signal }, run);
 }
 
 /** The agent from `--agent` or the positional argument (given once). */
