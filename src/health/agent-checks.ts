@@ -271,8 +271,33 @@ function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThr
   let bytes = 0;
   for (const file of files()) bytes += statFile(`${paths.logs}/${file}`)?.size ?? 0;
   health.facts.logsBytes = bytes;
+  const unbounded = unboundedLog(paths);
+  if (unbounded) return { name: 'logs', status: 'warn', message: unbounded };
   if (bytes > thresholds.maxLogsBytes) return { name: 'logs', status: 'warn', message: `writable, ${formatBytes(bytes)}: rotate or prune old logs` };
   return { name: 'logs', status: 'ok', message: `writable, ${formatBytes(bytes)}` };
+}
+
+/**
+ * A log that rotation is not keeping under log_max_mb: runtime.log grows past it only when
+ * something else writes it (an old PM2 out_file, a runtime older than rotation), and
+ * runtime.err.log is trimmed only at start. settings.json is read only for a log over 1 MiB,
+ * so a healthy fleet costs two stats per agent.
+ */
+function unboundedLog(paths: AgentPaths): string | undefined {
+  const sizes = [paths.outLog, paths.errLog].map((path) => [path, statFile(path)?.size ?? 0] as const);
+  if (sizes.every(([, size]) => size <= 1024 * 1024)) return undefined;
+  let limitMb = 10;
+  try {
+    const parsed = JSON.parse(readAgentText(paths.dir, SETTINGS_FILE) ?? '{}') as { log_max_mb?: unknown };
+    if (typeof parsed.log_max_mb === 'number' && parsed.log_max_mb > 0) limitMb = parsed.log_max_mb;
+  } catch {
+    // The settings check reports a bad settings.json; the default limit is used here.
+  }
+  // Some slack: the runtime rotates before the line that would pass the limit, PM2 appends to the err log until the next start.
+  const over = sizes.find(([, size]) => size > limitMb * 1024 * 1024 * 1.5 + 64 * 1024);
+  if (!over) return undefined;
+  const name = over[0].slice(paths.dir.length + 1);
+  return `${name} is ${formatBytes(over[1])}, above log_max_mb ${limitMb}: rotation is not keeping it under its limit (${name.endsWith('err.log') ? 'it is trimmed at each start: restart the agent and look at why it writes so much to stderr' : 'is an old PM2 process or an old runtime writing it? animus restart the agent'})`;
 }
 
 /**

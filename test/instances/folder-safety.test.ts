@@ -177,3 +177,20 @@ describe('DB_PATH and the tools', () => {
     await writeFile(paths.env, before);
   });
 });
+
+describe('health and log sizes', () => {
+  it('warns about a runtime.log that rotation is not keeping under log_max_mb', async () => {
+    const h = join(root, 'home-logsize');
+    const { paths, id } = await deployTestAgent(h, { mode: 'echo' });
+    const settings = JSON.parse(await readFile(paths.settings, 'utf8'));
+    settings.log_max_mb = 1;
+    await writeFile(paths.settings, JSON.stringify(settings));
+    await mkdir(paths.logs, { recursive: true });
+    await writeFile(paths.outLog, 'x'.repeat(1024 * 1024));
+    const ok = json<{ agents: Array<{ checks: Array<{ name: string; status: string; message: string }> }> }>(await runCli(['health', id, '--json', '--no-cache'], { home: h }));
+    expect(ok.agents[0]!.checks.find((c) => c.name === 'logs')).toMatchObject({ status: 'ok' });
+    await writeFile(paths.outLog, 'x'.repeat(3 * 1024 * 1024));
+    const big = json<{ agents: Array<{ checks: Array<{ name: string; status: string; message: string }> }> }>(await runCli(['health', id, '--json', '--no-cache'], { home: h }));
+    expect(big.agents[0]!.checks.find((c) => c.name === 'logs')).toMatchObject({ status: 'warn', message: expect.stringMatching(/^logs\/runtime\.log is 3\.0 MiB, above log_max_mb 1: rotation is not keeping it under its limit/) });
+  });
+});

@@ -6,7 +6,7 @@ import { deployTestAgent } from '../helpers/agents.js';
 import { json, runCli } from '../helpers/cli.js';
 import { killPm2Daemon } from '../helpers/pm2.js';
 import { tempDir } from '../helpers/temp.js';
-import { updateSettings } from '../runtime/harness.js';
+import { startRuntime, updateSettings } from '../runtime/harness.js';
 
 /** `animus logs` for people (issue 12) and its file safety (issue 10 item 3); a token under a non-secret key through a real PM2 start (item 9). */
 const KEY_A = 'sk-let-4f9a1c2e8b7d';
@@ -140,11 +140,15 @@ describe('a token under a non-secret key, through a real PM2 start', () => {
     env = setEnvValue(env, 'TELEGRAM_BOT_TOKEN', BOT);
     env = setEnvValue(env, 'TELEGRAM_OWNER_ID', PASTED);
     await writeFile(paths.env, env);
+    // start's preflight refuses it before PM2 runs it (exit 5), without echoing the value.
     const result = await cli(['start', id]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     expect(result.stderr).toContain('TELEGRAM_OWNER_ID is not a numeric Telegram id');
-    const logs = [await readFile(paths.errLog, 'utf8'), await readFile(paths.outLog, 'utf8').catch(() => '')].join('\n');
-    expect(logs).toContain('TELEGRAM_OWNER_ID');
+    // The runtime itself, started as PM2 starts it, writes the problem to stderr (runtime.err.log) masked.
+    const runtime = startRuntime(paths);
+    expect((await runtime.exited).code).toBe(78);
+    expect(runtime.stderr()).toContain('TELEGRAM_OWNER_ID');
+    const logs = [runtime.stderr(), await readFile(paths.errLog, 'utf8').catch(() => ''), await readFile(paths.outLog, 'utf8').catch(() => '')].join('\n');
     for (const text of [result.stdout, result.stderr, logs, (await cli(['logs', id])).stdout]) {
       expect(text).not.toContain(PASTED);
       expect(text).not.toContain(BOT);
