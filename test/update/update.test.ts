@@ -59,7 +59,7 @@ describe('update and rollback under a real PM2', () => {
     expect(error).toMatchObject({ code: 'EFAILED', exitCode: 1 });
     expect((error as Error).message).toMatch(new RegExp(`update to ${broken.slice(0, 12)} failed .*rolled back to ${first.slice(0, 12)}, which is running again`));
     expect((error as { detail: { logTail?: string[] } }).detail.logTail?.length).toBeGreaterThan(0);
-    expect(await readFile(paths.errLog, 'utf8').catch(() => '') + (await readFile(paths.outLog, 'utf8'))).toMatch(/broken release: cannot start/);
+    expect(await readFile(paths.errLog, 'utf8').catch(() => '') + (await readFile(paths.outLog, 'utf8').catch(() => ''))).toMatch(/broken release: cannot start/);
     expect(await head(paths)).toBe(first);
     expect(await git(['symbolic-ref', '--short', 'HEAD'], paths.clone)).toBe('main');
     expect(await state(paths)).toBe('online');
