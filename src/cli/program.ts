@@ -9,6 +9,7 @@ import { registerBackupCommands } from './commands/backup.js';
 import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerHomeCommands } from './commands/home.js';
+import { registerKubernetesCommands } from './commands/kubernetes.js';
 import { registerProcessCommands } from './commands/process.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
@@ -79,6 +80,7 @@ export function buildProgram(options: ProgramOptions): Command {
   registerStatusCommands(program, action);
   registerMetricsCommands(program, action);
   registerSystemdCommands(program, action);
+  registerKubernetesCommands(program, action);
   registerRuntimeCommands(program, action);
   registerHealthCommands(program, action);
   registerBackupCommands(program, action);

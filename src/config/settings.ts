@@ -10,8 +10,10 @@ import { AnimusError } from '../core/errors.js';
 export const MESSAGE_MODES = ['echo', 'listen', 'live'] as const;
 export type MessageMode = (typeof MESSAGE_MODES)[number];
 
-export const PROCESS_MANAGERS = ['pm2', 'systemd'] as const;
+export const PROCESS_MANAGERS = ['pm2', 'systemd', 'kubernetes'] as const;
 export type ProcessManagerName = (typeof PROCESS_MANAGERS)[number];
+/** The managers a new agent can be deployed under; `kubernetes` is reached only by `animus kubernetes push`. */
+export const LOCAL_PROCESS_MANAGERS = ['pm2', 'systemd'] as const;
 
 export const PARSE_MODES = ['Markdown', 'MarkdownV2', 'HTML', 'none'] as const;
 export type ParseMode = (typeof PARSE_MODES)[number];
@@ -94,7 +96,7 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'debug_mode', type: { kind: 'boolean' }, description: 'verbose logs' },
   { path: 'queue_refresh', type: { kind: 'number', min: 0.05, max: 3600 }, description: 'seconds between polls of an idle queue' },
   { path: 'max_retries', type: { kind: 'integer', min: 0, max: 100 }, description: 'agent request retries before an item fails' },
-  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd', atRestart: true },
+  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd | kubernetes (set by `animus kubernetes push`)', atRestart: true },
   { path: 'memory_limit_mb', type: { kind: 'integer', min: 32, max: 65536 }, description: 'restart the instance above this RSS', atRestart: true },
   { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)', atRestart: true },
   { path: 'letta.timeout_s', type: { kind: 'number', min: 0.1, max: 3600 }, description: 'seconds one call to Letta may take (a slower run is waited for, never sent twice)' },

@@ -1,5 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent, IncomingMessage, request as httpRequest } from 'node:http';
 import { errorBodyCode, errorBodyText, kindForStatus, LettaCallError, parseRetryAfter } from './errors.js';
 
 /**
@@ -73,22 +72,35 @@ export function lettaBaseUrl(endpoint: string): string {
 /** Above this a response is refused rather than held in memory (a run's messages are a few KiB). */
 const MAX_BODY = 8 * 1024 * 1024;
 
+interface Transport {
+  agent: Agent;
+  send: typeof httpRequest;
+}
+
 export class LettaClient {
   private readonly base: URL;
-  private readonly agent: HttpAgent;
-  private readonly send: typeof httpRequest;
+  /** node:http or node:https, loaded on the first call: an instance that never calls Letta loads neither (TLS costs memory). */
+  private transport: Promise<Transport> | undefined;
+  private closed = false;
   readonly agentId: string;
 
   constructor(private readonly options: LettaClientOptions) {
     this.base = new URL(`${lettaBaseUrl(options.endpoint)}/`);
-    const https = this.base.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 2 }) : new HttpAgent({ keepAlive: true, maxSockets: 2 });
-    this.send = https ? httpsRequest : httpRequest;
     this.agentId = options.agentId;
   }
 
   close(): void {
-    this.agent.destroy();
+    this.closed = true;
+    void this.transport?.then((t) => t.agent.destroy());
+  }
+
+  private connect(): Promise<Transport> {
+    this.transport ??= (async () => {
+      const module = this.base.protocol === 'https:' ? await import('node:https') : await import('node:http');
+      // Two connections: the lane's own calls are sequential, but a run's messages and usage are read together.
+      return { agent: new module.Agent({ keepAlive: true, maxSockets: 2 }), send: module.request };
+    })();
+    return this.transport;
   }
 
   private get agentPath(): string {
@@ -172,7 +184,13 @@ export class LettaClient {
   }
 
   /** One request: the parsed JSON body of a 2xx, else a LettaCallError. Never retried here. */
-  call(method: string, path: string, body: unknown, { signal, timeoutMs }: CallOptions): Promise<unknown> {
+  async call(method: string, path: string, body: unknown, call: CallOptions): Promise<unknown> {
+    const transport = await this.connect();
+    if (this.closed) throw abortedError();
+    return this.request(transport, method, path, body, call);
+  }
+
+  private request({ agent, send }: Transport, method: string, path: string, body: unknown, { signal, timeoutMs }: CallOptions): Promise<unknown> {
     const url = new URL(path, this.base);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
@@ -186,9 +204,9 @@ export class LettaClient {
         if (error) reject(error);
         else resolve(value);
       };
-      const req = this.send(url, {
+      const req = send(url, {
         method,
-        agent: this.agent,
+        agent,
         headers: {
           authorization: `Bearer ${this.options.apiKey}`,
           accept: 'application/json',

@@ -133,7 +133,7 @@ export interface Activation {
 
 /**
  * After a deploy: `--start` starts the agents (verified up); without it, agents under
- * systemd are enabled so animus.target starts them at boot. A missing systemd is a
+ * systemd are enabled so the home's target starts them at boot. A missing systemd is a
  * warning here, not a failure: the folder is whole and can be started later.
  */
 export async function activateDeployed(home: string, ids: string[], options: { start: boolean; env?: NodeJS.ProcessEnv }): Promise<Activation> {

@@ -10,6 +10,7 @@ import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentLogTail } from './log-tail.js';
 import { instanceEnv, scrubbedEnv } from './process-env.js';
+import { runtimeNodeFlags } from './node-flags.js';
 import { noteRequestedRestart, readRequestedRestarts } from './restart-ledger.js';
 import { resolveRuntimeEntry } from './runtime-entry.js';
 import type { ProcessActionResult, ProcessInfo, ProcessManager, ProcessState } from './types.js';
@@ -52,6 +53,7 @@ interface Pm2Process {
     pm_out_log_path?: string;
     pm_err_log_path?: string;
     max_memory_restart?: number;
+    node_args?: string[];
     env?: Record<string, unknown>;
   };
 }
@@ -313,6 +315,7 @@ export class Pm2Manager implements ProcessManager {
       script,
       cwd: paths.dir,
       interpreter: process.execPath,
+      node_args: runtimeNodeFlags(settings.memory_limit_mb),
       exec_mode: 'fork',
       // No copy of the caller's environment, only what instanceEnv allows. PM2 7 ignores
       // `filter_env: true`; a list drops every caller key containing one of its strings,
@@ -466,7 +469,7 @@ function sameConfig(proc: Pm2Process, app: Record<string, unknown>): boolean {
   const registered = env.env ?? {};
   const extra = Object.keys(registered).filter((key) => !(key in wanted) && key !== 'PM2_HOME' && key !== 'unique_id' && key !== proc.name);
   const sameEnv = extra.length === 0 && Object.entries(wanted).every(([key, value]) => registered[key] === value);
-  return sameEnv && env.pm_exec_path === app.script && env.pm_cwd === app.cwd && env.pm_out_log_path === app.out_file && env.pm_err_log_path === app.error_file && env.max_memory_restart === limit;
+  return sameEnv && env.pm_exec_path === app.script && env.pm_cwd === app.cwd && env.pm_out_log_path === app.out_file && env.pm_err_log_path === app.error_file && env.max_memory_restart === limit && String(env.node_args ?? '') === String(app.node_args);
 }
 
 function isStoppedStatus(status: string | undefined): boolean {

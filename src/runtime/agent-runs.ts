@@ -97,14 +97,16 @@ export class RunDriver {
   async finish(runId: string, startedAt: number, signal: AbortSignal): Promise<RunResult> {
     const client = await this.options.client();
     const { run, cancelledByUs } = await this.waitUntilEnded(runId, startedAt, signal);
-    const messages = await this.patient(runId, signal, () => client.runMessages(runId, this.call(signal)));
-    let usage: RunUsage = { promptTokens: null, completionTokens: null, totalTokens: null };
-    try {
-      usage = await client.runUsage(runId, this.call(signal));
-    } catch (error) {
-      if (error instanceof LettaCallError && error.aborted) throw error;
+    // Both reads at once (two connections): neither starts anything on the agent.
+    const none: RunUsage = { promptTokens: null, completionTokens: null, totalTokens: null };
+    const [messages, usage] = await Promise.all([
+      this.patient(runId, signal, () => client.runMessages(runId, this.call(signal))),
       // Usage is a figure, not the answer: a run without it still delivers.
-    }
+      client.runUsage(runId, this.call(signal)).catch((error: unknown) => {
+        if (error instanceof LettaCallError && error.aborted) throw error;
+        return none;
+      }),
+    ]);
     return { run, messages, usage, cancelledByUs };
   }
 
@@ -120,8 +122,8 @@ export class RunDriver {
         await this.patient(runId, signal, () => client.cancelRuns([runId], this.call(signal)));
         cancelledByUs = true;
       }
-      // 5, 10, 20 … ms up to the ceiling: a quick run is read at once, a long one costs a request a second.
-      pause = Math.min(this.options.pollMaxMs, look === 0 ? 5 : pause * 2);
+      // 1, 2, 4 … ms up to the ceiling: a quick run is read at once, a long one costs a request a second.
+      pause = Math.min(this.options.pollMaxMs, look === 0 ? 1 : pause * 2);
     }
   }
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { Settings } from '../config/settings.js';
 import type { LettaClient, OutgoingMessage } from '../letta/client.js';
@@ -575,6 +574,17 @@ function addUsage(total: Usage, more: { promptTokens: number | null; completionT
  * whether an unanswered send arrived. Shaped as a UUID, as Letta's own are.
  */
 export function otidFor(agentId: string, ...parts: Array<string | number>): string {
-  const hex = createHash('sha256').update([agentId, ...parts].join(':')).digest('hex');
+  const text = [agentId, ...parts].join(':');
+  // Two 64-bit FNV-1a hashes (not a secret, only stable and unlikely to collide): no crypto module to load.
+  const hex = fnv1a64(text, 0xcbf29ce484222325n) + fnv1a64(text, 0x84222325cbf29ce4n);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function fnv1a64(text: string, seed: bigint): string {
+  let hash = seed;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= BigInt(text.charCodeAt(i));
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return hash.toString(16).padStart(16, '0');
 }
