@@ -158,6 +158,7 @@ function suite(scope: Scope) {
 
   live('install writes the home\'s units and starts its target now', async () => {
     if (scope.name === 'system') {
+      await ok('animus init');
       // Root without --run-as (and no sudo): refused, nothing installed.
       const bare = await sh('animus systemd install --system');
       expect(bare.code).toBe(2);
@@ -168,7 +169,6 @@ function suite(scope: Scope) {
       const missing = await sh(`animus systemd install --system --run-as ${ACCOUNT}`);
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('--create-user');
-      await ok('animus init');
       const run = await sh(`animus systemd install --system --run-as ${ACCOUNT} --create-user --json`);
       expect(run.code, run.stderr).toBe(0);
       expect(parse<{ account: { name: string; created: boolean } }>(run).account).toEqual({ name: ACCOUNT, group: ACCOUNT, created: true });
