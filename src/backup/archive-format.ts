@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { AnimusError } from '../core/errors.js';
 
 /**
@@ -17,19 +18,45 @@ import { AnimusError } from '../core/errors.js';
  * whole header are the cipher's additional data, so changing any byte of the file,
  * manifest included, fails authentication. `encryption.keyCheck` tells a wrong
  * passphrase from a tampered archive without decrypting anything.
+ *
+ * Format 2 adds, for every archive, `manifestSha256`: the last member of the header,
+ * the sha256 of the header's own bytes with that member left out, so a byte changed
+ * anywhere in a plain archive's manifest (commit, origin, time, mode) is seen. It
+ * proves the archive undamaged and unedited by hand, not that nobody forged it:
+ * only an encrypted archive is authenticated. Format 2 also records the database's
+ * four Broca tables and their row counts (`database.rows`) and stamps the archived
+ * image's SQLite application_id with the agent (see agentStamp), so an empty
+ * database, a table-less file or another agent's database relabelled is refused.
+ * Format 1 archives (before this) are still read, with a note that they lack these.
  */
 export const MAGIC = Buffer.from('ANIMUSBK', 'latin1');
 export const PREFIX_BYTES = MAGIC.length + 4;
 export const FORMAT = 'animus-backup';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Older formats this animus still reads. */
+const READABLE_VERSIONS = [1, 2];
 export const ARCHIVE_EXT = '.animus-backup';
+/** An interrupted backup's temporary file: `<archive>.<pid>.partial`. Never an archive. */
+export const PARTIAL_EXT = '.partial';
 export const TAG_BYTES = 16;
 /** A header larger than this is not one of ours (they are a few hundred bytes). */
-const MAX_HEADER_BYTES = 1024 * 1024;
+const MAX_HEADER_BYTES = 64 * 1024;
 
 /** The files an archive may hold, restored to the same names in the agent folder. */
 export const ARCHIVED_FILES = ['animus.db', '.env', 'settings.json'] as const;
 export type ArchivedFile = (typeof ARCHIVED_FILES)[number];
+
+/** Broca's four tables: a database without all of them is not an agent's. */
+export const BROCA_TABLES = ['letta_users', 'platform_profiles', 'messages', 'queue'] as const;
+export type BrocaTable = (typeof BROCA_TABLES)[number];
+
+/**
+ * scrypt cost: what animus writes (cipher.ts) and the most an archive may ask for.
+ * An archive's parameters are read before any passphrase is tried, so a crafted one
+ * (N=2^20, r=16: seconds and gigabytes) is refused before it costs anything.
+ */
+export const SCRYPT_WRITTEN = { N: 2 ** 15, r: 8, p: 1 } as const;
+const SCRYPT_MIN_N = 2 ** 14;
 
 export interface ArchiveFileEntry {
   name: ArchivedFile;
@@ -51,6 +78,13 @@ export interface EncryptionInfo {
   keyCheck: string;
 }
 
+export interface DatabaseInfo {
+  /** Rows of each Broca table in the archived image. */
+  rows: Record<BrocaTable, number>;
+  /** The image's SQLite application_id: agentStamp(agentId). */
+  applicationId: number;
+}
+
 export interface Manifest {
   format: typeof FORMAT;
   formatVersion: number;
@@ -59,6 +93,8 @@ export interface Manifest {
   animusVersion: string;
   schemaVersion: number;
   clone: { commit: string | null; origin: string | null; dir: string | null };
+  /** Format 2; absent in format 1. */
+  database?: DatabaseInfo;
   encrypted: boolean;
   encryption?: EncryptionInfo;
   files: ArchiveFileEntry[];
@@ -66,51 +102,138 @@ export interface Manifest {
   bodyBytes: number;
 }
 
+/**
+ * The agent's stamp in an archived image's application_id (header bytes 68-71): the
+ * first 31 bits of sha256(agent id), never 0 (SQLite's "none"). Broca never reads it.
+ */
+export function agentStamp(agentId: string): number {
+  return (createHash('sha256').update(agentId).digest().readUInt32BE(0) >>> 1) || 1;
+}
+
+const CHECKSUM_KEY = 'manifestSha256';
+
 export function encodePrefix(manifest: Manifest): Buffer {
-  const header = Buffer.from(JSON.stringify(manifest), 'utf8');
+  const json = JSON.stringify(manifest);
+  const checksum = createHash('sha256').update(json, 'utf8').digest('hex');
+  const header = Buffer.from(`${json.slice(0, -1)},"${CHECKSUM_KEY}":"${checksum}"}`, 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32BE(header.length);
   return Buffer.concat([MAGIC, length, header]);
 }
 
-/** Parses the start of a file; throws EBADARCHIVE for anything that is not an animus archive. */
-export function decodePrefix(data: Buffer, source: string): { manifest: Manifest; prefixBytes: number } {
+/** Parses the start of a file; throws EBADARCHIVE for anything that is not a whole, well-formed animus archive manifest. */
+export function decodePrefix(data: Buffer, source: string): { manifest: Manifest; prefixBytes: number; notes: string[] } {
   const notOurs = () => new AnimusError('EBADARCHIVE', `${source} is not an animus backup archive: pass a file made by \`animus backup\``);
   if (data.length < PREFIX_BYTES || !data.subarray(0, MAGIC.length).equals(MAGIC)) throw notOurs();
   const length = data.readUInt32BE(MAGIC.length);
   if (length === 0 || length > MAX_HEADER_BYTES) throw notOurs();
   if (data.length < PREFIX_BYTES + length) throw new AnimusError('EBADARCHIVE', `${source} is truncated (its manifest is cut off): use another archive`);
+  const text = data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + length);
   let raw: unknown;
   try {
-    raw = JSON.parse(data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + length));
+    raw = JSON.parse(text);
   } catch {
     throw new AnimusError('EBADARCHIVE', `${source} has an unreadable manifest: the archive is damaged; use another`);
   }
-  return { manifest: validateManifest(raw, source), prefixBytes: PREFIX_BYTES + length };
+  const notes: string[] = [];
+  const version = (raw as { formatVersion?: unknown } | null)?.formatVersion;
+  if (version === 1) notes.push(`${source} is an archive of format 1 (older animus): its manifest has no checksum and no database record; restored on its file checksums alone`);
+  else checkManifestSum(text, source);
+  return { manifest: parseManifest(raw, source), prefixBytes: PREFIX_BYTES + length, notes };
 }
 
-function validateManifest(raw: unknown, source: string): Manifest {
+function checkManifestSum(text: string, source: string): void {
+  const match = new RegExp(`,"${CHECKSUM_KEY}":"([0-9a-f]{64})"\\}$`).exec(text);
+  if (!match) throw new AnimusError('EBADARCHIVE', `${source} has a manifest without its checksum: the archive is damaged or was edited; use another`);
+  const body = `${text.slice(0, match.index)}}`;
+  if (createHash('sha256').update(body, 'utf8').digest('hex') !== match[1]) {
+    throw new AnimusError('EBADARCHIVE', `${source}: its manifest does not match its checksum (changed after it was made: damaged or edited); use another archive`);
+  }
+}
+
+/**
+ * The one description of a manifest's types, checked at the edge: every string is
+ * bounded and free of control characters (nothing read from an archive can reach a
+ * terminal as an escape sequence), every number is a whole number in range.
+ */
+function parseManifest(raw: unknown, source: string): Manifest {
   const bad = (what: string) => new AnimusError('EBADARCHIVE', `${source} has an invalid manifest (${what}): the archive is damaged; use another`);
-  if (typeof raw !== 'object' || raw === null) throw bad('not an object');
-  const m = raw as Partial<Manifest>;
-  if (m.format !== FORMAT) throw bad('format');
-  if (m.formatVersion !== FORMAT_VERSION) {
-    throw new AnimusError('EBADARCHIVE', `${source} is archive format ${String(m.formatVersion)}, this animus reads ${FORMAT_VERSION}: use a matching animus version`);
+  if (!isObject(raw)) throw bad('not an object');
+  if (raw.format !== FORMAT) throw bad('format');
+  if (!READABLE_VERSIONS.includes(raw.formatVersion as number)) {
+    throw new AnimusError('EBADARCHIVE', `${source} is archive format ${printable(String(raw.formatVersion)).slice(0, 20)}, this animus reads ${READABLE_VERSIONS.join(' and ')}: use a matching animus version`);
   }
-  if (typeof m.agentId !== 'string' || typeof m.createdAt !== 'string' || typeof m.schemaVersion !== 'number') throw bad('agent, time or schema version');
-  if (!Array.isArray(m.files) || typeof m.bodyBytes !== 'number') throw bad('files');
-  let total = 0;
-  for (const file of m.files) {
-    if (!ARCHIVED_FILES.includes(file?.name) || !Number.isSafeInteger(file.size) || file.size < 0 || !/^[0-9a-f]{64}$/.test(file.sha256)) throw bad('file entry');
-    total += file.size;
+  const text = (value: unknown, what: string, pattern?: RegExp, max = 200): string => {
+    if (typeof value !== 'string' || value.length > max || /[\u0000-\u001f\u007f-\u009f]/.test(value) || (pattern && !pattern.test(value))) throw bad(what);
+    return value;
+  };
+  const whole = (value: unknown, what: string, min: number, max: number): number => {
+    if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) throw bad(what);
+    return value as number;
+  };
+  const orNull = <T>(value: unknown, read: (v: unknown) => T): T | null => (value === null ? null : read(value));
+
+  const agentId = text(raw.agentId, 'agent id', /^agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  const createdAt = text(raw.createdAt, 'time', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/);
+  if (Number.isNaN(Date.parse(createdAt))) throw bad('time');
+  const animusVersion = text(raw.animusVersion, 'animus version', /^[0-9A-Za-z.+-]{1,64}$/);
+  const schemaVersion = whole(raw.schemaVersion, 'schema version', 0, 10_000);
+  if (!isObject(raw.clone)) throw bad('clone');
+  const clone = {
+    commit: orNull(raw.clone.commit, (v) => text(v, 'clone commit', /^[0-9a-f]{40}([0-9a-f]{24})?$/)),
+    origin: orNull(raw.clone.origin, (v) => text(v, 'clone origin', /^\S/, 4096)),
+    dir: orNull(raw.clone.dir, (v) => text(v, 'clone folder', /^(runtime|broca)$/)),
+  };
+  if (typeof raw.encrypted !== 'boolean') throw bad('encrypted');
+
+  if (!Array.isArray(raw.files) || raw.files.length === 0 || raw.files.length > ARCHIVED_FILES.length) throw bad('files');
+  const files: ArchiveFileEntry[] = raw.files.map((file: unknown) => {
+    if (!isObject(file) || !ARCHIVED_FILES.includes(file.name as ArchivedFile)) throw bad('file entry');
+    return {
+      name: file.name as ArchivedFile,
+      size: whole(file.size, 'file size', 0, Number.MAX_SAFE_INTEGER),
+      sha256: text(file.sha256, 'file checksum', /^[0-9a-f]{64}$/),
+      mode: whole(file.mode, 'file mode', 0, 0o777),
+    };
+  });
+  if (new Set(files.map((f) => f.name)).size !== files.length) throw bad(`${files.find((f, i) => files.findIndex((g) => g.name === f.name) !== i)!.name} listed twice`);
+  if (!files.some((f) => f.name === 'animus.db')) throw bad('no database');
+  const bodyBytes = whole(raw.bodyBytes, 'sizes', 0, Number.MAX_SAFE_INTEGER);
+  if (files.reduce((sum, f) => sum + f.size, 0) !== bodyBytes) throw bad('sizes');
+
+  const manifest: Manifest = { format: FORMAT, formatVersion: raw.formatVersion as number, agentId, createdAt, animusVersion, schemaVersion, clone, encrypted: raw.encrypted, files, bodyBytes };
+  if (raw.formatVersion !== 1) {
+    if (!isObject(raw.database) || !isObject(raw.database.rows)) throw bad('database');
+    const counts = raw.database.rows;
+    const rows = Object.fromEntries(BROCA_TABLES.map((table) => [table, whole(counts[table], `rows of ${table}`, 0, Number.MAX_SAFE_INTEGER)])) as Record<BrocaTable, number>;
+    manifest.database = { rows, applicationId: whole(raw.database.applicationId, 'database stamp', 1, 2 ** 31 - 1) };
   }
-  if (total !== m.bodyBytes) throw bad('sizes');
-  if (!m.files.some((f) => f.name === 'animus.db')) throw bad('no database');
-  if (m.encrypted) {
-    const e = m.encryption;
-    if (!e || e.cipher !== 'aes-256-gcm' || e.kdf !== 'scrypt' || typeof e.salt !== 'string' || typeof e.iv !== 'string' || typeof e.keyCheck !== 'string') throw bad('encryption');
+  if (raw.encrypted) manifest.encryption = parseEncryption(raw.encryption, bad);
+  return manifest;
+}
+
+function parseEncryption(raw: unknown, bad: (what: string) => AnimusError): EncryptionInfo {
+  if (!isObject(raw) || raw.cipher !== 'aes-256-gcm' || raw.kdf !== 'scrypt') throw bad('encryption');
+  const { N, r, p } = raw;
+  const power = Number.isSafeInteger(N) && (N as number) >= SCRYPT_MIN_N && (N as number) <= SCRYPT_WRITTEN.N && ((N as number) & ((N as number) - 1)) === 0;
+  if (!power || !Number.isSafeInteger(r) || (r as number) < 1 || (r as number) > SCRYPT_WRITTEN.r || p !== SCRYPT_WRITTEN.p) {
+    throw bad(`scrypt parameters beyond what animus writes (N up to 2^15, r up to 8, p 1)`);
   }
-  return m as Manifest;
+  const bytes = (value: unknown, length: number, what: string) => {
+    if (typeof value !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(value) || Buffer.from(value, 'base64').length !== length) throw bad(what);
+    return value;
+  };
+  if (typeof raw.keyCheck !== 'string' || !/^[0-9a-f]{64}$/.test(raw.keyCheck)) throw bad('key check');
+  return { cipher: 'aes-256-gcm', kdf: 'scrypt', N: N as number, r: r as number, p: 1, salt: bytes(raw.salt, 16, 'salt'), iv: bytes(raw.iv, 12, 'iv'), keyCheck: raw.keyCheck };
+}
+
+function isObject(value: unknown): value is Record<string, any> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Text from an archive or a file name made safe for a terminal: control characters shown as `?`. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 /** `agent-<uuid>_20261121T233419123Z.animus-backup`: sorts by time within an agent. */

@@ -5,7 +5,7 @@ import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
 import { withAgentLock } from '../instances/operation-lock.js';
-import { backupAgent, type BackupOptions, type BackupResult } from './create-backup.js';
+import { backupAgent, prepareBackupRoot, type BackupOptions, type BackupResult } from './create-backup.js';
 
 export interface BackupManyOptions extends Omit<BackupOptions, 'now'> {
   /** Threads sharing the work; default one per core for large runs. */
@@ -42,6 +42,7 @@ type WireOutcome = { ok: true; value: BackupResult } | { ok: false; error: { cod
  * order; one agent's failure never stops the others.
  */
 export async function backupMany(targets: AgentPaths[], options: BackupManyOptions): Promise<Outcome<BackupResult>[]> {
+  prepareBackupRoot(options.outDir);
   const bundled = import.meta.url.endsWith('.js');
   const count = Math.max(1, Math.min(options.threads ?? (bundled ? availableParallelism() : 1), Math.ceil(targets.length / AGENTS_PER_THREAD), 8));
   const stopped = () => options.signal?.aborted === true;

@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt, timingSafeEqual, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { AnimusError } from '../core/errors.js';
-import type { EncryptionInfo } from './archive-format.js';
+import { SCRYPT_WRITTEN, type EncryptionInfo } from './archive-format.js';
 
 /** scrypt at 2^15 (about 32 MiB and a tenth of a second): costly to guess, cheap once per run. */
-const SCRYPT = { N: 2 ** 15, r: 8, p: 1 } as const;
+const SCRYPT = SCRYPT_WRITTEN;
 
 export interface ArchiveKey {
   /** Everything of the encryption header but the per-archive iv. */
@@ -22,9 +22,8 @@ export async function deriveNewKey(passphrase: string): Promise<ArchiveKey> {
   return { key, params: { cipher: 'aes-256-gcm', kdf: 'scrypt', ...SCRYPT, salt: salt.toString('base64'), keyCheck: check } };
 }
 
-/** The key for an archive; EBADARCHIVE naming the passphrase when it is not the one used. */
+/** The key for an archive (its cost parameters were bounded when its manifest was read); EBADARCHIVE naming the passphrase when it is not the one used. */
 export async function deriveKeyFor(info: EncryptionInfo, passphrase: string, source: string): Promise<Buffer> {
-  if (info.N > 2 ** 20 || info.r > 32 || info.p > 16) throw new AnimusError('EBADARCHIVE', `${source} asks for scrypt parameters beyond any animus made: refusing it`);
   const { key, check } = await derive(passphrase, Buffer.from(info.salt, 'base64'), info);
   const expected = Buffer.from(info.keyCheck, 'hex');
   const actual = Buffer.from(check, 'hex');

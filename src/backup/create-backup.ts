@@ -1,15 +1,19 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { readAgentText } from '../core/agent-fs.js';
 import { AnimusError, describeError } from '../core/errors.js';
+import { isAlive } from '../core/pid.js';
+import { agentDbPath } from '../instances/db-path.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { databaseError } from '../store/database.js';
 import { snapshotDatabase } from '../store/snapshot.js';
-import { archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type Manifest } from './archive-format.js';
+import { agentStamp, archiveName, FORMAT, FORMAT_VERSION, isArchiveName, PARTIAL_EXT, type BrocaTable, type Manifest } from './archive-format.js';
+import { checkAgentConfig, countBrocaRows } from './archive-checks.js';
 import type { ArchiveKey } from './cipher.js';
 import { writeArchive, type ArchiveSource } from './write-archive.js';
 
@@ -33,6 +37,8 @@ export interface BackupResult {
   files: Array<{ name: string; size: number; sha256: string }>;
   /** Older archives deleted by --keep. */
   pruned: string[];
+  /** Files archived as they are although animus cannot use them yet (a settings.json of the guide's form). */
+  notes: string[];
 }
 
 export function defaultBackupDir(home: string): string {
@@ -50,16 +56,24 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   const createdAt = (options.now ?? (() => new Date()))();
   const dir = join(resolve(options.outDir), paths.agent.id);
   ensurePrivateDir(dir);
+  removeDebris(dir);
   const destination = join(dir, archiveName(paths.agent.id, createdAt));
   try {
-    const data = await readImage(paths.db, dir);
-    const version = checkImage(data, paths);
+    // What restore will check, checked first: an archive made here is one restore takes.
+    // .env and settings.json are read without following a link out of the folder.
+    const env = readAgentText(paths.dir, '.env');
+    const settings = readAgentText(paths.dir, 'settings.json');
+    const notes = checkAgentConfig(paths.agent.id, { env, settings }, '');
+    const dbPath = agentDbPath(paths);
+    const data = await readImage(dbPath, dir);
+    const { version, rows } = checkImage(data, dbPath, paths);
+    // The agent's stamp in the image's application_id: restore tells this agent's database from another's.
+    const applicationId = agentStamp(paths.agent.id);
+    data.writeUInt32BE(applicationId, 68);
     // Restore writes every file 0600, whatever it was: that is the mode recorded.
     const sources: ArchiveSource[] = [{ name: 'animus.db', data, mode: 0o600 }];
-    for (const [name, path] of [['.env', paths.env], ['settings.json', paths.settings]] as const) {
-      const file = readOptional(path);
-      if (file) sources.push({ name, data: file, mode: 0o600 });
-    }
+    if (env !== undefined) sources.push({ name: '.env', data: Buffer.from(env, 'utf8'), mode: 0o600 });
+    if (settings !== undefined) sources.push({ name: 'settings.json', data: Buffer.from(settings, 'utf8'), mode: 0o600 });
     const clone = [paths.clone, join(paths.dir, LEGACY_CLONE_DIR)].find((d) => existsSync(join(d, '.git')));
     const base: Omit<Manifest, 'files' | 'bodyBytes' | 'encrypted' | 'encryption'> = {
       format: FORMAT,
@@ -73,6 +87,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
         origin: (clone && readRemoteUrl(clone)) ?? null,
         dir: clone ? clone.slice(paths.dir.length + 1) : null,
       },
+      database: { rows, applicationId },
     };
     const { manifest, bytes } = await writeArchive(destination, base, sources, options.key);
     const pruned = options.keep === undefined ? [] : await pruneArchives(dir, paths.agent.id, options.keep);
@@ -86,6 +101,7 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
       commit: manifest.clone.commit,
       files: manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
       pruned,
+      notes,
     };
   } catch (error) {
     if (error instanceof AnimusError) throw error;
@@ -93,16 +109,67 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   }
 }
 
-/** mkdir -p at 0700; an existing folder is only stat'ed (a repeated backup --all touches nothing). */
-function ensurePrivateDir(dir: string): void {
+/**
+ * What a SIGKILLed backup leaves in an agent's archive folder: its `<archive>.<pid>.partial`
+ * and `.snapshot-<pid>-…` scratch files. Those of processes still running are another
+ * backup's, under way, and stay.
+ */
+export function removeDebris(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = name.endsWith(PARTIAL_EXT) ? Number(name.slice(0, -PARTIAL_EXT.length).split('.').pop()) : name.startsWith('.snapshot-') ? Number(name.split('-')[1]) : NaN;
+    if (Number.isNaN(pid) || (Number.isInteger(pid) && pid > 0 && isAlive(pid))) continue;
+    rmSync(join(dir, name), { force: true });
+    removed.push(join(dir, name));
+  }
+  return removed;
+}
+
+/**
+ * The archive folder, checked once before any agent is backed up: made if missing
+ * (0700), and proven to take a new folder, so `--out /proc` or a read-only mount
+ * fails at once in one line instead of once per agent.
+ */
+export function prepareBackupRoot(outDir: string): void {
+  const root = resolve(outDir);
+  const info = statSync(root, { throwIfNoEntry: false });
+  if (!info) ensurePrivateDir(root);
+  else if (!info.isDirectory()) throw new AnimusError('EIO', `cannot use ${root} for backups (not a folder): pass --out with a folder you can write`);
+  const probe = join(root, `.probe.${process.pid}.${threadId}`);
+  try {
+    mkdirSync(probe, { mode: 0o700 });
+    rmSync(probe, { recursive: true, force: true });
+  } catch (error) {
+    throw new AnimusError('EIO', `cannot use ${root} for backups (${(error as NodeJS.ErrnoException).code ?? 'error'}): pass --out with a folder you can write`, { cause: error });
+  }
+}
+
+/**
+ * mkdir -p at 0700; an existing folder is only stat'ed (a repeated backup --all touches
+ * nothing). Made one level at a time from the nearest existing folder: Node's recursive
+ * mkdir spins for ever on a path it cannot create under /proc.
+ */
+export function ensurePrivateDir(dir: string): void {
+  const refuse = (code: string, cause?: unknown) =>
+    new AnimusError('EIO', `cannot use ${dir} for backups (${code}): pass --out with a folder you can write`, { cause });
   try {
     const info = statSync(dir, { throwIfNoEntry: false });
     if (info?.isDirectory() && (info.mode & 0o777) === 0o700) return;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (info && !info.isDirectory()) throw refuse('not a folder');
+    const missing: string[] = [];
+    for (let current = dir; !statSync(current, { throwIfNoEntry: false }); current = dirname(current)) missing.unshift(current);
+    if (missing.length > 0 && !statSync(dirname(missing[0]!)).isDirectory()) throw refuse('ENOTDIR');
+    for (const part of missing) mkdirSync(part, { mode: 0o700 });
     chmodSync(dir, 0o700);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new AnimusError('EIO', `cannot use ${dirname(dir)} for backups (${code}): pass --out with a folder you can write`, { cause: error });
+    if (error instanceof AnimusError) throw error;
+    throw refuse((error as NodeJS.ErrnoException).code ?? 'error', error);
   }
 }
 
@@ -184,38 +251,36 @@ function openSource(path: string): Database.Database {
  * the image into SQLite and set back at once: no copy of our own, and the archived
  * bytes stay as SQLite read them.
  */
-function checkImage(image: Buffer, paths: AgentPaths): number {
+function checkImage(image: Buffer, dbPath: string, paths: AgentPaths): { version: number; rows: Record<BrocaTable, number> } {
+  if (image.length === 0) throw new AnimusError('EBADDB', `${dbPath} is empty (0 bytes): not backed up; restore it from an older archive with \`animus restore ${paths.agent.id} --from <archive>\``);
   const wal = image.length >= 20 && image[18] === 2 && image[19] === 2;
   let db: Database.Database;
   try {
     if (wal) image[18] = image[19] = 1;
     db = new Database(image);
   } catch (error) {
-    throw new AnimusError('EBADDB', `${paths.db} cannot be read (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
+    throw new AnimusError('EBADDB', `${dbPath} cannot be read (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
   } finally {
     if (wal) image[18] = image[19] = 2;
   }
   try {
     const check = db.pragma('quick_check', { simple: true }) as string;
     if (check !== 'ok') {
-      throw new AnimusError('EBADDB', `${paths.db} fails quick_check (${check}): not backed up; restore it from an older archive with \`animus restore ${paths.agent.id} --from <archive>\``);
+      throw new AnimusError('EBADDB', `${dbPath} fails quick_check (${check}): not backed up; restore it from an older archive with \`animus restore ${paths.agent.id} --from <archive>\``);
+    }
+    let rows: Record<BrocaTable, number>;
+    try {
+      rows = countBrocaRows(db, dbPath);
+    } catch (error) {
+      throw new AnimusError('EBADDB', `${describeError(error)}: not backed up`, { cause: error });
     }
     // user_version lives in the header (offset 60): no statement needed.
-    return image.length >= 64 ? image.readInt32BE(60) : 0;
+    return { version: image.length >= 64 ? image.readInt32BE(60) : 0, rows };
   } catch (error) {
     if (error instanceof AnimusError) throw error;
-    throw new AnimusError('EBADDB', `${paths.db} fails quick_check (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
+    throw new AnimusError('EBADDB', `${dbPath} fails quick_check (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
   } finally {
     db.close();
-  }
-}
-
-function readOptional(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
   }
 }
 

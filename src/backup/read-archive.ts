@@ -1,46 +1,60 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
-import { decodePrefix, TAG_BYTES, type ArchivedFile, type Manifest } from './archive-format.js';
+import { decodePrefix, PARTIAL_EXT, TAG_BYTES, type ArchivedFile, type Manifest } from './archive-format.js';
 import { decryptor, deriveKeyFor } from './cipher.js';
 
-/** Reads only the manifest: listing a thousand archives reads a few KiB of each. */
-export async function readManifest(path: string): Promise<{ manifest: Manifest; prefixBytes: number; fileBytes: number }> {
-  let handle;
+/**
+ * Opens an archive the user named, for reading: non-blocking (a FIFO must not hang
+ * the command) and checked to be a regular file (a folder, a device, a FIFO are
+ * refused in one line); a backup's unfinished `.partial` file is never an archive.
+ */
+async function openArchive(path: string): Promise<FileHandle> {
+  if (path.endsWith(PARTIAL_EXT)) {
+    throw new AnimusError('EBADARCHIVE', `${path} is an unfinished archive left by an interrupted backup: use a finished one (\`animus backup list\`); the next backup removes it`);
+  }
+  let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new AnimusError('ENOTFOUND', `archive ${path} does not exist: run \`animus backup list\` to see the archives`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AnimusError('ENOTFOUND', `archive ${path} does not exist: run \`animus backup list\` to see the archives`);
     throw new AnimusError('EIO', `cannot read ${path} (${code ?? 'error'}): check its permissions`, { cause: error });
   }
+  const info = await handle.stat();
+  if (!info.isFile()) {
+    await handle.close();
+    const kind = info.isDirectory() ? 'a folder' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'a device';
+    throw new AnimusError('EBADARCHIVE', `${path} is ${kind}, not an archive file: pass a file made by \`animus backup\``);
+  }
+  return handle;
+}
+
+export interface ManifestRead {
+  manifest: Manifest;
+  prefixBytes: number;
+  fileBytes: number;
+  /** What the reader should know (an older format without the newer checks). */
+  notes: string[];
+}
+
+/** Reads only the manifest: listing a thousand archives reads a few KiB of each. */
+export async function readManifest(path: string): Promise<ManifestRead> {
+  const handle = await openArchive(path);
   try {
-    const fileBytes = (await handle.stat()).size;
-    const head = Buffer.alloc(Math.min(fileBytes, 64 * 1024));
-    await handle.read(head, 0, head.length, 0);
-    let decoded = tryDecode(head, path, fileBytes);
-    if (!decoded) {
-      // A manifest larger than the first read: read exactly what its length says.
-      const length = head.readUInt32BE(8);
-      const full = Buffer.alloc(Math.min(fileBytes, 12 + length));
-      await handle.read(full, 0, full.length, 0);
-      decoded = decodePrefix(full, path);
-    }
-    return { ...decoded, fileBytes };
+    return await readManifestFrom(handle, path);
   } finally {
     await handle.close();
   }
 }
 
-function tryDecode(head: Buffer, path: string, fileBytes: number): { manifest: Manifest; prefixBytes: number } | undefined {
-  try {
-    return decodePrefix(head, path);
-  } catch (error) {
-    if (head.length < fileBytes && /truncated/.test((error as Error).message)) return undefined;
-    throw error;
-  }
+async function readManifestFrom(handle: FileHandle, path: string): Promise<ManifestRead> {
+  const fileBytes = (await handle.stat()).size;
+  const head = Buffer.alloc(Math.min(fileBytes, 64 * 1024 + 12));
+  await handle.read(head, 0, head.length, 0);
+  return { ...decodePrefix(head, path), fileBytes };
 }
 
 export interface ExtractOptions {
@@ -51,16 +65,26 @@ export interface Extracted {
   manifest: Manifest;
   /** Where each archived file was written (mode 0600), by name. */
   files: Partial<Record<ArchivedFile, string>>;
+  notes: string[];
 }
 
 /**
  * Writes the archive's files into `destDir` and proves them: each file's sha256 and
  * size against the manifest and, when encrypted, the GCM tag over header and body.
  * Throws EBADARCHIVE on any mismatch; the caller discards `destDir` then, so nothing
- * unproven is ever used.
+ * unproven is ever used. The archive is opened once: what is proven is what was read.
  */
 export async function extractArchive(path: string, destDir: string, options: ExtractOptions = {}): Promise<Extracted> {
-  const { manifest, prefixBytes, fileBytes } = await readManifest(path);
+  const handle = await openArchive(path);
+  try {
+    return await extractFrom(handle, path, destDir, options);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function extractFrom(handle: FileHandle, path: string, destDir: string, options: ExtractOptions): Promise<Extracted> {
+  const { manifest, prefixBytes, fileBytes, notes } = await readManifestFrom(handle, path);
   const expected = prefixBytes + manifest.bodyBytes + (manifest.encrypted ? TAG_BYTES : 0);
   if (fileBytes !== expected) {
     throw new AnimusError('EBADARCHIVE', `${path} is ${fileBytes < expected ? 'truncated' : 'longer than its manifest says'} (${fileBytes} bytes, expected ${expected}): the archive is damaged or tampered with; use another`);
@@ -71,23 +95,22 @@ export async function extractArchive(path: string, destDir: string, options: Ext
       throw new AnimusError('EUSAGE', `${path} is encrypted: set ANIMUS_BACKUP_PASSPHRASE (or run on a terminal to be asked)`);
     }
     const key = await deriveKeyFor(manifest.encryption!, options.passphrase, path);
-    const handle = await open(path, 'r');
     const prefix = Buffer.alloc(prefixBytes);
     const tag = Buffer.alloc(TAG_BYTES);
-    try {
-      await handle.read(prefix, 0, prefixBytes, 0);
-      await handle.read(tag, 0, TAG_BYTES, fileBytes - TAG_BYTES);
-    } finally {
-      await handle.close();
-    }
+    await handle.read(prefix, 0, prefixBytes, 0);
+    await handle.read(tag, 0, TAG_BYTES, fileBytes - TAG_BYTES);
     decipher = decryptor(key, Buffer.from(manifest.encryption!.iv, 'base64'), prefix, tag);
   }
 
   const splitter = new FileSplitter(manifest, destDir);
   try {
-    if (manifest.bodyBytes > 0) {
-      const body = createReadStream(path, { start: prefixBytes, end: prefixBytes + manifest.bodyBytes - 1, highWaterMark: 1024 * 1024 });
-      for await (const chunk of body) await splitter.push(decipher ? decipher.update(chunk as Buffer) : (chunk as Buffer));
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let offset = 0; offset < manifest.bodyBytes; ) {
+      const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, manifest.bodyBytes - offset), prefixBytes + offset);
+      if (bytesRead === 0) throw new AnimusError('EBADARCHIVE', `${path} ended while being read (changed meanwhile?): use another archive`);
+      const part = chunk.subarray(0, bytesRead);
+      await splitter.push(decipher ? decipher.update(part) : Buffer.from(part));
+      offset += bytesRead;
     }
     if (decipher) {
       try {
@@ -100,7 +123,7 @@ export async function extractArchive(path: string, destDir: string, options: Ext
   } finally {
     await splitter.close();
   }
-  return { manifest, files: splitter.written };
+  return { manifest, files: splitter.written, notes };
 }
 
 /** Cuts the body stream into the manifest's files, hashing each as it goes. */

@@ -1,8 +1,10 @@
-import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { parseAgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
-import { ensureDir, isDirectory, pathExists } from '../core/fs.js';
+import { isDirectory, pathExists } from '../core/fs.js';
+import { parseEnv } from '../config/env-file.js';
+import { agentDbPath, resolveDbLocation } from '../instances/db-path.js';
+import { isSameRepoPath } from '../update/git-ops.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
 import { gitError } from '../git/repo.js';
 import { runGit } from '../git/run.js';
@@ -12,9 +14,9 @@ import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
 import { deployAgent } from '../instances/deploy.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir } from '../instances/registry.js';
-import type { ArchivedFile, Manifest } from './archive-format.js';
+import { printable, type ArchivedFile, type Manifest } from './archive-format.js';
 import { readManifest } from './read-archive.js';
-import { proveArchive } from './verify-backup.js';
+import { makeWorkDir, proveArchive } from './verify-backup.js';
 
 /** Stopping and starting the instance around a restore; supplied by the command from the process managers. */
 export interface ProcessControl {
@@ -33,6 +35,10 @@ export interface RestoreOptions {
   /** Start the instance afterwards: true always, false never, undefined when it was running before. */
   start?: boolean;
   process?: ProcessControl;
+  /** Repositories a recreated clone may come from: the configured `runtimeRepo` (the home's own is always trusted). */
+  trustedOrigins?: string[];
+  /** --trust-origin: clone a recreated agent from whatever origin the archive records. */
+  trustOrigin?: boolean;
   now?: () => Date;
   onStep?: (step: string) => void;
 }
@@ -46,6 +52,8 @@ export interface RestoreResult {
   /** The files the restore replaced, kept beside them. */
   preRestore: string[];
   commit: { recorded: string | null; checkedOut: boolean };
+  /** Where a recreated agent's runtime was cloned from; null when the agent existed. */
+  origin: string | null;
   process: { stopped: 'stopped' | 'was-not-running' | 'unavailable' | 'not-applicable'; started: 'started' | 'failed' | 'skipped' | 'unavailable' };
   notes: string[];
 }
@@ -65,14 +73,13 @@ export async function restoreAgent(options: RestoreOptions): Promise<RestoreResu
   if (head.agentId !== agent.id) {
     throw new AnimusError('EBADARCHIVE', `${options.archive} is a backup of ${head.agentId}, not ${agent.id}: nothing was changed; pass an archive of ${agent.id} (animus backup list ${agent.id})`);
   }
-  const layout = homeLayout(options.home);
-  await ensureDir(layout.stagingDir);
-  const work = await mkdtemp(join(layout.stagingDir, `restore-${agent.uuid}.${process.pid}.`));
-  const notes: string[] = [];
+  // Staging debris of killed restores and verifies (dead pids) goes first.
+  const work = await makeWorkDir(options.home, `restore-${agent.uuid}`);
   try {
     step('verifying the archive');
-    const { manifest, files } = await proveArchive(options.archive, work, options.passphrase);
-    const archivedSettings = files['settings.json'] ? parseSettingsJson(await readFile(files['settings.json'], 'utf8'), 'settings.json') : undefined;
+    const { manifest, files, notes } = await proveArchive(options.archive, work, options.passphrase);
+    // A settings.json animus cannot read yet (proveArchive noted it) is restored as it is; the agent's own defaults drive a recreation.
+    const archivedSettings = files['settings.json'] ? await readFile(files['settings.json'], 'utf8').then((text) => parseSettingsJson(text, 'settings.json')).catch(() => undefined) : undefined;
     const paths = agentPaths(options.home, agent);
     const exists = await isDirectory(paths.dir);
     if (options.code && exists) await assertCommitAvailable(paths, manifest);
@@ -85,6 +92,7 @@ export async function restoreAgent(options: RestoreOptions): Promise<RestoreResu
       restored: [],
       preRestore: [],
       commit: { recorded: manifest.clone.commit, checkedOut: false },
+      origin: null,
       process: { stopped: 'not-applicable', started: 'skipped' },
       notes,
     };
@@ -122,7 +130,7 @@ async function applyRestore({ options, manifest, files, archivedSettings, paths,
     } else result.process.stopped = stopped.wasRunning ? 'stopped' : 'was-not-running';
   } else {
     step('recreating the agent folder');
-    paths = await recreate(options.home, result.id, manifest, archivedSettings, notes);
+    paths = await recreate(options, manifest, archivedSettings, result);
   }
 
   step('restoring files');
@@ -187,9 +195,30 @@ async function assertCommitAvailable(paths: AgentPaths, manifest: Manifest): Pro
   }
 }
 
-/** A deploy from the recorded origin at the recorded commit; the home's own runtime when that origin is gone. */
-async function recreate(home: string, id: string, manifest: Manifest, settings: Settings | undefined, notes: string[]): Promise<AgentPaths> {
-  const agent = parseAgentId(id);
+/**
+ * The repository a recreated agent's runtime is cloned from. An archive's recorded
+ * origin is code that `start` will run, and a plain archive's manifest can be edited:
+ * it is used only when it is the home's own runtime repository or the configured
+ * `runtimeRepo`, or with --trust-origin; otherwise the home's runtime is used.
+ */
+export function chooseOrigin(home: string, manifest: Manifest, options: Pick<RestoreOptions, 'trustedOrigins' | 'trustOrigin'>): { repo: string | undefined; shown: string; note?: string } {
+  const own = homeLayout(home).runtimeRepo;
+  const origin = manifest.clone.origin;
+  if (origin === null) return { repo: undefined, shown: own };
+  const trusted = isSameRepoPath(origin, own) || (options.trustedOrigins ?? []).some((repo) => repo === origin || isSameRepoPath(origin, repo));
+  if (trusted || options.trustOrigin) return { repo: origin, shown: origin };
+  return {
+    repo: undefined,
+    shown: own,
+    note: `the archive names ${printable(origin)} as the runtime's origin, which is neither this home's runtime nor the configured runtimeRepo: cloned this home's runtime instead (pass --trust-origin to clone from it)`,
+  };
+}
+
+/** A deploy from the chosen origin at the recorded commit; the home's own runtime when that origin is gone. */
+async function recreate(options: RestoreOptions, manifest: Manifest, settings: Settings | undefined, result: RestoreResult): Promise<AgentPaths> {
+  const { home } = options;
+  const agent = parseAgentId(result.id);
+  const notes = result.notes;
   const base = {
     home,
     agent,
@@ -199,23 +228,30 @@ async function recreate(home: string, id: string, manifest: Manifest, settings: 
     description: settings?.agent.description,
     env: {},
   } as const;
-  const origin = manifest.clone.origin;
+  const chosen = chooseOrigin(home, manifest, options);
+  if (chosen.note) notes.push(chosen.note);
+  const origin = chosen.repo;
   const commit = manifest.clone.commit ?? undefined;
-  const useOrigin = origin !== null && (!origin.startsWith('/') || (await pathExists(origin)));
+  const useOrigin = origin !== undefined && (!origin.startsWith('/') || (await pathExists(origin)));
+  result.origin = useOrigin ? origin : homeLayout(home).runtimeRepo;
   try {
     await deployAgent({ ...base, ...(useOrigin ? { repo: origin } : {}), ...(commit ? { ref: commit } : {}) });
   } catch (error) {
     if (!(error instanceof AnimusError) || error.code !== 'EGIT') throw error;
-    notes.push(`could not clone ${origin ?? 'the runtime'} at ${commit?.slice(0, 12) ?? 'its head'} (${describeError(error)}); used this home's runtime instead`);
+    notes.push(`could not clone ${origin ? printable(origin) : 'the runtime'} at ${commit?.slice(0, 12) ?? 'its head'} (${describeError(error)}); used this home's runtime instead`);
+    result.origin = homeLayout(home).runtimeRepo;
     await deployAgent({ ...base });
   }
-  notes.push(`recreated ${id}`);
+  notes.push(`recreated ${result.id}`);
   return agentPaths(home, agent);
 }
 
 /** Renames the proven files into place; the current ones move aside first, and back if a rename fails. */
 async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, string>>, stamp: string, keepOld: boolean, result: RestoreResult): Promise<void> {
-  const targets: Record<ArchivedFile, string> = { 'animus.db': paths.db, '.env': paths.env, 'settings.json': paths.settings };
+  // The database goes where the runtime will read it: the restored .env's DB_PATH (inside the folder), else the default.
+  const restoredEnv = files['.env'] ? await readFile(files['.env'], 'utf8').then((text) => parseEnv(text, '.env'), () => undefined) : undefined;
+  const db = restoredEnv ? resolveDbLocation(paths.dir, restoredEnv.DB_PATH).path : agentDbPath(paths);
+  const targets: Record<ArchivedFile, string> = { 'animus.db': db, '.env': paths.env, 'settings.json': paths.settings };
   const undo: Array<() => Promise<void>> = [];
   try {
     for (const name of ['animus.db', '.env', 'settings.json'] as const) {

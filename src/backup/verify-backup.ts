@@ -1,11 +1,12 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
-import { parseEnv } from '../config/env-file.js';
-import { parseSettingsJson } from '../config/settings.js';
+import { DIR_MODE, ensureDir } from '../core/fs.js';
+import { removeAbandonedStaging } from '../home/init.js';
+import { homeLayout } from '../home/layout.js';
 import { openDatabase } from '../store/database.js';
-import type { Manifest } from './archive-format.js';
+import { agentStamp, BROCA_TABLES, type BrocaTable, type Manifest } from './archive-format.js';
+import { checkAgentConfig, countBrocaRows } from './archive-checks.js';
 import { extractArchive, type Extracted } from './read-archive.js';
 
 export interface VerifyResult {
@@ -17,24 +18,45 @@ export interface VerifyResult {
   encrypted: boolean;
   schemaVersion: number;
   commit: string | null;
+  origin: string | null;
   files: Array<{ name: string; size: number; sha256: string }>;
+  rows: Record<BrocaTable, number> | null;
   integrityCheck: 'ok';
+  /** Restorable, with these remarks (an older format; a settings.json kept as it is). */
+  notes: string[];
 }
 
 /**
- * Everything restore relies on, proven on extracted copies in `workDir`: checksums
- * (and the GCM tag), SQLite's full integrity_check, a schema this animus can read,
- * and .env and settings.json that parse and name the archive's agent.
+ * Everything restore relies on, proven on extracted copies in `workDir`: the manifest's
+ * checksum, each file's (and the GCM tag), SQLite's full integrity_check, Broca's four
+ * tables with the row counts the manifest records, the agent's stamp in the database,
+ * and a .env and settings.json that name no other agent (archive-checks.ts, the same
+ * checks `backup` made before writing it).
  */
 export async function proveArchive(path: string, workDir: string, passphrase: string | undefined): Promise<Extracted> {
   const extracted = await extractArchive(path, workDir, { passphrase });
-  const { manifest, files } = extracted;
-  const db = openDatabase(files['animus.db']!, { readonly: true });
+  const { manifest, files, notes } = extracted;
+  const dbFile = files['animus.db']!;
+  if ((await stat(dbFile)).size === 0) throw new AnimusError('EBADDB', `the database in ${path} is empty (0 bytes): use another archive`);
+  const db = openDatabase(dbFile, { readonly: true });
   try {
     const rows = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
     const problems = rows.map((r) => r.integrity_check).filter((r) => r !== 'ok');
     if (problems.length > 0) {
       throw new AnimusError('EBADDB', `the database in ${path} fails integrity_check (${problems.slice(0, 3).join('; ')}): use another archive`);
+    }
+    const counts = countBrocaRows(db, `the database in ${path}`);
+    const recorded = manifest.database;
+    if (recorded) {
+      const stamp = db.pragma('application_id', { simple: true }) as number;
+      if (stamp !== recorded.applicationId || stamp !== agentStamp(manifest.agentId)) {
+        throw new AnimusError('EBADARCHIVE', `the database in ${path} is not ${manifest.agentId}'s (its agent stamp differs: another agent's database, relabelled?): use an archive of ${manifest.agentId}`);
+      }
+      const wrong = BROCA_TABLES.filter((table) => counts[table] !== recorded.rows[table]);
+      if (wrong.length > 0) {
+        const table = wrong[0]!;
+        throw new AnimusError('EBADARCHIVE', `the database in ${path} has ${counts[table]} rows in ${table} where its manifest records ${recorded.rows[table]}: the archive is inconsistent; use another`);
+      }
     }
   } catch (error) {
     if (error instanceof AnimusError) throw error;
@@ -42,33 +64,38 @@ export async function proveArchive(path: string, workDir: string, passphrase: st
   } finally {
     db.close();
   }
-  if (files['settings.json']) {
-    const settings = parseSettingsJson(await readFile(files['settings.json'], 'utf8'), `settings.json in ${path}`);
-    if (settings.agent.id !== manifest.agentId) {
-      throw new AnimusError('EBADARCHIVE', `settings.json in ${path} names ${settings.agent.id}, not ${manifest.agentId}: the archive is inconsistent; use another`);
-    }
-  }
-  if (files['.env']) {
-    const env = parseEnv(await readFile(files['.env'], 'utf8'), `.env in ${path}`);
-    if (env.AGENT_ID && env.AGENT_ID !== manifest.agentId) {
-      throw new AnimusError('EBADARCHIVE', `.env in ${path} is for another agent than ${manifest.agentId}: the archive is inconsistent; use another`);
-    }
-  }
+  const text = async (name: '.env' | 'settings.json') => (files[name] ? await readFile(files[name]!, 'utf8') : undefined);
+  notes.push(...checkAgentConfig(manifest.agentId, { env: await text('.env'), settings: await text('settings.json') }, ` in ${path}`));
   return extracted;
 }
 
-/** `animus backup verify`: proves the archive in a private temporary folder, then removes it. */
-export async function verifyArchive(path: string, passphrase: string | undefined): Promise<VerifyResult> {
-  const work = await mkdtemp(join(tmpdir(), 'animus-verify-'));
+/**
+ * `animus backup verify`: proves the archive in a private folder (0700) inside the
+ * home's staging area, never the shared /tmp (the database holds users' messages),
+ * then removes it. A killed verify's folder is removed by the next verify, restore
+ * or `animus init`.
+ */
+export async function verifyArchive(path: string, passphrase: string | undefined, home: string): Promise<VerifyResult> {
+  const work = await makeWorkDir(home, 'verify');
   try {
-    const { manifest } = await proveArchive(path, work, passphrase);
-    return describeVerified(path, manifest);
+    const { manifest, notes } = await proveArchive(path, work, passphrase);
+    return { ...describeVerified(path, manifest), notes };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-export function describeVerified(path: string, manifest: Manifest): VerifyResult {
+/** A private scratch folder `<label>.<pid>.<random>` in the home's staging area, after removing those of dead processes. */
+export async function makeWorkDir(home: string, label: string): Promise<string> {
+  const layout = homeLayout(home);
+  await ensureDir(layout.stagingDir, DIR_MODE);
+  await removeAbandonedStaging(layout);
+  const work = await mkdtemp(join(layout.stagingDir, `${label}.${process.pid}.`));
+  await chmod(work, DIR_MODE);
+  return work;
+}
+
+export function describeVerified(path: string, manifest: Manifest): Omit<VerifyResult, 'notes'> {
   return {
     archive: path,
     ok: true,
@@ -78,7 +105,9 @@ export function describeVerified(path: string, manifest: Manifest): VerifyResult
     encrypted: manifest.encrypted,
     schemaVersion: manifest.schemaVersion,
     commit: manifest.clone.commit,
+    origin: manifest.clone.origin,
     files: manifest.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+    rows: manifest.database?.rows ?? null,
     integrityCheck: 'ok',
   };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fchmodSync, fsync, openSync, renameSync, rmSync, writevSync } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { Cipher } from 'node:crypto';
-import { encodePrefix, MAGIC, TAG_BYTES, type ArchivedFile, type ArchiveFileEntry, type Manifest } from './archive-format.js';
+import { encodePrefix, MAGIC, PARTIAL_EXT, TAG_BYTES, type ArchivedFile, type ArchiveFileEntry, type Manifest } from './archive-format.js';
 import { encryptor, newIv, type ArchiveKey } from './cipher.js';
 
 export interface ArchiveSource {
@@ -44,7 +44,8 @@ export async function writeArchive(destination: string, base: ManifestBase, sour
   const cipher = key && iv ? encryptor(key.key, iv, prefix) : undefined;
   const written = { manifest, bytes: prefix.length + manifest.bodyBytes + (cipher ? TAG_BYTES : 0) };
 
-  const temp = `${destination}.partial`;
+  // The pid in the name tells the next backup whether its writer is still running (see removeDebris).
+  const temp = `${destination}.${process.pid}${PARTIAL_EXT}`;
   if (loaded.every((source) => source.data)) {
     // The usual case (a database of a few MiB): synchronous calls, one vectored write,
     // and only the fsync handed to the thread pool, where a thousand of them overlap.

@@ -1,6 +1,8 @@
 import type { Output } from './output.js';
 import { DEFAULT_HOME } from '../home/layout.js';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { AnimusError } from '../core/errors.js';
 
 export interface GlobalOptions {
   home?: string;
@@ -15,12 +17,15 @@ export type HomeSource = '--home' | 'ANIMUS_HOME' | 'config' | 'default';
 export interface CliContext {
   out: Output;
   globals: GlobalOptions;
+  /** The command as typed, without the program name: `settings set`, `start` (what a lock holder is shown as). */
+  command: string;
   env: NodeJS.ProcessEnv;
   /** A person can answer prompts: stdin and stderr are terminals and --yes was not given. */
   interactive: boolean;
   /** Aborted on Ctrl-C: long operations stop and clean up. */
   signal: AbortSignal;
   resolveHome(): Promise<{ home: string; source: HomeSource }>;
+  /** The home, which must exist as a folder (except for the commands that make it: init, deploy, restore). */
   home(): Promise<string>;
   /**
    * The exit code of a command that has printed its failures itself (several agents,
@@ -29,7 +34,10 @@ export interface CliContext {
   setExitCode(code: number): void;
 }
 
-export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEnv) {
+/** The commands that create the home when it is missing; every other one needs it there. */
+const CREATE_HOME = new Set(['init', 'deploy', 'restore']);
+
+export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEnv, command = '') {
   let cached: Promise<{ home: string; source: HomeSource }> | undefined;
   const resolveHome = () => {
     cached ??= (async () => {
@@ -42,5 +50,16 @@ export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEn
     })();
     return cached;
   };
-  return { resolveHome, home: async () => (await resolveHome()).home };
+  const home = async () => {
+    const { home: dir } = await resolveHome();
+    if (!CREATE_HOME.has(command)) requireHomeFolder(dir);
+    return dir;
+  };
+  return { resolveHome, home };
+}
+
+/** A home given as a file or a folder that is not there: the same line, exit 3, for every command. */
+export function requireHomeFolder(dir: string): void {
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  throw new AnimusError('ENOTFOUND', `no animus home at ${dir}: run \`animus init${dir === DEFAULT_HOME ? '' : ` --home ${dir}`}\``);
 }

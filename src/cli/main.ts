@@ -28,6 +28,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.stdout.on('error', onPipeError);
   const json = argv.includes('--json');
   try {
+    // An agent pushed to a cluster is operated in its pod (queue, users, settings, backup).
+    const forward = await findClusterForward(argv);
+    if (forward) {
+      const { runForward } = await import('../kubernetes/forward.js');
+      process.exitCode = await runForward(forward, process.env);
+      return;
+    }
     const program = buildProgram({ signal: controller.signal, env: process.env, exit });
     await program.parseAsync(argv as string[]);
     if (exit.code !== 0) process.exitCode = exit.code;
@@ -38,6 +45,18 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
+async function findClusterForward(argv: readonly string[]) {
+  const args = argv.slice(2);
+  // Only a command naming an agent can be forwarded: nothing more is loaded for the others.
+  if (!args.some((arg) => /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i.test(arg))) return undefined;
+  const { FORWARDED_COMMANDS, findForward } = await import('../kubernetes/forward.js');
+  if (!args.some((arg) => FORWARDED_COMMANDS.has(arg))) return undefined;
+  const flag = args.indexOf('--home');
+  const { createHomeResolver } = await import('./context.js');
+  const home = await createHomeResolver({ home: flag >= 0 ? args[flag + 1] : args.find((a) => a.startsWith('--home='))?.slice(7), json: false, color: false, yes: false }, process.env).home();
+  return findForward(args, home);
+}
+
 function report(error: unknown, json: boolean): number {
   if (error instanceof commander().CommanderError) {
     // Help and --version end here too; commander has printed what it had to.
@@ -46,8 +65,9 @@ function report(error: unknown, json: boolean): number {
     return EXIT.usage;
   }
   if (error instanceof AnimusError) {
-    process.stderr.write(`animus: ${error.message}\n`);
-    if (json) printJsonError(error.code, error.message, error.detail);
+    const message = oneLine(error.message);
+    process.stderr.write(`animus: ${message}\n`);
+    if (json) printJsonError(error.code, message, error.detail);
     return error.exitCode;
   }
   const aborted = (error as { name?: string })?.name === 'AbortError';
@@ -60,6 +80,15 @@ function report(error: unknown, json: boolean): number {
   process.stderr.write('This is a bug in animus. Please report it with the output above.\n');
   if (json) printJsonError('EINTERNAL', describeError(error));
   return EXIT.internal;
+}
+
+/**
+ * A message is one line, whatever it quotes: a value typed with a line break or a
+ * terminal escape in it is shown escaped (\\n, \\x1b), never acted on by the terminal
+ * or splitting a script's one-line read.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, '\\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function printJsonError(code: string, message: string, detail?: Record<string, unknown>): void {

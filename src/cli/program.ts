@@ -6,12 +6,16 @@ import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
 import { registerApprovalCommands } from './commands/approvals.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
 import { registerHomeCommands } from './commands/home.js';
+import { registerKubernetesCommands } from './commands/kubernetes.js';
 import { registerProcessCommands } from './commands/process.js';
 import { registerQueueCommands } from './commands/queue.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
 import { registerSettingsCommands } from './commands/settings.js';
+import { registerStatusCommands } from './commands/status.js';
+import { registerMetricsCommands } from './commands/metrics.js';
 import { registerSystemdCommands } from './commands/systemd.js';
 import { registerUpdateCommands } from './commands/update.js';
 import { registerUserCommands } from './commands/users.js';
@@ -54,10 +58,11 @@ export function buildProgram(options: ProgramOptions): Command {
       yes: raw.yes === true,
     };
     const out = new Output({ json: globals.json, color: globals.color, style: await loadStyle(globals.color) });
-    const homes = createHomeResolver(globals, options.env);
+    const homes = createHomeResolver(globals, options.env, commandPath(command));
     const ctx: CliContext = {
       out,
       globals,
+      command: commandPath(command),
       env: options.env,
       interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
       signal: options.signal,
@@ -72,7 +77,10 @@ export function buildProgram(options: ProgramOptions): Command {
   registerHomeCommands(program, action);
   registerAgentCommands(program, action);
   registerProcessCommands(program, action);
+  registerStatusCommands(program, action);
+  registerMetricsCommands(program, action);
   registerSystemdCommands(program, action);
+  registerKubernetesCommands(program, action);
   registerRuntimeCommands(program, action);
   registerHealthCommands(program, action);
   registerBackupCommands(program, action);
@@ -80,8 +88,16 @@ export function buildProgram(options: ProgramOptions): Command {
   registerUserCommands(program, action);
   registerApprovalCommands(program, action);
   registerSettingsCommands(program, action);
+  registerEnvCommands(program, action);
   registerUpdateCommands(program, action);
   return program;
+}
+
+/** `queue flush`: the command's names from below the program down to it. */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
 }
 
 /** The agent id every command's --help examples use. */

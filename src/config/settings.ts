@@ -10,11 +10,17 @@ import { AnimusError } from '../core/errors.js';
 export const MESSAGE_MODES = ['echo', 'listen', 'live'] as const;
 export type MessageMode = (typeof MESSAGE_MODES)[number];
 
-export const PROCESS_MANAGERS = ['pm2', 'systemd'] as const;
+export const PROCESS_MANAGERS = ['pm2', 'systemd', 'kubernetes'] as const;
 export type ProcessManagerName = (typeof PROCESS_MANAGERS)[number];
+/** The managers a new agent can be deployed under; `kubernetes` is reached only by `animus kubernetes push`. */
+export const LOCAL_PROCESS_MANAGERS = ['pm2', 'systemd'] as const;
 
 export const PARSE_MODES = ['Markdown', 'MarkdownV2', 'HTML', 'none'] as const;
 export type ParseMode = (typeof PARSE_MODES)[number];
+
+/** What the bot does with a message that has no text or caption (voice, sticker, photo alone, document, …). */
+export const MEDIA_MODES = ['reply', 'placeholder'] as const;
+export type MediaMode = (typeof MEDIA_MODES)[number];
 
 export const LOG_TARGETS = ['file', 'journal'] as const;
 export type LogTarget = (typeof LOG_TARGETS)[number];
@@ -51,8 +57,15 @@ export interface Settings {
     attach_user_block: boolean;
   };
   plugins: {
-    telegram_bot: { enabled: boolean; parse_mode: ParseMode; require_owner: boolean };
-    telegram_user: { enabled: boolean; catch_up_limit: number };
+    telegram_bot: {
+      enabled: boolean;
+      parse_mode: ParseMode;
+      require_owner: boolean;
+      /** reply: answer media_reply and keep the message (with a placeholder text); placeholder: pass `[voice message]` etc. to the agent. */
+      media: MediaMode;
+      media_reply: string;
+    };
+    telegram_user: { enabled: boolean; catch_up_limit: number; allow_groups: boolean };
     local: { enabled: boolean };
   };
 }
@@ -83,7 +96,7 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'debug_mode', type: { kind: 'boolean' }, description: 'verbose logs' },
   { path: 'queue_refresh', type: { kind: 'number', min: 0.05, max: 3600 }, description: 'seconds between polls of an idle queue' },
   { path: 'max_retries', type: { kind: 'integer', min: 0, max: 100 }, description: 'agent request retries before an item fails' },
-  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd', atRestart: true },
+  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd | kubernetes (set by `animus kubernetes push`)', atRestart: true },
   { path: 'memory_limit_mb', type: { kind: 'integer', min: 32, max: 65536 }, description: 'restart the instance above this RSS', atRestart: true },
   { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)', atRestart: true },
   { path: 'letta.timeout_s', type: { kind: 'number', min: 0.1, max: 3600 }, description: 'seconds one call to Letta may take (a slower run is waited for, never sent twice)' },
@@ -93,10 +106,15 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'plugins.telegram_bot.enabled', type: { kind: 'boolean' }, description: 'Telegram bot (TELEGRAM_BOT_TOKEN)' },
   { path: 'plugins.telegram_bot.parse_mode', type: { kind: 'enum', values: PARSE_MODES }, description: 'reply formatting, plain text fallback' },
   { path: 'plugins.telegram_bot.require_owner', type: { kind: 'boolean' }, description: 'answer only TELEGRAM_OWNER_ID/_USERNAME' },
+  { path: 'plugins.telegram_bot.media', type: { kind: 'enum', values: MEDIA_MODES }, description: 'messages without text: reply (answer media_reply) | placeholder (the agent gets "[voice message]")' },
+  { path: 'plugins.telegram_bot.media_reply', type: { kind: 'string' }, description: 'the answer to a message without text (media: reply)' },
   { path: 'plugins.telegram_user.enabled', type: { kind: 'boolean' }, description: 'Telegram user account over MTProto' },
   { path: 'plugins.telegram_user.catch_up_limit', type: { kind: 'integer', min: 0, max: 1000 }, description: 'recent messages per chat read at start' },
+  { path: 'plugins.telegram_user.allow_groups', type: { kind: 'boolean' }, description: 'also answer messages in groups (default: private chats only)' },
   { path: 'plugins.local.enabled', type: { kind: 'boolean' }, description: 'messages from `animus send`' },
 ];
+
+export const DEFAULT_MEDIA_REPLY = 'I can only read text messages.';
 
 export interface SettingsInit {
   agentId: string;
@@ -118,8 +136,8 @@ export function defaultSettings(init: SettingsInit): Settings {
     log_target: 'file',
     letta: { timeout_s: 120, run_timeout_s: 600, approvals: 'deny', attach_user_block: false },
     plugins: {
-      telegram_bot: { enabled: false, parse_mode: 'Markdown', require_owner: false },
-      telegram_user: { enabled: false, catch_up_limit: 20 },
+      telegram_bot: { enabled: false, parse_mode: 'Markdown', require_owner: false, media: 'reply', media_reply: DEFAULT_MEDIA_REPLY },
+      telegram_user: { enabled: false, catch_up_limit: 20, allow_groups: false },
       local: { enabled: true },
     },
   };

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
 import { formatMode } from '../core/fs.js';
-import { checkEnv, isPlaceholder, parseEnv } from '../config/env-file.js';
+import { isPlaceholder, parseEnv } from '../config/env-file.js';
+import { envProblems } from '../config/env-problems.js';
 import { parseSettingsJson, type MessageMode, type ProcessManagerName, type Settings } from '../config/settings.js';
 import { agentPaths, CLONE_DIR, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import type { ProcessInfo } from '../process/types.js';
@@ -13,6 +14,7 @@ import { databaseKey, fileIdentity, isSettled, recall, type AgentMemory, type Fo
 import { cloneStateFrom, readCloneFiles, readIndex } from '../git/clone-state.js';
 import { readText } from '../git/refs.js';
 import { FolderStats, statFile, WAL_FILE, type FileInfo } from './folder-stats.js';
+import { checkTelegram } from './telegram-check.js';
 import type { AgentHealth, CheckResult, HealthThresholds } from './types.js';
 
 /** The checks that read the agent's folder; the process check is added once the managers answered. */
@@ -90,6 +92,7 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   add(logs);
   add(checkQueue(db.problem === undefined ? db.queue : undefined, thresholds));
   add(checkReply(db.problem === undefined ? db.lastReplyAt : undefined, now));
+  if (reading.settings.telegram) add(checkTelegram(paths.dir, reading.settings.telegram, now));
   return { paths, processManager: reading.settings.processManager, health, ...(Object.keys(memory).length > 0 ? { memory } : {}) };
 }
 
@@ -100,8 +103,8 @@ function identityOf(inputs: string[], stats: FolderStats): string {
 /** settings.json, .env and the clone's .git files, each stat'ed (into `stats`) before it is read. */
 function readFolder(paths: AgentPaths, agent: AgentId, stats: FolderStats): FolderReading {
   stats.get(SETTINGS_FILE);
-  const settings = checkSettings(paths, agent);
-  const env = checkEnvFile(paths, agent, settings.mode, stats.get(ENV_FILE));
+  const { parsed, ...settings } = checkSettings(paths, agent);
+  const env = checkEnvFile(paths, agent, settings.mode, parsed, stats.get(ENV_FILE));
   const clone = readClone(paths, stats);
   return { settings, env, ...(clone ? { clone } : {}) };
 }
@@ -166,7 +169,7 @@ function modeOf(info: FileInfo | undefined): number | undefined {
   return info ? info.mode & 0o777 : undefined;
 }
 
-function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settings'] {
+function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settings'] & { parsed?: Settings } {
   let text: string;
   try {
     text = readFileSync(paths.settings, 'utf8');
@@ -180,14 +183,15 @@ function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settin
   } catch (error) {
     return { check: { name: 'settings', status: 'fail', message: describeError(error) } };
   }
-  const found = { mode: settings.message_mode, processManager: settings.process_manager };
+  const telegram = (['telegram_bot', 'telegram_user'] as const).filter((plugin) => settings.plugins[plugin].enabled);
+  const found = { mode: settings.message_mode, processManager: settings.process_manager, parsed: settings, ...(telegram.length > 0 ? { telegram } : {}) };
   if (settings.agent.id !== agent.id) {
     return { ...found, check: { name: 'settings', status: 'fail', message: `agent.id is ${settings.agent.id}, not ${agent.id}: fix settings.json` } };
   }
   return { ...found, check: { name: 'settings', status: 'ok', message: `valid, mode ${settings.message_mode}, ${settings.process_manager}` } };
 }
 
-function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, info: FileInfo | undefined): CheckResult {
+function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, settings: Settings | undefined, info: FileInfo | undefined): CheckResult {
   if (!info) return { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' };
   let text: string;
   try {
@@ -203,10 +207,10 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | und
   } catch (error) {
     return { name: 'env', status: 'fail', message: describeError(error) };
   }
-  // Messages name keys only, never values: this output ends up in logs and tickets.
-  const problems = checkEnv(env, mode ?? 'live').map((p) => `${p.key} ${p.problem}`);
+  // What the runtime refuses to start on (the same function), and messages that name keys, never secret values.
+  const problems = envProblems(env, mode ?? 'live', settings, agent.id).map((p) => (p.fix ? `${p.message} (${p.fix})` : p.message));
   if (env.AGENT_ID && env.AGENT_ID !== agent.id) problems.push(`AGENT_ID names another agent`);
-  if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix .env (animus env set)` };
+  if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix ${paths.env}` };
   const placeholders = Object.entries(env).filter(([key, value]) => value !== '' && isPlaceholder(value, key)).map(([key]) => key);
   if (placeholders.length > 0) return { name: 'env', status: 'warn', message: `placeholder values in ${placeholders.join(', ')}` };
   return { name: 'env', status: 'ok', message: `0600, ${Object.keys(env).length} keys` };

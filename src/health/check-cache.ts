@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, pathExists } from '../core/fs.js';
+import type { TelegramPlugin } from './telegram-check.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
 import { homeLayout } from '../home/layout.js';
@@ -28,7 +29,7 @@ export interface Remembered<T> {
 
 /** settings.json, .env and the clone's .git files, as read and judged. */
 export interface FolderReading {
-  settings: { check: CheckResult; mode?: MessageMode; processManager?: ProcessManagerName };
+  settings: { check: CheckResult; mode?: MessageMode; processManager?: ProcessManagerName; telegram?: TelegramPlugin[] };
   env: CheckResult;
   /** The clone folder (relative to the agent folder) and its .git files; absent when there is none. */
   clone?: { dir: string; files: CloneFiles; indexTooLarge?: boolean };

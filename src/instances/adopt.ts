@@ -1,4 +1,4 @@
-import { chmod, copyFile, readFile } from 'node:fs/promises';
+import { chmod, copyFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { agentIdFromFolderName, type AgentId } from '../core/agent-id.js';
 import { describeError, isAnimusError } from '../core/errors.js';
@@ -12,8 +12,10 @@ import { RUNTIME_BRANCH } from '../home/runtime-source.js';
 import { openDatabase } from '../store/database.js';
 import { schemaVersion, SCHEMA_VERSION } from '../store/migrations.js';
 import { snapshotDatabase } from '../store/snapshot.js';
-import { renderEnv } from './render-env.js';
+import { checkSettingsAgainstEnv } from '../runtime/config.js';
+import { documentedEnvKeys, renderEnv } from './render-env.js';
 import { scanAgentFolders } from './registry.js';
+import { withAgentLock } from './operation-lock.js';
 
 /**
  * `animus adopt`: takes over agent folders made by hand after the multi-agent guide
@@ -58,12 +60,24 @@ export async function adoptAgents(options: AdoptOptions): Promise<AdoptReport[]>
       reports.push({ id: folder.name, changes: [], warnings: [], error: 'folder name is not agent-<uuid>: rename it to the Letta agent id' });
       continue;
     }
-    reports.push(await adoptOne(options, agentPaths(options.home, agent)));
+    const paths = agentPaths(options.home, agent);
+    reports.push(await adoptOne(options, paths));
   }
   return reports;
 }
 
 async function adoptOne(options: AdoptOptions, paths: AgentPaths): Promise<AdoptReport> {
+  if (!options.apply) return planAndApply(options, paths);
+  // Planned again under the lock: what another command changed meanwhile is seen.
+  try {
+    return await withAgentLock(paths, { command: 'adopt --apply', signal: options.signal }, () => planAndApply(options, paths));
+  } catch (error) {
+    if (!isAnimusError(error)) throw error;
+    return { id: paths.agent.id, changes: [], warnings: [], error: error.message };
+  }
+}
+
+async function planAndApply(options: AdoptOptions, paths: AgentPaths): Promise<AdoptReport> {
   const report: AdoptReport = { id: paths.agent.id, changes: [], warnings: [] };
   let steps: Step[];
   try {
@@ -104,7 +118,6 @@ async function plan(options: AdoptOptions, paths: AgentPaths, warnings: string[]
     } else if (declared.toLowerCase() !== paths.agent.id && declared.toLowerCase() !== paths.agent.uuid) {
       warnings.push(`.env says AGENT_ID=${declared}, but the folder is ${paths.agent.id}: left as is; fix whichever is wrong`);
     }
-    if (!env.AGENT_ENDPOINT || !env.AGENT_API_KEY) warnings.push('.env has no AGENT_ENDPOINT or AGENT_API_KEY: live mode will refuse to start until they are set');
   } else {
     steps.push({
       describe: 'create .env from the template (AGENT_ID only: add AGENT_ENDPOINT and AGENT_API_KEY)',
@@ -133,9 +146,18 @@ async function plan(options: AdoptOptions, paths: AgentPaths, warnings: string[]
 }
 
 async function planSettings(paths: AgentPaths, env: EnvMap, warnings: string[]): Promise<Step[]> {
+  const broca = await readBrocaFolder(paths);
+  const unused = await unusedEnvKeys(env);
+  if (unused.length > 0) warnings.push(`.env variables the animus runtime does not read (left in .env, no effect): ${unused.join(', ')}`);
+  const missing = (settings: Settings) => {
+    const problems = checkSettingsAgainstEnv(settings, { ...env, AGENT_ID: env.AGENT_ID || paths.agent.id }, paths.agent.id);
+    if (problems.length > 0) warnings.push(`the adopted agent will not start until .env is fixed: ${problems.join('; ')}`);
+  };
   if (!(await pathExists(paths.settings))) {
-    const settings = settingsFromEnv(paths, env);
-    return [{ describe: `create settings.json (message_mode ${settings.message_mode})`, run: () => writeFileAtomic(paths.settings, serializeSettings(settings)) }];
+    const { settings, dropped } = convertLegacySettings({}, paths, env, broca);
+    reportDropped(dropped, warnings, false);
+    missing(settings);
+    return [{ describe: `create settings.json (message_mode ${settings.message_mode}${describePlugins(settings)})`, run: () => writeFileAtomic(paths.settings, serializeSettings(settings)) }];
   }
   let raw: unknown;
   try {
@@ -146,16 +168,18 @@ async function planSettings(paths: AgentPaths, env: EnvMap, warnings: string[]):
   try {
     const settings = validateSettings(raw, 'settings.json');
     if (settings.agent.id !== paths.agent.id) warnings.push(`settings.json names ${settings.agent.id}, not ${paths.agent.id}: left as is`);
+    missing(settings);
     const mode = await fileMode(paths.settings);
     return mode === SECRET_FILE_MODE ? [] : [{ describe: 'set settings.json to mode 0600', run: () => chmod(paths.settings, SECRET_FILE_MODE) }];
   } catch (error) {
     if (!isAnimusError(error)) throw error;
   }
-  const { settings, dropped } = convertLegacySettings(raw, paths, env);
-  if (dropped.length > 0) warnings.push(`settings.json keys animus does not use, kept only in settings.json.pre-adopt: ${dropped.join(', ')}`);
+  const { settings, dropped } = convertLegacySettings(raw, paths, env, broca);
+  reportDropped(dropped, warnings, true);
+  missing(settings);
   return [
     {
-      describe: "rewrite settings.json in animus's schema, keeping its values (the original is kept as settings.json.pre-adopt)",
+      describe: `rewrite settings.json in animus's schema, keeping its values and Broca's behaviour (${describePlugins(settings).slice(2) || 'no plugin'}); the original is kept as settings.json.pre-adopt`,
       run: async () => {
         await copyFile(paths.settings, `${paths.settings}.pre-adopt`);
         await chmod(`${paths.settings}.pre-adopt`, SECRET_FILE_MODE);
@@ -163,6 +187,36 @@ async function planSettings(paths: AgentPaths, env: EnvMap, warnings: string[]):
       },
     },
   ];
+}
+
+function reportDropped(dropped: string[], warnings: string[], kept: boolean): void {
+  if (dropped.length > 0) warnings.push(`not carried over (animus has no equivalent${kept ? '; kept in settings.json.pre-adopt' : ''}): ${dropped.join('; ')}`);
+}
+
+function describePlugins(settings: Settings): string {
+  const bot = settings.plugins.telegram_bot;
+  const parts = [
+    ...(bot.enabled ? [`Telegram bot on, ${bot.require_owner ? 'owner-only' : 'answering anyone'}, parse_mode ${bot.parse_mode}`] : []),
+    ...(settings.plugins.telegram_user.enabled ? ['Telegram user account on'] : []),
+    ...(settings.letta.attach_user_block ? ['per-user memory on'] : []),
+  ];
+  return parts.length > 0 ? `; ${parts.join(', ')}` : '';
+}
+
+/**
+ * What the Broca folder runs (read from Broca 3's code, see shared/README): plugins
+ * are loaded by folder presence under `broca/plugins/` (no `enabled` switch; the
+ * Telethon user plugin ships in `plugins-disabled/`). Without a Broca clone to look
+ * at, the .env decides: a bot token means the bot ran.
+ */
+export interface BrocaFolder {
+  /** Plugin folders under broca/plugins/, or undefined when there is none to read. */
+  plugins: Set<string> | undefined;
+}
+
+async function readBrocaFolder(paths: AgentPaths): Promise<BrocaFolder> {
+  const entries = await readdir(join(paths.dir, LEGACY_CLONE_DIR, 'plugins'), { withFileTypes: true }).catch(() => undefined);
+  return { plugins: entries ? new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name)) : undefined };
 }
 
 async function planDatabase(paths: AgentPaths, env: EnvMap, warnings: string[]): Promise<Step[]> {
@@ -204,59 +258,92 @@ function migrateInPlace(path: string, create = false): () => Promise<void> {
   };
 }
 
-/** The guide's .env carries MESSAGE_MODE, QUEUE_REFRESH, MAX_RETRIES and DEBUG_MODE. */
-function settingsFromEnv(paths: AgentPaths, env: EnvMap): Settings {
-  const settings = defaultSettings({ agentId: paths.agent.id });
-  const mode = env.MESSAGE_MODE?.toLowerCase();
-  if (mode && (MESSAGE_MODES as readonly string[]).includes(mode)) settings.message_mode = mode as MessageMode;
-  const refresh = Number(env.QUEUE_REFRESH);
-  if (env.QUEUE_REFRESH && Number.isFinite(refresh) && refresh > 0) settings.queue_refresh = refresh;
-  const retries = Number(env.MAX_RETRIES);
-  if (env.MAX_RETRIES && Number.isInteger(retries) && retries >= 0 && retries <= 100) settings.max_retries = retries;
-  if (env.DEBUG_MODE) settings.debug_mode = /^(1|true|yes|on)$/i.test(env.DEBUG_MODE);
-  return settings;
+/** Broca parses TELEGRAM_REQUIRE_OWNER as `true|1|yes` (any case) and defaults it to true. */
+function brocaRequiresOwner(env: EnvMap): boolean {
+  const value = env.TELEGRAM_REQUIRE_OWNER?.trim();
+  return value === undefined || value === '' ? true : ['true', '1', 'yes'].includes(value.toLowerCase());
+}
+
+/** The guide's .env settings, carried into settings.json. */
+const SETTINGS_IN_ENV = ['MESSAGE_MODE', 'QUEUE_REFRESH', 'MAX_RETRIES'];
+
+/** .env variables the animus runtime does not read (Broca's TELEGRAM_BUFFER_DELAY, ENABLE_IMAGE_HANDLING, …): left in .env, named in the plan. */
+async function unusedEnvKeys(env: EnvMap): Promise<string[]> {
+  const documented = await documentedEnvKeys();
+  return Object.keys(env).filter((key) => !documented.has(key) && !SETTINGS_IN_ENV.includes(key) && !key.startsWith('ANIMUS_'));
 }
 
 /**
- * Maps the guide's nested form and Broca's flat form onto animus's schema. Broca's
- * `telegram` plugin is the user-account (Telethon) one; the guide uses the name for
- * a bot with parse_mode, so the .env decides: a bot token means the bot plugin.
+ * Maps the guide's nested form and Broca's flat form onto animus's schema, keeping
+ * what the Broca folder did: the plugins it loaded run (the bot when it has a token),
+ * the bot stays owner-only unless TELEGRAM_REQUIRE_OWNER turned that off, its
+ * parse_mode is kept, and per-user memory is on (Broca always attaches a block per
+ * user). The guide's `plugins.telegram` is the bot (it has a parse_mode); Broca's
+ * Telethon plugin is `telegram_user`. The guide's .env may carry MESSAGE_MODE,
+ * QUEUE_REFRESH, MAX_RETRIES and DEBUG_MODE; settings.json wins over them.
+ * `dropped` names every value that could not be carried over, and why.
  */
-export function convertLegacySettings(raw: unknown, paths: AgentPaths, env: EnvMap): { settings: Settings; dropped: string[] } {
+export function convertLegacySettings(raw: unknown, paths: AgentPaths, env: EnvMap, broca: BrocaFolder = { plugins: undefined }): { settings: Settings; dropped: string[] } {
   const source = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, any>;
-  const settings = settingsFromEnv(paths, env);
+  const settings = defaultSettings({ agentId: paths.agent.id });
   const dropped: string[] = [];
   const take = <T>(value: unknown, check: (v: unknown) => boolean, set: (v: T) => void, name: string) => {
     if (value === undefined) return;
     if (check(value)) set(value as T);
-    else dropped.push(name);
+    else dropped.push(`${name}=${JSON.stringify(value)} (invalid)`);
   };
-  const processing = source.message_processing ?? {};
-  const isMode = (v: unknown) => typeof v === 'string' && (MESSAGE_MODES as readonly string[]).includes(v);
+  const isMode = (v: unknown) => typeof v === 'string' && (MESSAGE_MODES as readonly string[]).includes(v.toLowerCase());
   const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 100;
-  const isPositive = (v: unknown) => typeof v === 'number' && v > 0 && v <= 3600;
-  take<MessageMode>(source.message_mode ?? processing.mode, isMode, (v) => (settings.message_mode = v), 'message_mode');
+  const isPositive = (v: unknown) => typeof v === 'number' && v >= 0.05 && v <= 3600;
+  const number = (text: string | undefined) => (text === undefined || text.trim() === '' ? undefined : Number(text));
+  take<string>(env.MESSAGE_MODE, isMode, (v) => (settings.message_mode = v.toLowerCase() as MessageMode), '.env MESSAGE_MODE');
+  take<number>(number(env.QUEUE_REFRESH), isPositive, (v) => (settings.queue_refresh = v), '.env QUEUE_REFRESH');
+  take<number>(number(env.MAX_RETRIES), isCount, (v) => (settings.max_retries = v), '.env MAX_RETRIES');
+  if (env.DEBUG_MODE) settings.debug_mode = /^(1|true|yes|on)$/i.test(env.DEBUG_MODE);
+
+  const processing = (source.message_processing ?? {}) as Record<string, unknown>;
+  take<string>(source.message_mode ?? processing.mode, isMode, (v) => (settings.message_mode = v.toLowerCase() as MessageMode), 'message_mode');
   take<number>(source.queue_refresh ?? processing.queue_refresh, isPositive, (v) => (settings.queue_refresh = v), 'queue_refresh');
   take<number>(source.max_retries ?? processing.max_retries, isCount, (v) => (settings.max_retries = v), 'max_retries');
   take<boolean>(source.debug_mode, (v) => typeof v === 'boolean', (v) => (settings.debug_mode = v), 'debug_mode');
+  for (const key of Object.keys(processing)) if (!['mode', 'queue_refresh', 'max_retries'].includes(key)) dropped.push(`message_processing.${key}`);
   if (typeof source.agent?.name === 'string') settings.agent.name = source.agent.name;
   if (typeof source.agent?.description === 'string') settings.agent.description = source.agent.description;
+  // Broca keeps a Letta identity and a "human" block per user and attaches it around each request.
+  settings.letta.attach_user_block = true;
 
+  const token = env.TELEGRAM_BOT_TOKEN?.trim() ?? '';
   const plugins = (source.plugins ?? {}) as Record<string, any>;
+  let botNamed = false;
   for (const [name, config] of Object.entries(plugins)) {
-    const enabled = config?.enabled !== false;
-    if (name === 'telegram_bot' || (name === 'telegram' && env.TELEGRAM_BOT_TOKEN)) {
-      settings.plugins.telegram_bot.enabled = enabled;
-      if (['Markdown', 'MarkdownV2', 'HTML'].includes(config?.parse_mode)) settings.plugins.telegram_bot.parse_mode = config.parse_mode;
-    } else if (name === 'telegram' || name === 'telegram_user') {
-      settings.plugins.telegram_user.enabled = enabled;
+    if (name === 'telegram_bot' || name === 'telegram') {
+      botNamed = true;
+      if (config?.enabled === false) dropped.push(`plugins.${name}.enabled=false (Broca has no such switch and ran the bot; it stays on: \`animus settings set --agent ${paths.agent.id} plugins.telegram_bot.enabled false\` turns it off)`);
+      const parse = config?.parse_mode;
+      if (parse !== undefined) {
+        const known = ['Markdown', 'MarkdownV2', 'HTML'].find((m) => typeof parse === 'string' && m.toLowerCase() === parse.toLowerCase());
+        if (known) settings.plugins.telegram_bot.parse_mode = known as Settings['plugins']['telegram_bot']['parse_mode'];
+        else dropped.push(`plugins.${name}.parse_mode=${JSON.stringify(parse)} (invalid)`);
+      }
+      for (const key of Object.keys(config ?? {})) if (!['enabled', 'parse_mode'].includes(key)) dropped.push(`plugins.${name}.${key}`);
+    } else if (name === 'telegram_user') {
+      settings.plugins.telegram_user.enabled = config?.enabled !== false;
     } else if (name === 'local') {
-      settings.plugins.local.enabled = enabled;
+      settings.plugins.local.enabled = config?.enabled !== false;
     } else {
       dropped.push(`plugins.${name}`);
     }
   }
+  // The bot ran in Broca when its plugin folder was there (or, with no clone to read, when named or given a token) and it had a token.
+  const botLoaded = broca.plugins ? broca.plugins.has('telegram_bot') : botNamed || token !== '';
+  if (botLoaded && token !== '') {
+    settings.plugins.telegram_bot.enabled = true;
+    settings.plugins.telegram_bot.require_owner = brocaRequiresOwner(env);
+  } else if (botLoaded) dropped.push('the Telegram bot (no TELEGRAM_BOT_TOKEN in .env, so Broca could not run it either): it stays off');
+  if (broca.plugins?.has('telegram')) settings.plugins.telegram_user.enabled = true;
+
   const known = new Set(['agent', 'message_processing', 'message_mode', 'queue_refresh', 'max_retries', 'debug_mode', 'plugins']);
   for (const key of Object.keys(source)) if (!known.has(key)) dropped.push(key);
+  for (const key of Object.keys(source.agent ?? {})) if (!['id', 'name', 'description'].includes(key)) dropped.push(`agent.${key}`);
   return { settings: validateSettings(settings, 'converted settings'), dropped };
 }

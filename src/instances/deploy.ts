@@ -14,6 +14,7 @@ import { agentPaths, agentPathsIn } from '../home/layout.js';
 import { RUNTIME_BRANCH } from '../home/runtime-source.js';
 import { openDatabase } from '../store/database.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
+import { withAgentLock } from './operation-lock.js';
 import { renderEnv } from './render-env.js';
 
 export interface DeployOptions {
@@ -104,6 +105,11 @@ function sourceOf(options: DeployOptions, layout: HomeLayout): { repo: string; r
  * deploy to remove (it is named after the dead pid).
  */
 export async function deployAgent(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
+  // The new folder's lock: a second deploy (or a restore) of the same id meanwhile waits or says busy.
+  return withAgentLock(agentPaths(options.home, options.agent), { command: 'deploy', signal: options.signal }, () => deployLocked(options, prepared));
+}
+
+async function deployLocked(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
   const step = options.onStep ?? (() => {});
   const target = agentPaths(options.home, options.agent);
   const idProblem = options.mode === 'live' ? lettaAgentIdProblem(options.agent) : undefined;

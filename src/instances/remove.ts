@@ -2,7 +2,8 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { DIR_MODE, ensureDir } from '../core/fs.js';
-import { homeLayout } from '../home/layout.js';
+import { homeLayout, type AgentPaths } from '../home/layout.js';
+import { withAgentLock } from './operation-lock.js';
 import { requireAgent } from './registry.js';
 
 export interface RemoveOptions {
@@ -27,6 +28,10 @@ export interface RemoveResult {
  */
 export async function removeAgent(options: RemoveOptions): Promise<RemoveResult> {
   const paths = await requireAgent(options.home, options.agent.id);
+  return withAgentLock(paths, { command: 'remove' }, () => removeLocked(options, paths));
+}
+
+async function removeLocked(options: RemoveOptions, paths: AgentPaths): Promise<RemoveResult> {
   await options.stop?.();
   if (options.purge) {
     await rm(paths.dir, { recursive: true, force: true });

@@ -20,3 +20,9 @@ export async function renderEnv(values: EnvValues, extra: EnvMap): Promise<strin
   for (const [key, value] of Object.entries(extra)) text = setEnvValue(text, key, value);
   return text;
 }
+
+/** The variables the runtime reads, as documented (set or commented out) in templates/agent.env. */
+export async function documentedEnvKeys(): Promise<Set<string>> {
+  const template = await readFile(join(packageRoot(), 'templates', 'agent.env'), 'utf8');
+  return new Set([...template.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!));
+}

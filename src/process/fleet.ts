@@ -31,8 +31,42 @@ export async function resolveTargets(home: string, ids: string[], all: boolean):
   return targets;
 }
 
-export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], options: OpenOptions): Promise<ProcessActionResult[]> {
-  return runFleetAction(agents, options, (manager, group) => manager[verb](group));
+export interface FleetVerbOptions extends OpenOptions {
+  /** The command as typed (`start --all`), shown to whoever finds an agent busy. */
+  command?: string;
+}
+
+/**
+ * start, stop or restart over agents, each under its operation lock (an agent another
+ * command holds is reported busy and left alone; the rest still run). Start and
+ * restart first run the runtime's own configuration check: an agent that would refuse
+ * to start is not touched, so a restart with a broken .env leaves it running.
+ */
+export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], options: FleetVerbOptions): Promise<ProcessActionResult[]> {
+  const { withAgentLocks } = await import('../instances/operation-lock.js');
+  return withAgentLocks(agents, { command: options.command ?? verb }, async ({ locked, busy }) => {
+    const byId = new Map<string, ProcessActionResult>();
+    for (const { paths, error } of busy) byId.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', message: error.message, code: error.code });
+    let ready = locked;
+    if (verb !== 'stop') {
+      const { preflightProblems } = await import('./preflight.js');
+      ready = locked.filter((paths) => {
+        const problems = preflightProblems(paths, options.env ?? process.env);
+        if (problems.length === 0) return true;
+        const kept = verb === 'restart' ? 'nothing was changed (a running instance keeps running)' : 'nothing was started';
+        byId.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', code: problems.some((p) => p.includes('settings.json')) ? 'EBADSETTINGS' : 'EBADENV', message: `${paths.agent.id} would not start: ${problems.join('; ')}; ${kept}` });
+        return false;
+      });
+      // One poller per bot token: a second agent on the same token would split its chats.
+      const { botTokenConflicts } = await import('../instances/bot-token.js');
+      const conflicts = await botTokenConflicts(options.home, ready);
+      for (const [id, message] of conflicts) byId.set(id, { id, outcome: 'failed', code: 'EEXISTS', message });
+      ready = ready.filter((paths) => !conflicts.has(paths.agent.id));
+    }
+    const results = await runFleetAction(ready, options, (manager, group) => manager[verb](group), verb === 'stop');
+    for (const result of results) byId.set(result.id, result);
+    return agents.map((paths) => byId.get(paths.agent.id)!);
+  });
 }
 
 export interface StatusRow extends Omit<ProcessInfo, 'manager'> {
@@ -47,7 +81,7 @@ export interface StatusRow extends Omit<ProcessInfo, 'manager'> {
  * manager that is missing or refuses: its agents are `unknown`, with the reason.
  */
 export async function fleetStatus(agents: AgentPaths[], options: OpenOptions): Promise<StatusRow[]> {
-  const { groups, unreadable } = await groupByManager(agents);
+  const { groups, unreadable } = await groupByManager(agents, true, options.env);
   const byId = new Map<string, StatusRow>();
   for (const { paths, error } of unreadable) byId.set(paths.agent.id, { id: paths.agent.id, state: 'unknown', problem: describeError(error), code: codeOf(error) });
   await Promise.all(
@@ -99,12 +133,12 @@ export interface Activation {
 
 /**
  * After a deploy: `--start` starts the agents (verified up); without it, agents under
- * systemd are enabled so animus.target starts them at boot. A missing systemd is a
+ * systemd are enabled so the home's target starts them at boot. A missing systemd is a
  * warning here, not a failure: the folder is whole and can be started later.
  */
 export async function activateDeployed(home: string, ids: string[], options: { start: boolean; env?: NodeJS.ProcessEnv }): Promise<Activation> {
   const agents = await Promise.all(ids.map((id) => requireAgent(home, id)));
-  if (options.start) return { started: await runFleetVerb('start', agents, { home, env: options.env }), warnings: [] };
+  if (options.start) return { started: await runFleetVerb('start', agents, { home, env: options.env, command: 'deploy --start' }), warnings: [] };
   const { groups } = await groupByManager(agents);
   const systemd = groups.find((g) => g.manager === 'systemd');
   if (!systemd) return { warnings: [] };

@@ -1,7 +1,11 @@
+import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { dropInPath, unitDirectory } from './systemd-units.js';
 import type { ProcessActionResult, ProcessManager } from './types.js';
 
 export interface OpenOptions {
@@ -17,7 +21,11 @@ export interface OpenOptions {
 export async function openProcessManager(name: ProcessManagerName, options: OpenOptions): Promise<ProcessManager> {
   if (name === 'pm2') {
     const { Pm2Manager } = await import('./pm2.js');
-    return new Pm2Manager({ env: options.env, startGraceMs: options.startGraceMs });
+    return new Pm2Manager({ env: options.env, home: options.home, startGraceMs: options.startGraceMs });
+  }
+  if (name === 'kubernetes') {
+    const { KubernetesManager } = await import('./kubernetes.js');
+    return new KubernetesManager({ env: options.env });
   }
   const { SystemdManager } = await import('./systemd.js');
   return new SystemdManager({ home: options.home, env: options.env, scope: options.scope });
@@ -38,22 +46,33 @@ export interface FleetGroup {
   agents: AgentPaths[];
 }
 
-/** Groups agents by `settings.process_manager`; agents whose settings cannot be read are returned apart. */
-export async function groupByManager(agents: AgentPaths[]): Promise<{ groups: FleetGroup[]; unreadable: Array<{ paths: AgentPaths; error: unknown }> }> {
+/**
+ * Groups agents by `settings.process_manager`; agents whose settings cannot be read
+ * are returned apart, unless `byName`: stop and status need only the process's name
+ * (animus-<uuid>, animus-<home hash>@<uuid>), so such an agent goes to the manager that has
+ * it registered (systemd when its unit is there, else PM2, the default).
+ */
+export async function groupByManager(agents: AgentPaths[], byName = false, env: NodeJS.ProcessEnv = process.env): Promise<{ groups: FleetGroup[]; unreadable: Array<{ paths: AgentPaths; error: unknown }> }> {
   const groups = new Map<ProcessManagerName, AgentPaths[]>();
   const unreadable: Array<{ paths: AgentPaths; error: unknown }> = [];
   const settings = await Promise.all(agents.map((paths) => readSettings(paths).then((s) => ({ ok: true as const, s }), (error: unknown) => ({ ok: false as const, error }))));
+  const add = (manager: ProcessManagerName, paths: AgentPaths) => {
+    const list = groups.get(manager) ?? [];
+    list.push(paths);
+    groups.set(manager, list);
+  };
   agents.forEach((paths, i) => {
     const read = settings[i]!;
-    if (!read.ok) {
-      unreadable.push({ paths, error: read.error });
-      return;
-    }
-    const list = groups.get(read.s.process_manager) ?? [];
-    list.push(paths);
-    groups.set(read.s.process_manager, list);
+    if (read.ok) add(read.s.process_manager, paths);
+    else if (byName) add(registeredUnder(paths, env), paths);
+    else unreadable.push({ paths, error: read.error });
   });
   return { groups: [...groups].map(([manager, list]) => ({ manager, agents: list })), unreadable };
+}
+
+/** systemd when the agent's drop-in exists in the user's or the system's unit folder; PM2 otherwise. */
+function registeredUnder(paths: AgentPaths, env: NodeJS.ProcessEnv): ProcessManagerName {
+  return (['user', 'system'] as const).some((scope) => existsSync(dropInPath(unitDirectory(scope, env), dirname(paths.dir), paths.agent.uuid))) ? 'systemd' : 'pm2';
 }
 
 /**
@@ -66,8 +85,9 @@ export async function runFleetAction(
   agents: AgentPaths[],
   options: OpenOptions,
   action: (manager: ProcessManager, agents: AgentPaths[]) => Promise<ProcessActionResult[]>,
+  byName = false,
 ): Promise<ProcessActionResult[]> {
-  const { groups, unreadable } = await groupByManager(agents);
+  const { groups, unreadable } = await groupByManager(agents, byName, options.env);
   const byId = new Map<string, ProcessActionResult>();
   for (const { paths, error } of unreadable) byId.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', message: describeError(error), code: codeOf(error) });
   for (const group of groups) {

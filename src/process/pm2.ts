@@ -11,6 +11,7 @@ import { readSettings } from '../instances/agent-files.js';
 import { agentLogTail } from './log-tail.js';
 import { instanceEnv, scrubbedEnv } from './process-env.js';
 import { runtimeNodeFlags } from './node-flags.js';
+import { noteRequestedRestart, readRequestedRestarts } from './restart-ledger.js';
 import { resolveRuntimeEntry } from './runtime-entry.js';
 import type { ProcessActionResult, ProcessInfo, ProcessManager, ProcessState } from './types.js';
 import { withTimeout } from '../core/timeout.js';
@@ -45,6 +46,7 @@ interface Pm2Process {
     status?: string;
     pm_uptime?: number;
     restart_time?: number;
+    created_at?: number;
     exit_code?: number;
     pm_cwd?: string;
     pm_exec_path?: string;
@@ -70,6 +72,8 @@ interface Pm2Api {
 
 export interface Pm2Options {
   env?: NodeJS.ProcessEnv;
+  /** The animus home: where the restarts animus requests are noted (see restart-ledger.ts). */
+  home?: string;
   startGraceMs?: number;
 }
 
@@ -82,6 +86,7 @@ export class Pm2Manager implements ProcessManager {
   readonly pm2Home: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly graceMs: number;
+  private readonly home: string | undefined;
   private api: Pm2Api | undefined;
   private connecting: Promise<Pm2Api> | undefined;
 
@@ -89,6 +94,7 @@ export class Pm2Manager implements ProcessManager {
     this.env = options.env ?? process.env;
     this.pm2Home = resolvePm2Home(this.env);
     this.graceMs = options.startGraceMs ?? DEFAULT_START_GRACE_MS;
+    this.home = options.home;
   }
 
   async start(agents: AgentPaths[]): Promise<ProcessActionResult[]> {
@@ -133,14 +139,19 @@ export class Pm2Manager implements ProcessManager {
     // Asking must not spawn a daemon: without one, nothing runs.
     if (!this.api && !this.daemonAlive()) return (agents ?? []).map((paths) => notRegistered(paths.agent.id));
     const list = this.api ? await this.list(this.api) : await this.listReadOnly();
+    const requested = this.home ? readRequestedRestarts(this.home) : new Map<string, number>();
+    const withCrashes = (info: ProcessInfo, proc: Pm2Process): ProcessInfo => ({
+      ...info,
+      crashRestarts: Math.max(0, (info.restarts ?? 0) - (requested.get(`${proc.name} ${proc.pm2_env?.created_at}`) ?? 0)),
+    });
     if (!agents) {
-      return list.filter((p) => /^animus-[0-9a-f-]{36}$/.test(p.name ?? '')).map((p) => toInfo(`agent-${p.name!.slice('animus-'.length)}`, p));
+      return list.filter((p) => /^animus-[0-9a-f-]{36}$/.test(p.name ?? '')).map((p) => withCrashes(toInfo(`agent-${p.name!.slice('animus-'.length)}`, p), p));
     }
     const byName = new Map(list.map((p) => [p.name, p]));
     return agents.map((paths) => {
       const proc = byName.get(pm2ProcessName(paths));
       if (!proc || !ownedBy(proc, paths)) return notRegistered(paths.agent.id);
-      return toInfo(paths.agent.id, proc);
+      return withCrashes(toInfo(paths.agent.id, proc), proc);
     });
   }
 
@@ -205,6 +216,9 @@ export class Pm2Manager implements ProcessManager {
         await call<void>((cb) => api.delete(name, cb), `re-register ${id}`);
         await call((cb) => api.start(app, cb), `start ${id}`);
       } else if (proc) {
+        // PM2 adds one to restart_time only when it restarts a running process.
+        const status = proc.pm2_env?.status;
+        if (this.home && (status === 'online' || status === 'launching')) noteRequestedRestart(this.home, name, proc.pm2_env?.created_at);
         await restartSettled(api, name, `${verb} ${id}`);
       } else {
         await call((cb) => api.start(app, cb), `start ${id}`);

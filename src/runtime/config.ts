@@ -3,7 +3,8 @@ import { join, resolve } from 'node:path';
 import { assertAgentPath, readAgentText } from '../core/agent-fs.js';
 import { describeError, isAnimusError } from '../core/errors.js';
 import { isSecretKey } from '../core/redact.js';
-import { checkEnv, isPlaceholder, parseEnv, type EnvMap } from '../config/env-file.js';
+import { parseEnv, type EnvMap } from '../config/env-file.js';
+import { envProblems, formatEnvProblem } from '../config/env-problems.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
 import { ENV_FILE, SETTINGS_FILE } from '../home/layout.js';
 import { assertDatabaseFiles, resolveDbLocation } from '../instances/db-path.js';
@@ -40,9 +41,6 @@ export interface RuntimeConfig {
   secrets: string[];
   logLevel: LogLevel;
 }
-
-const AGENT_ID = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const AGENT_ID_V4 = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 export function resolveAgentDir(env: NodeJS.ProcessEnv, cwd: string): string {
   const dir = env.ANIMUS_AGENT_DIR?.trim();
@@ -86,16 +84,8 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   const agentId = env.AGENT_ID?.trim() ?? '';
   const mode = settings?.message_mode ?? 'echo';
   // Without a readable .env every key would be reported missing: the one real problem is enough.
-  for (const problem of envReadable ? checkEnv(env, mode) : []) {
-    problems.push(`${problem.key} ${problem.problem}${problem.key === 'AGENT_ID' ? '' : ` (needed in ${mode} mode)`}: set it in ${envPath}`);
-  }
-  if (agentId !== '' && !isPlaceholder(agentId) && !AGENT_ID.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not a Letta agent id (agent-<uuid>): fix it in ${envPath}`);
-  else if (mode === 'live' && AGENT_ID.test(agentId) && !AGENT_ID_V4.test(agentId)) problems.push(`AGENT_ID "${agentId}" is not one Letta accepts: Letta agent ids are uuid4 (agent-xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx): copy the id from Letta into ${envPath}`);
+  if (envReadable) problems.push(...envProblems(env, mode, settings, agentId).map((p) => formatEnvProblem(p, envPath)));
   if (settings && agentId !== '' && settings.agent.id !== agentId) problems.push(`settings.json agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}: make them the same agent`);
-  if (mode === 'live' && env.AGENT_ENDPOINT && !isPlaceholder(env.AGENT_ENDPOINT, 'AGENT_ENDPOINT') && !/^https?:\/\/[^\s/]+/.test(env.AGENT_ENDPOINT)) {
-    problems.push(`AGENT_ENDPOINT "${env.AGENT_ENDPOINT}" is not an http(s) URL: fix it in ${envPath}`);
-  }
-  if (settings && envReadable) problems.push(...pluginProblems(settings, env, envPath, agentId));
 
   const level = resolveLogLevel(env, settings);
   if (level === undefined) problems.push(`LOG_LEVEL "${env.LOG_LEVEL}" is not one of debug, info, warn, error: fix it in ${envPath}`);
@@ -120,37 +110,9 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
 
 /** What a settings change needs before it is applied (hot reload keeps the old settings otherwise). */
 export function checkSettingsAgainstEnv(settings: Settings, env: EnvMap, agentId: string): string[] {
-  const problems = checkEnv(env, settings.message_mode).map((p) => `${p.key} ${p.problem} (needed in ${settings.message_mode} mode)`);
+  const problems = envProblems(env, settings.message_mode, settings, agentId).map((p) => formatEnvProblem(p, '.env'));
   if (settings.agent.id !== agentId) problems.push(`agent.id ${settings.agent.id} does not match AGENT_ID ${agentId}`);
-  return [...problems, ...pluginProblems(settings, env, '.env', agentId)];
-}
-
-function pluginProblems(settings: Settings, env: EnvMap, envPath: string, agentId: string): string[] {
-  const problems: string[] = [];
-  const bot = settings.plugins.telegram_bot;
-  if (bot.enabled) {
-    const token = env.TELEGRAM_BOT_TOKEN ?? '';
-    if (token.trim() === '') problems.push(`TELEGRAM_BOT_TOKEN is missing (plugins.telegram_bot is enabled): set it in ${envPath}`);
-    else if (isPlaceholder(token, 'TELEGRAM_BOT_TOKEN')) problems.push(`TELEGRAM_BOT_TOKEN still holds a placeholder value: set it in ${envPath}`);
-    if (requireOwner(settings, env) && !(env.TELEGRAM_OWNER_ID?.trim() || env.TELEGRAM_OWNER_USERNAME?.trim())) {
-      problems.push(`owner-only mode needs TELEGRAM_OWNER_ID or TELEGRAM_OWNER_USERNAME: set one in ${envPath}`);
-    }
-    if (env.TELEGRAM_OWNER_ID?.trim() && !/^-?\d+$/.test(env.TELEGRAM_OWNER_ID.trim())) problems.push(`TELEGRAM_OWNER_ID "${env.TELEGRAM_OWNER_ID}" is not a numeric Telegram id: fix it in ${envPath}`);
-  }
-  if (settings.plugins.telegram_user.enabled) {
-    for (const key of ['TELEGRAM_API_ID', 'TELEGRAM_API_HASH'] as const) {
-      const value = env[key] ?? '';
-      if (value.trim() === '') problems.push(`${key} is missing (plugins.telegram_user is enabled): set it in ${envPath}`);
-      else if (isPlaceholder(value, key)) problems.push(`${key} still holds a placeholder value: set it in ${envPath}`);
-    }
-    if (env.TELEGRAM_API_ID?.trim() && !/^\d+$/.test(env.TELEGRAM_API_ID.trim())) problems.push(`TELEGRAM_API_ID must be a number: fix it in ${envPath}`);
-    if (!env.TELEGRAM_SESSION_STRING?.trim()) problems.push(`TELEGRAM_SESSION_STRING is missing: run \`animus telegram login ${agentId || '<id>'}\` once`);
-  }
   return problems;
-}
-
-export function requireOwner(settings: Settings, env: EnvMap): boolean {
-  return settings.plugins.telegram_bot.require_owner || /^(1|true|yes|on)$/i.test(env.TELEGRAM_REQUIRE_OWNER?.trim() ?? '');
 }
 
 /** LOG_LEVEL wins; else DEBUG_MODE or settings.debug_mode turn on debug; else info. undefined when LOG_LEVEL is invalid. */

@@ -1,6 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { PLATFORMS } from '../store/inbound.js';
-import { dueDeliveries, failDelivery, markDelivered, markPartsDelivered, nextDeliveryAt, retryDelivery, type DeliveryItem } from '../store/work-queue.js';
+import { deferDelivery, dueDeliveries, failDelivery, markDelivered, markPartsDelivered, nextDeliveryAt, retryDelivery, type DeliveryItem } from '../store/work-queue.js';
 import { backoffDelay } from './backoff.js';
 import { errorText, type Logger } from './logger.js';
 import type { PluginRegistry } from './plugins/registry.js';
@@ -100,6 +100,11 @@ export class DeliveryWorker {
       if (signal.aborted) {
         // Stopping: not the platform's fault, so the attempt is not counted against it.
         logger.info('reply delivery interrupted by shutdown; will be sent at next start', log);
+        return;
+      }
+      if (failure.deferred) {
+        deferDelivery(db, item.messageId, Date.now() + (failure.retryAfterMs ?? 0));
+        logger.debug('reply delivery paced', { ...log, retry_in_ms: failure.retryAfterMs, reason: message });
         return;
       }
       const attempt = item.attempts + 1;

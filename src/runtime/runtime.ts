@@ -23,6 +23,7 @@ import { SettingsWatcher } from './settings-watcher.js';
 import { readTuning } from './tuning.js';
 import { QueueWorker } from './worker.js';
 import { VERSION } from '../core/version.js';
+import { containerSettings, replicaProblem, serveStatus, type RuntimeStatus } from './container.js';
 
 
 export interface RuntimeOptions {
@@ -116,10 +117,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     store: (message) => {
       const result = storeInbound(db, message);
       if (result.status === 'queued') worker?.wake();
+      if (result.status === 'answered') delivery?.wake();
       return result;
     },
     wake: () => worker?.wake(),
     redact,
+    state: runtimeState,
   };
   const factories: Record<PluginName, PluginFactory> = {
     local: createLocalPlugin,
@@ -230,8 +233,11 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
   // Handlers go in before anything starts: a SIGTERM during start-up is a clean stop too.
   let requested: NodeJS.Signals | undefined;
   let running: RunningRuntime | undefined;
+  let signalled: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
   const onSignal = (signal: NodeJS.Signals) => {
     requested ??= signal;
+    signalled();
     if (running) void running.stop(signal);
   };
   process.on('SIGTERM', onSignal);
@@ -243,10 +249,41 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
   };
   process.on('uncaughtException', onCrash);
   process.on('unhandledRejection', onCrash);
-  const started = await startRuntime(options);
-  if (typeof started === 'number') return started;
+  const container = containerSettings(options.env);
+  if (!container) {
+    const started = await startRuntime(options);
+    if (typeof started === 'number') return started;
+    running = started;
+    if (requested) void running.stop(requested);
+    return running.finished;
+  }
+
+  // In a container: the probes ask the status socket; a configuration error holds "not ready".
+  const write = options.stderr ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let status: RuntimeStatus = { ready: false, reasons: ['starting'], pid: process.pid };
+  await serveStatus(container.statusSocket, () => status).catch((error: unknown) => write(`animus-runtime: no status socket at ${container.statusSocket} (${describeError(error)}): the probes will fail`));
+  const problems: string[] = [];
+  const stderr = (line: string) => {
+    problems.push(line.replace(/^animus-runtime: /, ''));
+    write(line);
+  };
+  const replica = replicaProblem(container);
+  const started = replica === undefined ? await startRuntime({ ...options, stderr }) : (stderr(`animus-runtime: ${replica}`), EXIT_CONFIG);
+  if (typeof started === 'number') {
+    if (started !== EXIT_CONFIG) return started;
+    status = { ready: false, reasons: problems, pid: process.pid };
+    write(`animus-runtime: not ready: ${problems.join('; ')} (it stays up and not ready; fix the cause, then delete the pod)`);
+    const hold = setInterval(() => {}, 1 << 30);
+    await stopRequested;
+    clearInterval(hold);
+    return 0;
+  }
   running = started;
+  status = { ready: true, reasons: [], pid: process.pid };
   if (requested) void running.stop(requested);
+  void stopRequested.then(() => {
+    status = { ready: false, reasons: ['stopping'], pid: process.pid };
+  });
   return running.finished;
 }
 

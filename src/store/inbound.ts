@@ -23,11 +23,18 @@ export interface InboundMessage {
   text: string;
   /** ISO time the message was sent; default now. */
   timestamp?: string;
+  /**
+   * Answered by the runtime itself (a voice message to a bot that reads text): stored
+   * as answered with this reply pending delivery, and never queued for the agent.
+   */
+  autoReply?: string;
 }
 
 export type InboundResult =
   | { status: 'queued'; queueId: number; messageId: number; lettaUserId: number; profileId: number }
   | { status: 'duplicate'; messageId: number }
+  /** Stored with its `autoReply` waiting for delivery; the agent is not asked. */
+  | { status: 'answered'; messageId: number }
   /** The sender's letta user is marked inactive (`animus users update … inactive`). */
   | { status: 'ignored'; reason: 'inactive_user'; lettaUserId: number };
 
@@ -44,6 +51,7 @@ interface Statements {
   findDuplicate: Statement;
   addMessage: Statement;
   addQueue: Statement;
+  answer: Statement;
 }
 
 const statements = preparedFor(
@@ -64,6 +72,7 @@ const statements = preparedFor(
     addMessage: db.prepare(
       "INSERT INTO messages (letta_user_id, platform_profile_id, role, message, timestamp, processed, platform_chat_id, platform_message_id) VALUES (?, ?, 'user', ?, ?, 0, ?, ?)",
     ),
+    answer: db.prepare("UPDATE messages SET processed = 1, agent_response = ?, delivery_status = 'pending', delivery_attempts = 0, delivery_due_at = 0 WHERE id = ?"),
     addQueue: db.prepare("INSERT INTO queue (letta_user_id, message_id, status, attempts, timestamp, available_at, updated_at) VALUES (?, ?, 'pending', 0, ?, 0, ?)"),
   }),
 );
@@ -98,6 +107,10 @@ export function storeInbound(db: Database, message: InboundMessage): InboundResu
     s.touchUser.run(now, lettaUserId);
     const sentAt = message.timestamp ?? new Date().toISOString();
     const messageId = Number(s.addMessage.run(lettaUserId, profile.id, message.text, sentAt, chatId, message.platformMessageId ?? null).lastInsertRowid);
+    if (message.autoReply !== undefined) {
+      s.answer.run(message.autoReply, messageId);
+      return { status: 'answered', messageId };
+    }
     const queueId = Number(s.addQueue.run(lettaUserId, messageId, now, now).lastInsertRowid);
     return { status: 'queued', queueId, messageId, lettaUserId, profileId: profile.id };
   }).immediate();

@@ -1,8 +1,9 @@
 import type { Database } from 'better-sqlite3';
+import { statSync } from 'node:fs';
 import { AnimusError } from '../core/errors.js';
-import { hasColumn, openDatabase } from './database.js';
+import { databaseError, hasColumn, openDatabase } from './database.js';
 import { SCHEMA_VERSION, schemaVersion } from './migrations.js';
-import { QUEUE_STATUSES, type QueueStatus } from './schema.js';
+import { BROCA_TABLES, QUEUE_STATUSES, type QueueStatus } from './schema.js';
 
 /**
  * The operator's view of an agent's queue (`animus queue …`): Broca's qtool
@@ -96,16 +97,32 @@ export interface Opened {
  * upgraded (additively: Broca still opens it).
  */
 export function openQueueDatabase(path: string, mode: 'read' | 'write'): Opened {
-  if (mode === 'read') return { db: openDatabase(path, { readonly: true }), migrated: null };
   const probe = openDatabase(path, { readonly: true });
   let from: number;
   try {
+    requireBrocaTables(probe, path);
     from = schemaVersion(probe);
-  } finally {
+  } catch (error) {
     probe.close();
+    throw databaseError(path, error);
   }
+  if (mode === 'read') return { db: probe, migrated: null };
+  probe.close();
   const db = openDatabase(path);
   return { db, migrated: from < SCHEMA_VERSION ? { from, to: schemaVersion(db) } : null };
+}
+
+/**
+ * A 0-byte file, or a SQLite file without Broca's four tables, is no agent database:
+ * say so in one line rather than fail on the first query (and never let a write
+ * migrate it into an empty one).
+ */
+function requireBrocaTables(db: Database, path: string): void {
+  const names = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((row) => row.name));
+  const missing = BROCA_TABLES.filter((table) => !names.has(table));
+  if (missing.length === 0) return;
+  const what = missing.length === BROCA_TABLES.length ? 'has none of the agent tables' : `lacks the table(s) ${missing.join(', ')}`;
+  throw new AnimusError('EBADDB', `${path} ${what} (${statSync(path).size} bytes): it is not an agent database; restore it with \`animus restore\``);
 }
 
 export function parseStatuses(raw: readonly string[] | undefined): QueueStatus[] {

@@ -45,5 +45,8 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 `;
 
+/** The tables of BROCA_SCHEMA: a file without them is no agent database. */
+export const BROCA_TABLES = ['letta_users', 'platform_profiles', 'messages', 'queue'] as const;
+
 export const QUEUE_STATUSES = ['pending', 'processing', 'completed', 'failed', 'flushed'] as const;
 export type QueueStatus = (typeof QUEUE_STATUSES)[number];

@@ -79,6 +79,8 @@ interface Statements {
   partsDelivered: Statement;
   retryDelivery: Statement;
   failDelivery: Statement;
+  deferDelivery: Statement;
+  moveChat: Statement;
 }
 
 const statements = preparedFor((db): Statements => ({
@@ -120,6 +122,11 @@ const statements = preparedFor((db): Statements => ({
   partsDelivered: db.prepare('UPDATE messages SET delivery_parts = ? WHERE id = ?'),
   retryDelivery: db.prepare('UPDATE messages SET delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_due_at = ?, delivery_error = ? WHERE id = ?'),
   failDelivery: db.prepare("UPDATE messages SET delivery_status = 'failed', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = ? WHERE id = ?"),
+  deferDelivery: db.prepare('UPDATE messages SET delivery_due_at = ? WHERE id = ?'),
+  moveChat: db.prepare(`
+    UPDATE messages SET platform_chat_id = @to
+    WHERE platform_chat_id = @from AND (delivery_status IS NULL OR delivery_status = 'pending')
+      AND platform_profile_id IN (SELECT id FROM platform_profiles WHERE platform = @platform)`),
 }));
 
 /** Claims the oldest due pending item (one statement, so two claimers can never take the same row). */
@@ -246,6 +253,16 @@ export function markPartsDelivered(db: Database, messageId: number, parts: numbe
 
 export function retryDelivery(db: Database, messageId: number, error: string, dueAt: number): void {
   statements(db).retryDelivery.run(dueAt, error, messageId);
+}
+
+/** Sends a reply later without counting an attempt (the platform's pacing, not a failure). */
+export function deferDelivery(db: Database, messageId: number, dueAt: number): void {
+  statements(db).deferDelivery.run(dueAt, messageId);
+}
+
+/** A chat that moved (a Telegram group upgraded to a supergroup): its unanswered and unsent messages now answer to the new id. */
+export function moveChatDeliveries(db: Database, platform: string, from: string, to: string): number {
+  return statements(db).moveChat.run({ platform, from, to }).changes;
 }
 
 export function failDelivery(db: Database, messageId: number, error: string): void {

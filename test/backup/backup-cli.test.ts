@@ -44,7 +44,7 @@ describe('animus backup / restore', () => {
     const result = await runCli(['backup', a.agent.id, '--out', file], { home });
     expect(result.code).toBe(6);
     oneLineError(result);
-    expect(result.stderr).toMatch(/cannot use .*out-is-a-file for backups \(ENOTDIR\): pass --out/);
+    expect(result.stderr).toMatch(/cannot use .*out-is-a-file for backups \(not a folder\): pass --out/);
     expect(await readFile(file, 'utf8')).toBe('x');
   });
 

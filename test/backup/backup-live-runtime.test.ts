@@ -58,7 +58,7 @@ describe('backup of an agent whose real runtime is answering messages', () => {
     expect((await runtime.exited).code).toBe(0);
 
     for (const archive of archives) {
-      expect(await verifyArchive(archive, undefined)).toMatchObject({ ok: true, integrityCheck: 'ok', agentId: paths.agent.id });
+      expect(await verifyArchive(archive, undefined, home)).toMatchObject({ ok: true, integrityCheck: 'ok', agentId: paths.agent.id });
     }
     const restored = await restoreAgent({ home, id: paths.agent.id, archive: archives[0]! });
     expect(restored.restored).toContain('animus.db');

@@ -15,7 +15,7 @@ import { extractArchive, readManifest } from '../../src/backup/read-archive.js';
 import { restoreAgent, type ProcessControl } from '../../src/backup/restore-backup.js';
 import { verifyArchive } from '../../src/backup/verify-backup.js';
 import { writeArchive } from '../../src/backup/write-archive.js';
-import { FORMAT, FORMAT_VERSION } from '../../src/backup/archive-format.js';
+import { decodePrefix, encodePrefix, FORMAT, FORMAT_VERSION, type Manifest } from '../../src/backup/archive-format.js';
 import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 
@@ -46,6 +46,12 @@ afterAll(async () => {
   }
   await Promise.allSettled(writers);
 });
+
+/** An archive with its manifest edited and its checksum recomputed, as a forger who knows the format would. */
+export function reforge(data: Buffer, edit: (manifest: Manifest) => Manifest): Buffer {
+  const { manifest, prefixBytes } = decodePrefix(data, 'archive');
+  return Buffer.concat([encodePrefix(edit(manifest)), data.subarray(prefixBytes)]);
+}
 
 async function sha(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
@@ -115,7 +121,7 @@ describe('backup', () => {
     expect(manifest.files.map((f) => f.name)).toEqual(['animus.db', '.env', 'settings.json']);
     expect(manifest.files[1]!.sha256).toBe(await sha(a.env));
 
-    const verified = await verifyArchive(second.archive, undefined);
+    const verified = await verifyArchive(second.archive, undefined, home);
     expect(verified).toMatchObject({ ok: true, integrityCheck: 'ok', agentId: a.agent.id });
 
     const live = rows(a.db);
@@ -178,7 +184,7 @@ describe('backup', () => {
         for (let i = 0; i < 300; i++) add.run(`m${i}`, `reply ${i} ${'x'.repeat(300)}`);
       })();
       const result = await backupAgent(agent, { outDir: out });
-      expect(await verifyArchive(result.archive, undefined)).toMatchObject({ ok: true, integrityCheck: 'ok' });
+      expect(await verifyArchive(result.archive, undefined, home)).toMatchObject({ ok: true, integrityCheck: 'ok' });
       const dir = await tempDir(`extract-${pageSize}`);
       const { files } = await extractArchive(result.archive, dir);
       // Archived as SQLite read it: still a WAL database (the flag is only cleared for the in-memory check).
@@ -246,7 +252,7 @@ describe('restore refuses bad archives with nothing changed', () => {
     const data = await readFile(good);
     data[data.length - 700]! ^= 0x01;
     await writeFile(copy, data);
-    await expect(verifyArchive(copy, undefined)).rejects.toMatchObject({ code: 'EBADARCHIVE', message: expect.stringMatching(/checksum/) });
+    await expect(verifyArchive(copy, undefined, home)).rejects.toMatchObject({ code: 'EBADARCHIVE', message: expect.stringMatching(/checksum/) });
     await expectRefused(copy, 'EBADARCHIVE', /does not match its checksum/);
   });
 
@@ -261,13 +267,16 @@ describe('restore refuses bad archives with nothing changed', () => {
     expect(header.length).toBe(data.length);
     expect(header.equals(data)).toBe(false);
     await writeFile(join(root, 'tampered-header.animus-backup'), header);
-    await expectRefused(join(root, 'tampered-header.animus-backup'), 'EBADARCHIVE', /failed authentication/, passphrase);
+    await expectRefused(join(root, 'tampered-header.animus-backup'), 'EBADARCHIVE', /does not match its checksum/, passphrase);
+    // A forger who also recomputes the manifest's checksum still fails the authentication.
+    await writeFile(join(root, 'forged-header.animus-backup'), reforge(data, (m) => ({ ...m, schemaVersion: m.schemaVersion - 1 })));
+    await expectRefused(join(root, 'forged-header.animus-backup'), 'EBADARCHIVE', /failed authentication/, passphrase);
   });
 
   it('a wrong or missing passphrase', async () => {
     await expectRefused(encrypted, 'EBADARCHIVE', /wrong passphrase/, 'not the passphrase');
     await expectRefused(encrypted, 'EUSAGE', /is encrypted: set ANIMUS_BACKUP_PASSPHRASE/);
-    expect(await verifyArchive(encrypted, passphrase)).toMatchObject({ ok: true, encrypted: true });
+    expect(await verifyArchive(encrypted, passphrase, home)).toMatchObject({ ok: true, encrypted: true });
     const { manifest } = await readManifest(encrypted);
     expect(manifest.encrypted).toBe(true);
     expect(JSON.stringify(manifest)).not.toContain(passphrase);
@@ -294,7 +303,7 @@ describe('restore refuses bad archives with nothing changed', () => {
       { name: 'animus.db', path: corruptDb, mode: 0o600 },
       { name: 'settings.json', data: await readFile(b.settings), mode: 0o600 },
     ]);
-    await expect(verifyArchive(crafted, undefined)).rejects.toMatchObject({ code: 'EBADDB' });
+    await expect(verifyArchive(crafted, undefined, home)).rejects.toMatchObject({ code: 'EBADDB' });
     await expectRefused(crafted, 'EBADDB', /integrity_check|not a SQLite database|corrupt/);
   });
 });

@@ -105,7 +105,7 @@ describe('runHealth', () => {
     const again = (await runHealth({ home, ids: [bad.agent.id] })).agents[0]!;
     // Live mode needs the endpoint and key: named, values never shown.
     expect(check(again, 'env').status).toBe('fail');
-    expect(check(again, 'env').message).toMatch(/AGENT_ENDPOINT still holds a placeholder value; AGENT_API_KEY is missing/);
+    expect(check(again, 'env').message).toMatch(/AGENT_ENDPOINT still holds a placeholder value \(needed in live mode\); AGENT_API_KEY is missing \(needed in live mode\)/);
     expect(JSON.stringify(again)).not.toContain('your_letta_here');
     await rm(bad.dir, { recursive: true });
   });

@@ -32,3 +32,35 @@ export function makeBrocaDatabase(path: string): { users: number; messages: numb
   db.close();
   return { users: 2, messages: statuses.length * 2, queue: statuses.length * 2 };
 }
+
+export interface BrocaFolderOptions {
+  /** The folder's .env, as Broca 3 reads it (its own names). */
+  env: Record<string, string>;
+  /** settings.json as Broca writes it (flat) or as the guide shows it (nested). */
+  settings: Record<string, unknown>;
+  /** Plugin folders under broca/plugins/ (Broca 3 ships telegram_bot; the Telethon one sits in plugins-disabled/). */
+  plugins?: string[];
+}
+
+/**
+ * An agent folder as a Broca 3 operator has it: a `broca/` clone whose `plugins/`
+ * folders decide what runs (no `enabled` switch), `sanctum.db` beside its code, an
+ * .env with Broca's names (mode 0644, as `cp .env.example .env` leaves it).
+ */
+export async function makeBrocaFolder(dir: string, scratch: string, options: BrocaFolderOptions): Promise<void> {
+  const { mkdir, writeFile, chmod } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { git, makeBareRepo } = await import('./git.js');
+  const plugins = options.plugins ?? ['telegram_bot'];
+  const files: Record<string, string> = { 'main.py': 'print("broca")\n', 'plugins/__init__.py': '', 'plugins-disabled/telegram/__init__.py': '' };
+  for (const name of plugins) files[`plugins/${name}/__init__.py`] = '';
+  const bare = join(scratch, `broca-${Math.random().toString(36).slice(2)}.git`);
+  await makeBareRepo(bare, files);
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await git(['clone', '--quiet', bare, join(dir, 'broca')], scratch);
+  const env = `${Object.entries(options.env).map(([k, v]) => `${k}=${v}`).join('\n')}\n`;
+  await writeFile(join(dir, '.env'), env, { mode: 0o644 });
+  await chmod(join(dir, '.env'), 0o644);
+  await writeFile(join(dir, 'settings.json'), JSON.stringify(options.settings, null, 4));
+  makeBrocaDatabase(join(dir, 'broca', 'sanctum.db'));
+}

@@ -58,7 +58,7 @@ describe('animus deploy', () => {
 
     const db = new Database(join(dir, 'animus.db'), { readonly: true });
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all();
-    expect(tables).toEqual(['letta_users', 'messages', 'platform_profiles', 'queue']);
+    expect(tables).toEqual(['agent_requests', 'letta_users', 'messages', 'platform_profiles', 'queue']);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'queue' AND name LIKE 'idx_%'").pluck().all();

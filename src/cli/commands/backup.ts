@@ -44,6 +44,7 @@ export function registerBackupCommands(program: Command, action: Action): void {
           const interrupted = targets.filter((_, i) => notStarted(outcomes[i]!)).map((t) => t.agent.id);
           const attempted = outcomes.map((o, i) => ({ o, id: targets[i]!.agent.id })).filter(({ o }) => !notStarted(o));
           const { succeeded, failed } = settle(ctx, attempted.map(({ o }) => o), attempted.map(({ id }) => id));
+          for (const b of succeeded) for (const note of b.notes) ctx.out.warn(`${b.id}: ${note}`);
           if (interrupted.length > 0) {
             progress.fail(`interrupted: backed up ${succeeded.length} of ${targets.length} agents; ${interrupted.length} not started`);
             ctx.setExitCode(EXIT.interrupted);
@@ -68,6 +69,7 @@ export function registerBackupCommands(program: Command, action: Action): void {
       .action(
         action(async (ctx, id: string | undefined, flags: { dir?: string }) => {
           const { listArchives } = await import('../../backup/list-backups.js');
+          const { printable } = await import('../../backup/archive-format.js');
           const { defaultBackupDir } = await import('../../backup/create-backup.js');
           const { parseAgentId } = await import('../../core/agent-id.js');
           const agentId = id ? parseAgentId(id).id : undefined;
@@ -76,13 +78,13 @@ export function registerBackupCommands(program: Command, action: Action): void {
           ctx.out.result(archives, () => {
             if (archives.length === 0) return `no archives in ${dir}${agentId ? ` for ${agentId}` : ''}: make one with \`animus backup\``;
             return ctx.out.table(archives, [
-              { header: 'AGENT', value: (a) => a.agentId },
+              { header: 'AGENT', value: (a) => printable(a.agentId) },
               { header: 'CREATED', value: (a) => a.createdAt ?? '' },
               { header: 'SIZE', value: (a) => formatBytes(a.bytes), align: 'right' },
               { header: 'ENC', value: (a) => (a.encrypted ? 'yes' : a.encrypted === false ? 'no' : '') },
               { header: 'SCHEMA', value: (a) => (a.schemaVersion === null ? '' : String(a.schemaVersion)), align: 'right' },
               { header: 'RUNTIME', value: (a) => a.commit?.slice(0, 12) ?? '' },
-              { header: 'ARCHIVE', value: (a) => (a.problem ? ctx.out.style.red(`${a.archive}: ${a.problem}`) : a.archive) },
+              { header: 'ARCHIVE', value: (a) => (a.problem ? ctx.out.style.red(printable(`${a.archive}: ${a.problem}`)) : printable(a.archive)) },
             ]);
           });
         }),
@@ -98,15 +100,19 @@ export function registerBackupCommands(program: Command, action: Action): void {
         action(async (ctx, archive: string) => {
           const { verifyArchive } = await import('../../backup/verify-backup.js');
           const { readManifest } = await import('../../backup/read-archive.js');
+          const { printable } = await import('../../backup/archive-format.js');
           const { resolve } = await import('node:path');
           const path = resolve(archive);
           const { manifest } = await readManifest(path);
           const secret = manifest.encrypted ? await passphrase(ctx, { confirm: false }) : undefined;
-          const result = await ctx.out.during(`verifying ${path}`, () => verifyArchive(path, secret));
+          const home = await ctx.home();
+          const result = await ctx.out.during(`verifying ${printable(path)}`, () => verifyArchive(path, secret, home));
+          for (const note of result.notes) ctx.out.warn(printable(note));
           ctx.out.result(result, () => [
-            `${ctx.out.style.green('✓')} ${path}`,
+            `${ctx.out.style.green('✓')} ${printable(path)}`,
             `  agent ${result.agentId}, made ${result.createdAt} by animus ${result.animusVersion}${result.encrypted ? ', encrypted (authenticated)' : ''}`,
-            `  schema ${result.schemaVersion}, runtime ${result.commit?.slice(0, 12) ?? 'unknown'}, integrity_check ok`,
+            `  schema ${result.schemaVersion}, runtime ${result.commit?.slice(0, 12) ?? 'unknown'}${result.origin ? ` from ${printable(result.origin)}` : ''}, integrity_check ok`,
+            ...(result.rows ? [`  rows: ${Object.entries(result.rows).map(([t, n]) => `${t} ${n}`).join(', ')}`] : []),
             ...result.files.map((f) => `  ${f.name.padEnd(13)} ${formatBytes(f.size).padStart(9)}  sha256 ${f.sha256.slice(0, 16)}… ok`),
           ]);
         }),
@@ -122,11 +128,16 @@ export function registerBackupCommands(program: Command, action: Action): void {
       .option('--code', 'also check out the runtime commit recorded in the archive')
       .option('--start', 'start the instance afterwards even if it was not running')
       .option('--no-start', 'leave the instance stopped')
+      .option('--trust-origin', "recreate a missing agent's runtime from the origin the archive records, even if it is not this home's runtime nor the configured runtimeRepo")
       .action(
-        action(async (ctx, id: string, flags: { from: string; code?: boolean; start?: boolean }) => {
+        action(async (ctx, id: string, flags: { from: string; code?: boolean; start?: boolean; trustOrigin?: boolean }) => {
           const { resolve } = await import('node:path');
           const { readManifest } = await import('../../backup/read-archive.js');
-          const { restoreAgent } = await import('../../backup/restore-backup.js');
+          const { chooseOrigin, restoreAgent } = await import('../../backup/restore-backup.js');
+          const { readPreferences } = await import('../../config/preferences.js');
+          const { printable } = await import('../../backup/archive-format.js');
+          const { agentPaths } = await import('../../home/layout.js');
+          const { isDirectory } = await import('../../core/fs.js');
           const { processControlFor } = await import('../../backup/process-control.js');
           const { parseAgentId } = await import('../../core/agent-id.js');
           const { confirm } = await import('./prompts.js');
@@ -135,7 +146,12 @@ export function registerBackupCommands(program: Command, action: Action): void {
           const home = await ctx.home();
           const { manifest } = await readManifest(archive);
           const secret = manifest.encrypted ? await passphrase(ctx, { confirm: false }) : undefined;
-          await confirm(ctx, `Restore ${agent.id} from the backup of ${manifest.createdAt}? Its current database is kept beside it`, '--yes');
+          const saved = await readPreferences(ctx.env);
+          const trust = { trustedOrigins: saved.runtimeRepo ? [saved.runtimeRepo] : [], trustOrigin: flags.trustOrigin === true };
+          const recreating = !(await isDirectory(agentPaths(home, agent).dir));
+          // A missing agent is recreated: say from which repository its code will come before anything runs.
+          if (recreating) ctx.out.info(`${agent.id} does not exist: it will be recreated with the runtime from ${printable(chooseOrigin(home, manifest, trust).shown)}`);
+          await confirm(ctx, `Restore ${agent.id} from the backup of ${manifest.createdAt}? ${recreating ? 'It is recreated' : 'Its current database is kept beside it'}`, '--yes');
           const result = await ctx.out.during(
             `restoring ${agent.id}`,
             (progress) =>
@@ -147,16 +163,18 @@ export function registerBackupCommands(program: Command, action: Action): void {
                 code: flags.code === true,
                 start: flags.start,
                 process: processControlFor(home, ctx.env),
+                ...trust,
                 onStep: (step) => progress.update(`restoring ${agent.id}: ${step}`),
               }),
             () => `restored ${agent.id} from ${manifest.createdAt}`,
           );
-          for (const note of result.notes) ctx.out.warn(note);
+          for (const note of result.notes) ctx.out.warn(printable(note));
           if (result.process.started === 'failed') ctx.setExitCode(EXIT.failure);
           ctx.out.result(result, () => [
             `${ctx.out.style.green('✓')} ${agent.id}: ${result.restored.join(', ')} restored${result.recreated ? ' into a recreated folder' : ''}`,
             ...result.preRestore.map((p) => `  previous copy kept: ${p}`),
             ...(result.commit.checkedOut && result.commit.recorded ? [`  runtime at ${result.commit.recorded.slice(0, 12)}`] : []),
+            ...(result.origin ? [`  runtime cloned from ${printable(result.origin)}`] : []),
             `  process: ${result.process.stopped}, then ${result.process.started}`,
           ]);
         }),

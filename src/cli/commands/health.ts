@@ -61,6 +61,8 @@ function normalizeHealthFlags(flags: HealthFlags): { watchS?: number; maxPending
 
 /** Health that cannot run exits 2 whatever the cause, so scripts tell it from "unhealthy". */
 function cannotRun(error: unknown): AnimusError {
+  // What does not exist (an unknown agent, no home) keeps the code every command gives it.
+  if (isAnimusError(error) && error.exitCode === EXIT.notFound) return error;
   if (isAnimusError(error)) return new AnimusError(error.code, error.message, { cause: error, exitCode: EXIT.usage, detail: error.detail });
   return new AnimusError('EIO', `health could not run: ${describeError(error)}`, { cause: error, exitCode: EXIT.usage });
 }

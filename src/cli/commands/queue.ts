@@ -203,13 +203,18 @@ async function openAgentDb<R>(
   const { openQueueDatabase } = await import('../../store/queue-admin.js');
   const { requireAgent } = await import('../../instances/registry.js');
   const paths = await requireAgent(await ctx.home(), agentOf(flag, positional, usage));
-  const { db, migrated } = openQueueDatabase(paths.db, mode);
-  try {
-    if (migrated) ctx.out.info(`upgraded ${paths.db} from schema ${migrated.from} to ${migrated.to} before writing (additive: Broca can still open it)`);
-    return work(db, paths.agent.id, migrated);
-  } finally {
-    db.close();
-  }
+  const run = async () => {
+    const { db, migrated } = openQueueDatabase(paths.db, mode);
+    try {
+      if (migrated) ctx.out.info(`upgraded ${paths.db} from schema ${migrated.from} to ${migrated.to} before writing (additive: Broca can still open it)`);
+      return work(db, paths.agent.id, migrated);
+    } finally {
+      db.close();
+    }
+  };
+  if (mode === 'read') return run();
+  const { withAgentLock } = await import('../../instances/operation-lock.js');
+  return withAgentLock(paths, { command: ctx.command, signal: ctx.signal }, run);
 }
 
 /** The agent from `--agent` or the positional argument (given once). */

@@ -67,6 +67,24 @@ export function registerRuntimeCommands(program: Command, action: Action): void 
       ),
     [`animus telegram login ${EXAMPLE_ID}`],
   );
+  const webhook = telegram.command('webhook').description("the webhook on an agent's bot token (it keeps the runtime from polling)");
+  examples(
+    webhook
+      .command('delete <id>')
+      .description("remove a webhook from the agent's bot token, so its runtime receives the messages (the waiting ones too)")
+      .action(
+        action(async (ctx, id: string) => {
+          const { deleteTelegramWebhook } = await import('../../runtime/telegram-webhook.js');
+          const result = await deleteTelegramWebhook({ home: await ctx.home(), id, env: ctx.env, signal: ctx.signal });
+          ctx.out.result(result, () => {
+            if (!result.wasSet) return `no webhook is set on the bot token of ${result.agent}: nothing to do`;
+            ctx.out.success(`webhook to ${result.origin} deleted; ${result.pendingUpdates} waiting update(s) kept`);
+            return `the running agent resumes polling within a minute (or now: animus restart ${result.agent})`;
+          });
+        }),
+      ),
+    [`animus telegram webhook delete ${EXAMPLE_ID}`, `animus telegram webhook delete ${EXAMPLE_ID} --json`],
+  );
 }
 
 function loginPrompts(ctx: CliContext) {
@@ -91,5 +109,6 @@ function loginPrompts(ctx: CliContext) {
       const { askText } = await import('./prompts.js');
       return askText(ctx, 'Two-step verification password', 'an interactive terminal', { secret: true });
     },
+    notice: (text: string) => ctx.out.warn(text),
   };
 }

@@ -75,29 +75,36 @@ export function registerSettingsCommands(program: Command, action: Action): void
           const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
           const [key, value] = expectArgs(rest, ['key', 'value'], usage);
           const paths = await requireAgent(await ctx.home(), agent);
-          const current = await readSettings(paths);
-          const next = setSetting(current, key!, value!);
-          const previous = getSetting(current, key!);
-          const updated = getSetting(next, key!);
-          const changed = JSON.stringify(previous) !== JSON.stringify(updated);
-          if (changed) {
-            // The runtime refuses a settings file its .env cannot serve (and keeps the old
-            // one): say so now rather than let the change be silently ignored.
-            const { checkSettingsAgainstEnv } = await import('../../runtime/config.js');
-            const env = await readEnv(paths).catch(() => undefined);
-            if (env) {
-              const before = new Set(checkSettingsAgainstEnv(current, env, paths.agent.id));
-              const added = checkSettingsAgainstEnv(next, env, paths.agent.id).filter((problem) => !before.has(problem));
-              if (added.length > 0 && !raw.force) {
-                throw new AnimusError('EBADENV', `${key} = ${show(updated)} needs what ${paths.env} lacks: ${added.join('; ')}; fix .env first, or pass --force; nothing was changed`, {
-                  detail: { problems: added },
-                });
+          const { withAgentLock } = await import('../../instances/operation-lock.js');
+          // Read, change and write under the agent's lock: two `settings set` at once on
+          // different keys would otherwise each write its own copy and lose the other's.
+          const outcome = await withAgentLock(paths, { command: ctx.command, signal: ctx.signal }, async () => {
+            const current = await readSettings(paths);
+            const next = setSetting(current, key!, value!);
+            const previous = getSetting(current, key!);
+            const updated = getSetting(next, key!);
+            const changed = JSON.stringify(previous) !== JSON.stringify(updated);
+            if (changed) {
+              // The runtime refuses a settings file its .env cannot serve (and keeps the old
+              // one): say so now rather than let the change be silently ignored.
+              const { checkSettingsAgainstEnv } = await import('../../runtime/config.js');
+              const env = await readEnv(paths).catch(() => undefined);
+              if (env) {
+                const before = new Set(checkSettingsAgainstEnv(current, env, paths.agent.id));
+                const added = checkSettingsAgainstEnv(next, env, paths.agent.id).filter((problem) => !before.has(problem));
+                if (added.length > 0 && !raw.force) {
+                  throw new AnimusError('EBADENV', `${key} = ${show(updated)} needs what ${paths.env} lacks: ${added.join('; ')}; fix .env first, or pass --force; nothing was changed`, {
+                    detail: { problems: added },
+                  });
+                }
+                if (added.length > 0) ctx.out.warn(`the running instance will refuse this change until .env is fixed: ${added.join('; ')}`);
               }
-              if (added.length > 0) ctx.out.warn(`the running instance will refuse this change until .env is fixed: ${added.join('; ')}`);
             }
-          }
-          // Unchanged: leave the file (and its mtime, which the runtime watches) alone.
-          if (changed) await writeSettings(paths, next);
+            // Unchanged: leave the file (and its mtime, which the runtime watches) alone.
+            if (changed) await writeSettings(paths, next);
+            return { previous, updated, changed };
+          });
+          const { previous, updated, changed } = outcome;
           const appliesLive = findSettingsField(key!)?.atRestart !== true;
           ctx.out.result({ agent: paths.agent.id, key, previous, value: updated, changed, appliesLive }, () => {
             if (!changed) return `${key} of ${paths.agent.id} is already ${show(updated)}: nothing changed`;

@@ -17,6 +17,18 @@ export interface TelegramMessage {
   chat: { id: number; type?: string };
   from?: TelegramUser;
   text?: string;
+  /** The text of a photo, video, document, audio or voice message. */
+  caption?: string;
+  /** Service messages when a group becomes a supergroup: in the old group, and in the new one. */
+  migrate_to_chat_id?: number;
+  migrate_from_chat_id?: number;
+  [media: string]: unknown;
+}
+
+export interface WebhookInfo {
+  url: string;
+  pending_update_count?: number;
+  last_error_message?: string;
 }
 
 export interface TelegramUpdate {
@@ -31,6 +43,8 @@ export class TelegramApiError extends Error {
     readonly status: number,
     readonly description: string,
     readonly retryAfterS?: number,
+    /** A group upgraded to a supergroup: send to this chat id instead. */
+    readonly migrateToChatId?: number,
   ) {
     super(`Telegram ${method} failed${status ? ` (${status})` : ''}: ${description}`);
     this.name = 'TelegramApiError';
@@ -61,7 +75,7 @@ export class BotApi {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new TelegramApiError(method, 0, cause?.code ?? cause?.message ?? 'network error');
     }
-    let body: { ok?: boolean; result?: T; description?: string; parameters?: { retry_after?: number } };
+    let body: { ok?: boolean; result?: T; description?: string; parameters?: { retry_after?: number; migrate_to_chat_id?: number } };
     try {
       body = (await response.json()) as typeof body;
     } catch (error) {
@@ -70,6 +84,6 @@ export class BotApi {
       throw new TelegramApiError(method, response.status, `unreadable answer (HTTP ${response.status})`);
     }
     if (body.ok === true && response.ok) return body.result as T;
-    throw new TelegramApiError(method, response.status, body.description ?? `HTTP ${response.status}`, body.parameters?.retry_after);
+    throw new TelegramApiError(method, response.status, body.description ?? `HTTP ${response.status}`, body.parameters?.retry_after, body.parameters?.migrate_to_chat_id);
   }
 }

@@ -9,12 +9,39 @@ import { DeliveryError, type Plugin, type PluginContext, type PluginHealth } fro
  * replay what arrived while the runtime was down, so at start it reads recent
  * private history newer than the last message it stored and queues what it missed;
  * the message-id check in the store keeps anything already stored from coming twice.
+ *
+ * An account receives more than conversations: Telegram's service account 777000
+ * sends the login codes (which must never reach the agent or its LLM provider),
+ * bots write to it, groups it is in talk all day. Only people in private chats are
+ * answered, and groups when `plugins.telegram_user.allow_groups` is on.
  */
+export const USER_SECTION = 'telegram_user';
+
+/** Telegram's own service account: login codes and security notices. */
+const TELEGRAM_SERVICE_ID = '777000';
+
+/** Dialogs read at start to fill the entity cache (replies by user id need it). */
+const DIALOGS_AT_START = 200;
 export function createTelegramUserPlugin(ctx: PluginContext, factory: MtprotoAdapterFactory): Plugin {
   let adapter: MtprotoAdapter | undefined;
   let health: PluginHealth = { ok: false, detail: 'not started' };
 
+  /** Why a message is not for the agent; undefined when it is. */
+  const skipReason = (message: UserMessage): string | undefined => {
+    if (message.senderId === TELEGRAM_SERVICE_ID) return 'from Telegram (777000): login codes and notices never reach the agent';
+    if (message.senderIsBot) return 'from a bot';
+    if (message.chatType === 'channel') return 'a channel post';
+    if (message.chatType === 'group' && !ctx.settings().plugins.telegram_user.allow_groups) return 'in a group (plugins.telegram_user.allow_groups is off)';
+    return undefined;
+  };
+
   const store = (message: UserMessage, source: 'live' | 'catch-up') => {
+    const skip = skipReason(message);
+    if (skip) {
+      // The text is not logged: it may be a login code.
+      ctx.logger.info(`telegram user message ignored: ${skip}`, { chat: message.chatId });
+      return;
+    }
     try {
       const result = ctx.store({
         platform: PLATFORMS.telegramUser,
@@ -52,10 +79,18 @@ export function createTelegramUserPlugin(ctx: PluginContext, factory: MtprotoAda
       } catch (error) {
         health = { ok: false, detail: ctx.redact(errorText(error)) };
         ctx.logger.error('telegram user account cannot connect', { error: health.detail });
+        ctx.state.set(USER_SECTION, { status: 'error', message: `cannot connect: ${health.detail}` });
         return;
       }
       health = { ok: true, detail: 'connected' };
       ctx.logger.info('telegram user account connected');
+      try {
+        const dialogs = await adapter.loadDialogs(DIALOGS_AT_START);
+        ctx.logger.info('telegram user dialogs loaded (replies by user id work)', { dialogs });
+      } catch (error) {
+        ctx.logger.warn('telegram user dialogs could not be loaded: replies to people not seen since the start may fail', { error: ctx.redact(errorText(error)) });
+      }
+      ctx.state.set(USER_SECTION, { status: 'ok', message: 'connected' });
       const since = lastStoredAt();
       const limit = ctx.settings().plugins.telegram_user.catch_up_limit;
       // With no message ever stored there is nothing "missed": old history would flood the agent.
@@ -72,6 +107,7 @@ export function createTelegramUserPlugin(ctx: PluginContext, factory: MtprotoAda
       await adapter?.disconnect();
       adapter = undefined;
       health = { ok: false, detail: 'stopped' };
+      ctx.state.clear(USER_SECTION);
     },
     async deliver(target, text) {
       if (!adapter || !health.ok) throw new DeliveryError('telegram user account is not connected', true);

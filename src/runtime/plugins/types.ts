@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import type { EnvMap } from '../../config/env-file.js';
 import type { PluginName, Settings } from '../../config/settings.js';
+import type { RuntimeStateWriter } from '../../instances/runtime-state.js';
 import type { InboundMessage, InboundResult } from '../../store/inbound.js';
 import type { Logger } from '../logger.js';
 
@@ -53,6 +54,8 @@ export interface PluginContext {
   wake(): void;
   /** Replaces secret values in text that is about to be logged or stored. */
   redact(text: string): string;
+  /** What `health` reads about the plugin (its section of runtime-state.json, named after the plugin). */
+  state: Pick<RuntimeStateWriter, 'set' | 'get' | 'clear'>;
 }
 
 export class DeliveryError extends Error {
@@ -60,9 +63,15 @@ export class DeliveryError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly retryAfterMs?: number,
+    /** Not a failure: the platform's pacing says "later" (per-chat send rate, 429 retry_after); no attempt is counted. */
+    readonly deferred = false,
   ) {
     super(message);
     this.name = 'DeliveryError';
+  }
+
+  static later(reason: string, ms: number): DeliveryError {
+    return new DeliveryError(reason, true, ms, true);
   }
 }
 
