@@ -81,7 +81,7 @@ cat >"$work/config.json" <<JSON
 {"architecture":"amd64","os":"linux","created":"$created",
  "config":{"User":"10001:10001","WorkingDir":"/var/lib/animus",
    "Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","LANG=C.UTF-8","HOME=/tmp","ANIMUS_HOME=/var/lib/animus","ANIMUS_IN_CONTAINER=1"],
-   "Entrypoint":["/usr/bin/tini","-g","--"],"Cmd":["animus","--help"],
+   "Entrypoint":["/usr/bin/tini","-s","-g","--"],"Cmd":["animus","--help"],
    "Volumes":{"/var/lib/animus":{}},
    "Labels":{"org.opencontainers.image.title":"animus","org.opencontainers.image.version":"$version"}},
  "rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},

@@ -30,7 +30,7 @@ export function kubectl(options: KubectlOptions): Kubectl {
     } catch (error) {
       throw new AnimusError('ENOPM', `cannot run ${binary}: install kubectl or set ANIMUS_KUBECTL`, { cause: error });
     }
-    if ((result.exitCode === undefined || (result.failed && result.exitCode === undefined)) && (result as { code?: string }).code === 'ENOENT') {
+    if ((result as { code?: string }).code === 'ENOENT') {
       throw new AnimusError('ENOPM', `${binary} is not installed: install kubectl or set ANIMUS_KUBECTL`);
     }
     const out = { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };

@@ -143,7 +143,7 @@ export function buildAgentManifests(agent: AgentId, settings: Settings, envText:
               image: options.image,
               imagePullPolicy: 'IfNotPresent',
               // tini reaps what `kubectl exec` leaves behind and passes signals on to the runtime.
-              command: ['/usr/bin/tini', '-g', '--'],
+              command: ['/usr/bin/tini', '-s', '-g', '--'],
               args: ['node', `${agentDir}/runtime/main.js`],
               workingDir: agentDir,
               env,

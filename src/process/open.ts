@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';

@@ -185,6 +185,7 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     const onH2 = sent.filter(([, host]) => host === '2').length;
     expect(onH1).toBeGreaterThan(0);
     expect(onH2).toBeGreaterThan(0);
+    const refused = lines(join(dir, 'refused')).length;
 
     // Never two brokers: in every sample, at most one live runtime for the agent on both hosts
     // together; the watcher saw it on h1, then on h2.
@@ -192,6 +193,7 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     const counted = samples.filter(([, a, b]) => a !== 'x' && b !== 'x').map(([, a, b]) => [Number(a), Number(b)] as const);
     expect(counted.length).toBeGreaterThan(10);
     expect(counted.filter(([a, b]) => a + b > 1)).toEqual([]);
+    console.log(`move: ${sent.length} messages accepted (${onH1} on h1, ${onH2} on h2), ${refused} sends refused while the agent was between hosts, ${counted.length} samples of both hosts, never two runtimes`);
     const seen = lines(join(dir, 'samples')).slice(-15).join('\n');
     expect(counted.some(([a]) => a === 1), seen).toBe(true);
     expect(counted.some(([, b]) => b === 1), seen).toBe(true);
@@ -233,6 +235,40 @@ describe.runIf(missing.length === 0)('ansible fleet on two namespace hosts', () 
     expect(doc.healthy).toBe(true);
     const placed = Object.fromEntries(doc.hosts.map((host) => [host.host, host.health.agents.map((a) => a.id).sort()]));
     expect(placed).toEqual({ h1: [AGENTS.h1[0]], h2: [...AGENTS.h2, MOVED].sort() });
+  }, 900_000);
+
+  it('updates host by host and stops at the first host whose update fails', async () => {
+    // h1's remaining agent has a local change in its clone: `animus update` refuses it.
+    const clone = `${HOME}/${AGENTS.h1[0]}/runtime`;
+    expect((await onHost(1, `sudo -u animus sh -c 'echo "// local edit" >> ${clone}/main.js'`)).code).toBe(0);
+    const run = await timed('update-failing', () => playbook('update.yml'));
+    expect(run.code).not.toBe(0);
+    expect(run.recap.h1?.failed).toBe(1);
+    // h2 was never touched: the play stopped after h1.
+    expect(run.recap.h2).toBeUndefined();
+    expect(run.output).not.toMatch(/\[h2\]/);
+    expect((await onHost(1, `sudo -u animus git -C ${clone} checkout -- main.js`)).code).toBe(0);
+    const again = await timed('update', () => playbook('update.yml'));
+    expect(again.code, again.output).toBe(0);
+    expect(again.recap.h1?.failed).toBe(0);
+    expect(again.recap.h2?.failed).toBe(0);
+  }, 900_000);
+
+  it('puts the agent back, running, on its host when a move fails half-way', async () => {
+    // h1 cannot receive the archive: its incoming folder is a file.
+    expect((await onHost(1, `rm -rf ${HOME}/.animus/incoming && sudo -u animus touch ${HOME}/.animus/incoming`)).code).toBe(0);
+    const before = await queueOf(2);
+    const run = await timed('move-failing', () => playbook('move.yml', '-e', `animus_move_agent=${MOVED}`, '-e', 'animus_move_from=h2', '-e', 'animus_move_to=h1'));
+    expect(run.code).not.toBe(0);
+    expect(run.output).toContain('it runs on h2 again');
+    const status = await animus(2, `--json status ${MOVED}`);
+    expect((JSON.parse(status.stdout) as Array<{ state: string }>)[0]?.state).toBe('online');
+    expect(await queueOf(2)).toEqual(before);
+    const list = await animus(1, '--json list');
+    expect((JSON.parse(list.stdout) as Array<{ id: string }>).map((a) => a.id)).toEqual([AGENTS.h1[0]]);
+    const sent = await animus(2, `--json send ${MOVED} after-failed-move --wait --timeout 60`);
+    expect(sent.code, sent.stderr).toBe(0);
+    await onHost(1, `rm -f ${HOME}/.animus/incoming`);
   }, 900_000);
 
   async function queueOf(n: 1 | 2): Promise<Array<{ message: string; status: string }>> {

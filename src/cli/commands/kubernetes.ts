@@ -2,14 +2,7 @@ import type { Command } from 'commander';
 import { EXIT } from '../../core/errors.js';
 import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
-interface RenderFlags {
-  out: string;
-  namespace?: string;
-  image?: string;
-  storageClass?: string;
-  storage?: string;
-  awaitPush?: boolean;
-}
+type RenderFlags = Omit<import('../../kubernetes/render.js').RenderOptions, 'home' | 'ids'>;
 
 interface ClusterFlags {
   context?: string;
