@@ -14,7 +14,7 @@ import { deployAgent } from '../src/instances/deploy.js';
  * their own ids, timestamps kept so each clone's index still matches its files.
  * `fill` adds rows to the first database before it is copied.
  */
-export async function makeFleet(count: number, options: { fill?: (dbPath: string) => void } = {}): Promise<{ root: string; home: string; ids: string[]; cleanup: () => Promise<void> }> {
+export async function makeFleet(count: number, options: { fill?: (dbPath: string) => void; byHand?: boolean } = {}): Promise<{ root: string; home: string; ids: string[]; cleanup: () => Promise<void> }> {
   const root = await mkdtemp(join(tmpdir(), 'animus-bench-'));
   const home = join(root, 'animus');
   const first = agentIdFromUuid(randomUUID());
@@ -43,10 +43,12 @@ export async function makeFleet(count: number, options: { fill?: (dbPath: string
     await writeFile(join(dir, '.env'), envText.split(first.id).join(id), { mode: 0o600 });
     await writeFile(join(dir, 'settings.json'), settingsText.split(first.id).join(id), { mode: 0o600 });
   });
+  // Laid out by hand as the guide does: agent folders in a folder, no `animus init` state.
+  if (options.byHand) await rm(join(home, '.animus'), { recursive: true, force: true });
   return { root, home, ids, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
 
 /** The environment that points the CLI at a fleet: its home, and its own preferences and PM2_HOME. */
 export function fleetEnv(fleet: { root: string; home: string }): NodeJS.ProcessEnv {
-  return { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), NO_COLOR: '1' };
+  return { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), XDG_CACHE_HOME: join(fleet.root, 'cache'), NO_COLOR: '1' };
 }

@@ -1,4 +1,4 @@
-// `npm run bench -- health [agents] [rounds]`: `animus health --json` against the
+// `npm run bench -- health [agents] [rounds] [by-hand]`: `animus health --json` against the
 // multi-agent guide's health-check.sh on the same generated home, side by side.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -12,6 +12,8 @@ import { median, timeCommand } from './lib.js';
 
 const count = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 5);
+// `by-hand`: the home is laid out as the guide does, never `animus init`ed (no .animus/).
+const byHand = process.argv[4] === 'by-hand';
 const bin = fileURLToPath(new URL('../bin/animus.js', import.meta.url));
 
 // The guide's health-check.sh, re-typed; its clone folder `broca/` is animus's `runtime/`.
@@ -67,7 +69,7 @@ fi
 
 console.log(`generating ${count} agent folders…`);
 const t0 = performance.now();
-const fleet = await makeFleet(count);
+const fleet = await makeFleet(count, { byHand });
 console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${fleet.home}`);
 const script = join(fleet.root, 'health-check.sh');
 writeFileSync(script, GUIDE_HEALTH, { mode: 0o700 });
@@ -116,7 +118,7 @@ try {
   const u = median(uncached);
   const l = median(live);
   console.log('');
-  console.log(`health over ${count} agents, median of ${rounds} runs (wall time, including process start):`);
+  console.log(`health over ${count} agents${byHand ? ' in a home laid out by hand (no init)' : ''}, median of ${rounds} runs (wall time, including process start):`);
   console.log(`  guide health-check.sh              ${g.toFixed(0).padStart(7)} ms`);
   console.log(`  animus health --json               ${a.toFixed(0).padStart(7)} ms   ${(a / g).toFixed(2)}x the guide (goal ≤ 0.30x; unchanged files answered from health's cache)`);
   console.log(`  animus health --json --no-cache    ${u.toFixed(0).padStart(7)} ms   ${(u / g).toFixed(2)}x (every file read, every database opened and quick_checked)`);

@@ -94,6 +94,8 @@ try {
   console.log(`  animus metrics                   ${m.toFixed(0).padStart(6)} ms   ${rss(metrics)}   ${(m / s).toFixed(2)}x status (goal: under 1000 ms)`);
   console.log(`  GET /metrics (animus serve)      ${g.toFixed(0).padStart(6)} ms   server RSS ${mem.rss.toFixed(0)} MiB now, ${mem.hwm.toFixed(0)} MiB peak   ${(g / s).toFixed(2)}x status`);
   console.log(`  runs: status ${status.map((r) => r.ms.toFixed(0)).join(' ')} | metrics ${metrics.map((r) => r.ms.toFixed(0)).join(' ')} | GET ${scrapes.map((v) => v.toFixed(0)).join(' ')}`);
+  const version = median([0, 1, 2].map(() => measure(['--version']).ms));
+  console.log(`  for scale: \`animus --version\` (process start alone) ${version.toFixed(0)} ms; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log(`  machine: ${execFileSync('nproc').toString().trim()} cores, node ${process.version}; no PM2 daemon (the agents are not running: status and metrics read the same process states)`);
 } finally {
   server.kill('SIGTERM');

@@ -60,6 +60,12 @@ export function createHomeResolver(globals: GlobalOptions, env: NodeJS.ProcessEn
 
 /** A home given as a file or a folder that is not there: the same line, exit 3, for every command. */
 export function requireHomeFolder(dir: string): void {
-  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  let folder = false;
+  try {
+    folder = statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    // ENOTDIR: a file on the way is no home either.
+  }
+  if (folder) return;
   throw new AnimusError('ENOTFOUND', `no animus home at ${dir}: run \`animus init${dir === DEFAULT_HOME ? '' : ` --home ${dir}`}\``);
 }

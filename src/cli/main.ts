@@ -1,4 +1,4 @@
-import { AnimusError, EXIT, describeError } from '../core/errors.js';
+import { AnimusError, EXIT, describeError, oneLine } from '../core/errors.js';
 import { buildProgram, commander } from './program.js';
 
 /**
@@ -35,7 +35,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = await runForward(forward, process.env);
       return;
     }
-    const program = buildProgram({ signal: controller.signal, env: process.env, exit });
+    const program = buildProgram({ signal: controller.signal, env: process.env, exit, argv: argv.slice(2) });
     await program.parseAsync(argv as string[]);
     if (exit.code !== 0) process.exitCode = exit.code;
   } catch (error) {
@@ -81,15 +81,6 @@ function report(error: unknown, json: boolean): number {
   process.stderr.write('This is a bug in animus. Please report it with the output above.\n');
   if (json) printJsonError('EINTERNAL', describeError(error));
   return EXIT.internal;
-}
-
-/**
- * A message is one line, whatever it quotes: a value typed with a line break or a
- * terminal escape in it is shown escaped (\\n, \\x1b), never acted on by the terminal
- * or splitting a script's one-line read.
- */
-export function oneLine(text: string): string {
-  return text.replace(/\r?\n/g, '\\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function printJsonError(code: string, message: string, detail?: Record<string, unknown>): void {

@@ -5,6 +5,7 @@ import { createHomeResolver, type CliContext, type GlobalOptions } from './conte
 import { loadStyle, Output } from './output.js';
 import { registerAgentCommands } from './commands/agents.js';
 import { registerApprovalCommands } from './commands/approvals.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerEnvCommands } from './commands/env.js';
 import { registerHealthCommands } from './commands/health.js';
@@ -26,6 +27,8 @@ export interface ProgramOptions {
   env: NodeJS.ProcessEnv;
   /** Where commands leave the exit code of failures they reported themselves. */
   exit: { code: number };
+  /** The arguments as typed (for the audit record); default process.argv. */
+  argv?: readonly string[];
 }
 
 /** Wraps a command handler: builds the context from the global flags, then runs it. */
@@ -71,7 +74,18 @@ export function buildProgram(options: ProgramOptions): Command {
         if (options.exit.code === 0) options.exit.code = code;
       },
     };
-    await handler(ctx, ...(args.slice(0, -1) as Parameters<typeof handler> extends [CliContext, ...infer A] ? A : never as never));
+    const run = () => handler(ctx, ...(args.slice(0, -1) as Parameters<typeof handler> extends [CliContext, ...infer A] ? A : never as never));
+    // Commands that change something leave an audit record, whatever their outcome.
+    const { isAudited, recordAudit } = await import('./audit-hook.js');
+    if (!isAudited(ctx.command, raw)) return run();
+    const argv = (options.argv ?? process.argv.slice(2)).slice();
+    try {
+      await run();
+    } catch (error) {
+      await recordAudit(ctx, argv, raw, options.exit.code, error);
+      throw error;
+    }
+    await recordAudit(ctx, argv, raw, options.exit.code);
   };
 
   registerHomeCommands(program, action);
@@ -90,6 +104,7 @@ export function buildProgram(options: ProgramOptions): Command {
   registerSettingsCommands(program, action);
   registerEnvCommands(program, action);
   registerUpdateCommands(program, action);
+  registerAuditCommands(program, action);
   return program;
 }
 

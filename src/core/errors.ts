@@ -101,3 +101,12 @@ export function describeError(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split('\n').find((line) => line.trim() !== '')?.trim() ?? 'unknown error';
 }
+
+/**
+ * A message is one line, whatever it quotes: a value typed with a line break or a
+ * terminal escape in it is shown escaped (\\n, \\x1b), never acted on by the terminal
+ * or splitting a script's one-line read.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, '\\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

@@ -4,6 +4,9 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { readCloneCommit } from './refs.js';
 import { runGit } from './run.js';
 
+/** A clone that takes longer is a remote that hangs: ended, and the deploy fails in one line. */
+export const CLONE_TIMEOUT_MS = 10 * 60_000;
+
 /** Identity for commits animus makes itself (the runtime source repo). */
 export const ANIMUS_GIT_IDENTITY = {
   GIT_AUTHOR_NAME: 'animus',
@@ -32,7 +35,7 @@ export async function cloneRepo(options: CloneOptions): Promise<string> {
   const badRef = (error: unknown) =>
     gitError(`cannot check out "${ref}" from ${options.repo}`, error, 'check --ref (a branch, tag or commit of that repository)', options.signal);
   try {
-    await runGit(['clone', '--quiet', '--template=', ...(byName ? ['--branch', ref] : ['--no-checkout']), '--', options.repo, options.dest], { signal: options.signal });
+    await runGit(['clone', '--quiet', '--template=', ...(byName ? ['--branch', ref] : ['--no-checkout']), '--', options.repo, options.dest], { signal: options.signal, timeoutMs: CLONE_TIMEOUT_MS, watchParent: true });
   } catch (error) {
     if (byName && /Remote branch .* not found/.test(describeError(error))) throw badRef(error);
     throw gitError(`cannot clone ${options.repo}`, error, 'check --repo (a git URL or path) and that it is reachable', options.signal);

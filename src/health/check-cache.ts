@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic, pathExists } from '../core/fs.js';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
+import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
 import type { TelegramPlugin } from './telegram-check.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
@@ -20,7 +22,7 @@ import type { CheckResult } from './types.js';
  * the database probe (the costly one, which changes with every message), the folder
  * reading (settings.json, .env and the clone's .git files, which rarely do), and the
  * names of the files in logs/.
- * Kept in `<home>/.animus/health-cache`; the agents' folders are never written.
+ * Kept in `<home>/.animus/health-cache` (see cachePath for a home made by hand); the agents' folders are never written.
  */
 export interface Remembered<T> {
   key: string;
@@ -81,8 +83,21 @@ const HEADER = `animus health cache 3 ${VERSION}`;
  */
 export const SETTLE_MS = 2000;
 
-function cachePath(home: string): string {
-  return join(homeLayout(home).stateDir, 'health-cache');
+/**
+ * `<home>/.animus/health-cache` in a home animus made; in a home made by hand (the
+ * guide's, never `init`ed) there is no `.animus/` to keep it in and none is made for
+ * it: it lives in the user's cache folder instead ($XDG_CACHE_HOME/animus/health, else
+ * ~/.cache/animus/health), one file per home, named by a hash of the home's path.
+ */
+export function cachePath(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  const layout = homeLayout(home);
+  if (existsSync(layout.stateDir)) return join(layout.stateDir, 'health-cache');
+  return join(userCacheDir(env), `${createHash('sha256').update(layout.root).digest('hex').slice(0, 24)}.health-cache`);
+}
+
+function userCacheDir(env: NodeJS.ProcessEnv): string {
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(env.HOME || homedir(), '.cache');
+  return join(base, 'animus', 'health');
 }
 
 export function loadHealthCache(home: string): HealthCache {
@@ -106,10 +121,12 @@ export function loadHealthCache(home: string): HealthCache {
 /** Best effort: a home that is not writable (or not animus's) simply gets no cache. */
 export async function saveHealthCache(home: string, cache: HealthCache): Promise<void> {
   try {
-    if (!(await pathExists(homeLayout(home).stateDir))) return;
+    if (!existsSync(home)) return;
+    const file = cachePath(home);
+    await ensureDir(dirname(file), DIR_MODE);
     const lines = [HEADER];
     for (const [id, text] of Object.entries(cache)) lines.push(`${id} ${text}`);
-    await writeFileAtomic(cachePath(home), `${lines.join('\n')}\n`);
+    await writeFileAtomic(file, `${lines.join('\n')}\n`);
     // The JSON file of animus 0.1's first sessions, no longer read.
     await rm(join(homeLayout(home).stateDir, 'health-cache.json'), { force: true });
   } catch {

@@ -9,7 +9,7 @@ import { runPool, type Outcome } from '../core/pool.js';
 import { cloneRepo } from '../git/repo.js';
 import { replicateClone } from '../git/replicate.js';
 import { ensureHome, removeAbandonedStaging } from '../home/init.js';
-import type { HomeLayout } from '../home/layout.js';
+import type { AgentPaths, HomeLayout } from '../home/layout.js';
 import { agentPaths, agentPathsIn } from '../home/layout.js';
 import { RUNTIME_BRANCH } from '../home/runtime-source.js';
 import { openDatabase } from '../store/database.js';
@@ -105,11 +105,6 @@ function sourceOf(options: DeployOptions, layout: HomeLayout): { repo: string; r
  * deploy to remove (it is named after the dead pid).
  */
 export async function deployAgent(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
-  // The new folder's lock: a second deploy (or a restore) of the same id meanwhile waits or says busy.
-  return withAgentLock(agentPaths(options.home, options.agent), { command: 'deploy', signal: options.signal }, () => deployLocked(options, prepared));
-}
-
-async function deployLocked(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
   const step = options.onStep ?? (() => {});
   const target = agentPaths(options.home, options.agent);
   const idProblem = options.mode === 'live' ? lettaAgentIdProblem(options.agent) : undefined;
@@ -119,6 +114,12 @@ async function deployLocked(options: DeployOptions, prepared?: Prepared): Promis
   }
   step('preparing the home');
   const layout = await ensureHome(options.home);
+  // The new folder's lock: a second deploy (or a restore) of the same id meanwhile waits or says busy.
+  return withAgentLock(target, { command: 'deploy', signal: options.signal }, () => deployLocked(options, layout, target, prepared));
+}
+
+async function deployLocked(options: DeployOptions, layout: HomeLayout, target: AgentPaths, prepared?: Prepared): Promise<DeployResult> {
+  const step = options.onStep ?? (() => {});
   // A batch (prepared) has cleaned the staging area once for all its agents.
   if (!prepared) await removeAbandonedStaging(layout);
   const { repo, ref } = sourceOf(options, layout);

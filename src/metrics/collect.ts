@@ -77,7 +77,7 @@ async function readDatabases(agents: AgentPaths[], now: number, options: Collect
     }
     const key = cache ? databaseKey(statFile(path), statFile(`${path}-wal`), settledBefore) : undefined;
     const hit = key && cache?.get(paths.agent.id);
-    if (hit && hit.key === key.key) outcomes[index] = { metrics: metricsFromDigest(hit.digest, now) };
+    if (hit && hit.key === key.key && now <= hit.digest.validUntil && now >= hit.digest.readAt) outcomes[index] = { metrics: metricsFromDigest(hit.digest, now) };
     else misses.push({ index, path, key });
   });
   const digests = await readDigests(misses.map((m) => m.path), now, options.threads);

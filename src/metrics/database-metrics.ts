@@ -3,7 +3,7 @@ import { hasColumn, openDatabase } from '../store/database.js';
 import { schemaVersion } from '../store/migrations.js';
 import { parseSqliteTime } from '../health/database-probe.js';
 import { percentileOfSorted } from './percentile.js';
-import { WINDOW_MS, type DatabaseMetrics, type LatencySummary, type RequestCounts, type WindowMetrics, type WindowName } from './types.js';
+import { WINDOW_MS, type DatabaseMetrics, type LatencySummary, type RequestCounts, type WindowMetrics } from './types.js';
 
 /** Outcomes of an agent request that are not failures: a reply, or still under way. */
 const NOT_FAILED = new Set(['replied', 'sending', 'running', 'awaiting_approval']);
@@ -15,30 +15,51 @@ interface Capabilities {
   requests: boolean;
 }
 
-/** A reply of the last 24 h: [when (Unix s), latency ms, prompt, completion, total tokens, delivery failed 0/1]. */
+/** A reply: [when (Unix s), latency ms, prompt, completion, total tokens, delivery failed 0/1]. */
 type OutEvent = [number, number | null, number, number, number, number];
-/** An agent request of the last 24 h: [started (ms), outcome, error kind, stop reason]. */
+/** An agent request: [started (ms), outcome, error kind, stop reason]. */
 type RequestEvent = [number, string | null, string | null, string | null];
+
+/** A window's numbers when the database was read, and the events that leave it within the digest's life. */
+interface WindowDigest {
+  in: number;
+  out: number;
+  prompt: number;
+  completion: number;
+  total: number;
+  deliveryFailures: number;
+  /** Every reply latency in the window, ascending. */
+  latencies: number[];
+  requests: RequestCounts | null;
+  leavingIn: number[];
+  leavingOut: OutEvent[];
+  leavingRequests: RequestEvent[];
+}
 
 /**
  * What is read from a database, in a form that holds still while the file does: the
- * all-time numbers, and the events of the 24 h before `readAt`, from which the windows
- * are cut at any later time (an event only leaves a window as time passes; a new one
- * means a write, which changes the file and its digest). So an unchanged database is
- * never opened again: see metrics-cache.ts. JSON-safe, for the cache and worker threads.
+ * all-time numbers, and for the last hour and 24 h their numbers at `readAt` plus the
+ * events that leave them before `validUntil` (an event only ever leaves a window as
+ * time passes; one entering it is a write, which changes the file and so its cache
+ * key). Until then the windows are cut afresh at every scrape without opening the
+ * file (see metrics-cache.ts); after it, the database is read again. JSON-safe, for
+ * the cache and for worker threads, and small: no list of all events is kept.
  */
 export interface DatabaseDigest {
   readAt: number;
+  validUntil: number;
   schemaVersion: number;
   can: Capabilities;
   totals: { in: number; out: number; prompt: number; completion: number; total: number; deliveryFailures: number };
   allLatency: LatencySummary | null;
   requestsAll: RequestCounts | null;
-  recentIn: number[];
-  recentOut: OutEvent[];
-  recentRequests: RequestEvent[];
+  windows: Record<'1h' | '24h', WindowDigest>;
   queue: { pending: number; processing: number; failed: number; retrying: number; oldestPendingMs: number | null };
 }
+
+/** How long a digest serves: 5 to 15 minutes, spread so that a fleet read at once is not read again all at once. */
+const DIGEST_LIFE_MS = 300_000;
+const DIGEST_SPREAD_MS = 600_000;
 
 /**
  * Every number of an agent's database, on a read-only handle (no migration, no pragma
@@ -68,6 +89,7 @@ function digest(db: Database, now: number): DatabaseDigest {
     delivery: hasColumn(db, 'messages', 'delivered_at'),
     requests: db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_requests'").pluck().get() === 1,
   };
+  const validUntil = now + DIGEST_LIFE_MS + Math.floor(Math.random() * DIGEST_SPREAD_MS);
   const since = Math.floor((now - WINDOW_MS['24h']) / 1000);
   const replied = "(agent_response IS NOT NULL AND agent_response != '')";
   const outTime = can.delivery ? 'unixepoch(COALESCE(delivered_at, timestamp))' : 'unixepoch(timestamp)';
@@ -100,36 +122,67 @@ function digest(db: Database, now: number): DatabaseDigest {
     for (const [outcome, kind, stop, n] of grouped) countRequest(requestsAll, outcome, kind, stop, n);
     recentRequests = db.prepare('SELECT started_at, outcome, error_kind, stop_reason FROM agent_requests WHERE started_at >= ?').raw().all(now - WINDOW_MS['24h']) as RequestEvent[];
   }
+  const windowDigest = (name: '1h' | '24h'): WindowDigest => {
+    const fromS = Math.floor((now - WINDOW_MS[name]) / 1000);
+    const untilS = Math.floor((validUntil - WINDOW_MS[name]) / 1000);
+    const fromMs = now - WINDOW_MS[name];
+    const untilMs = validUntil - WINDOW_MS[name];
+    const out = recentOut.filter((e) => e[0] >= fromS);
+    const requests = can.requests ? emptyRequests() : null;
+    const inRequests = recentRequests.filter((e) => e[0] >= fromMs);
+    if (requests) for (const [, outcome, kind, stop] of inRequests) countRequest(requests, outcome, kind, stop, 1);
+    return {
+      in: recentIn.filter((t) => t >= fromS).length,
+      out: out.length,
+      prompt: sum(out, 2),
+      completion: sum(out, 3),
+      total: sum(out, 4),
+      deliveryFailures: sum(out, 5),
+      latencies: out.flatMap((e) => (e[1] === null ? [] : [e[1]])).sort((a, b) => a - b),
+      requests,
+      leavingIn: recentIn.filter((t) => t >= fromS && t < untilS),
+      leavingOut: out.filter((e) => e[0] < untilS),
+      leavingRequests: inRequests.filter((e) => e[0] < untilMs),
+    };
+  };
   return {
     readAt: now,
+    validUntil,
     schemaVersion: schemaVersion(db),
     can,
     totals: { in: totals[0]!, out: totals[1]!, prompt: totals[2]!, completion: totals[3]!, total: totals[4]!, deliveryFailures: totals[6]! },
     allLatency,
     requestsAll,
-    recentIn,
-    recentOut,
-    recentRequests,
+    windows: { '1h': windowDigest('1h'), '24h': windowDigest('24h') },
     queue: readQueue(db),
   };
 }
 
-/** The windows at `now` (at or after the digest was read). */
+/** The windows at `now`, from `readAt` up to `validUntil`. */
 export function metricsFromDigest(d: DatabaseDigest, now: number): DatabaseMetrics {
-  const window = (name: Exclude<WindowName, 'all'>): WindowMetrics => {
+  const window = (name: '1h' | '24h'): WindowMetrics => {
+    const w = d.windows[name];
     const fromS = Math.floor((now - WINDOW_MS[name]) / 1000);
     const fromMs = now - WINDOW_MS[name];
-    const out = d.recentOut.filter((e) => e[0] >= fromS);
-    const latencies = out.flatMap((e) => (e[1] === null ? [] : [e[1]])).sort((a, b) => a - b);
-    const requests = d.can.requests ? emptyRequests() : null;
-    if (requests) for (const [started, outcome, kind, stop] of d.recentRequests) if (started >= fromMs) countRequest(requests, outcome, kind, stop, 1);
+    const goneOut = w.leavingOut.filter((e) => e[0] < fromS);
+    let latencies = w.latencies;
+    if (goneOut.some((e) => e[1] !== null)) {
+      latencies = [...latencies];
+      for (const e of goneOut) if (e[1] !== null) latencies.splice(latencies.indexOf(e[1]), 1);
+    }
+    let requests = w.requests;
+    const goneRequests = w.leavingRequests.filter((e) => e[0] < fromMs);
+    if (requests && goneRequests.length > 0) {
+      requests = { ...requests, failuresByKind: { ...requests.failuresByKind }, stopReasons: { ...requests.stopReasons } };
+      for (const [, outcome, kind, stop] of goneRequests) countRequest(requests, outcome, kind, stop, -1);
+    }
     return {
-      messagesIn: d.recentIn.filter((t) => t >= fromS).length,
-      messagesOut: out.length,
+      messagesIn: w.in - w.leavingIn.filter((t) => t < fromS).length,
+      messagesOut: w.out - goneOut.length,
       latencyMs: d.can.timing ? { count: latencies.length, p50: percentileOfSorted(latencies, 50), p95: percentileOfSorted(latencies, 95), p99: percentileOfSorted(latencies, 99) } : null,
-      tokens: d.can.timing ? { prompt: sum(out, 2), completion: sum(out, 3), total: sum(out, 4) } : null,
+      tokens: d.can.timing ? { prompt: w.prompt - sum(goneOut, 2), completion: w.completion - sum(goneOut, 3), total: w.total - sum(goneOut, 4) } : null,
       requests,
-      deliveryFailures: d.can.delivery ? sum(out, 5) : null,
+      deliveryFailures: d.can.delivery ? w.deliveryFailures - sum(goneOut, 5) : null,
     };
   };
   const all: WindowMetrics = {
@@ -159,10 +212,16 @@ function countRequest(counts: RequestCounts, outcome: string | null, kind: strin
   // An outcome this animus does not know yet counts as a failure: it is not a reply.
   if (!NOT_FAILED.has(outcome ?? '')) {
     counts.failures += n;
-    const key = kind ?? 'unknown';
-    counts.failuresByKind[key] = (counts.failuresByKind[key] ?? 0) + n;
+    bump(counts.failuresByKind, kind ?? 'unknown', n);
   }
-  if (stop && stop !== 'end_turn') counts.stopReasons[stop] = (counts.stopReasons[stop] ?? 0) + n;
+  if (stop && stop !== 'end_turn') bump(counts.stopReasons, stop, n);
+}
+
+/** Adds n (negative: an event that left the window) and drops a key that reaches 0, as a fresh count would not have it. */
+function bump(counts: Record<string, number>, key: string, n: number): void {
+  const value = (counts[key] ?? 0) + n;
+  if (value === 0) delete counts[key];
+  else counts[key] = value;
 }
 
 function sum(events: OutEvent[], column: 2 | 3 | 4 | 5): number {

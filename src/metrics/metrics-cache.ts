@@ -13,9 +13,23 @@ import type { DatabaseDigest } from './database-metrics.js';
  * DatabaseDigest). `animus serve` keeps it in memory; the commands keep it in
  * `<home>/.animus/metrics-cache` (the agents' folders are never written).
  */
-export type MetricsCache = Map<string, { key: string; digest: DatabaseDigest }>;
+export class MetricsCache extends Map<string, { key: string; digest: DatabaseDigest }> {
+  /** Whether anything was added or forgotten since it was loaded: an unchanged cache is not written again. */
+  changed = false;
 
-const HEADER = `animus metrics cache 1 ${VERSION}`;
+  override set(id: string, entry: { key: string; digest: DatabaseDigest }): this {
+    this.changed = true;
+    return super.set(id, entry);
+  }
+
+  override delete(id: string): boolean {
+    const deleted = super.delete(id);
+    if (deleted) this.changed = true;
+    return deleted;
+  }
+}
+
+const HEADER = `animus metrics cache 2 ${VERSION}`;
 
 function cachePath(home: string): string {
   return join(homeLayout(home).stateDir, 'metrics-cache');
@@ -23,7 +37,7 @@ function cachePath(home: string): string {
 
 /** The file: a header line naming the animus version, then `<agent id> <key> <digest json>` per line. */
 export function loadMetricsCache(home: string): MetricsCache {
-  const cache: MetricsCache = new Map();
+  const cache = new MetricsCache();
   let text: string;
   try {
     text = readFileSync(cachePath(home), 'utf8');
@@ -38,7 +52,7 @@ export function loadMetricsCache(home: string): MetricsCache {
     const b = line.indexOf(' ', a + 1);
     if (a <= 0 || b <= a) continue;
     try {
-      cache.set(line.slice(0, a), { key: line.slice(a + 1, b), digest: JSON.parse(line.slice(b + 1)) as DatabaseDigest });
+      Map.prototype.set.call(cache, line.slice(0, a), { key: line.slice(a + 1, b), digest: JSON.parse(line.slice(b + 1)) as DatabaseDigest });
     } catch {
       // A damaged line is read again from its database.
     }
@@ -62,6 +76,6 @@ export async function saveMetricsCache(home: string, cache: MetricsCache): Promi
 export async function withHomeMetricsCache<T>(home: string, work: (cache: MetricsCache) => Promise<T>): Promise<T> {
   const cache = loadMetricsCache(home);
   const result = await work(cache);
-  await saveMetricsCache(home, cache);
+  if (cache.changed) await saveMetricsCache(home, cache);
   return result;
 }

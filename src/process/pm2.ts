@@ -46,7 +46,8 @@ interface Pm2Process {
     status?: string;
     pm_uptime?: number;
     restart_time?: number;
-    created_at?: number;
+    /** PM2's id for a registered process: kept across restarts, stop and start; new when registered again. */
+    unique_id?: string;
     exit_code?: number;
     pm_cwd?: string;
     pm_exec_path?: string;
@@ -142,7 +143,7 @@ export class Pm2Manager implements ProcessManager {
     const requested = this.home ? readRequestedRestarts(this.home) : new Map<string, number>();
     const withCrashes = (info: ProcessInfo, proc: Pm2Process): ProcessInfo => ({
       ...info,
-      crashRestarts: Math.max(0, (info.restarts ?? 0) - (requested.get(`${proc.name} ${proc.pm2_env?.created_at}`) ?? 0)),
+      crashRestarts: Math.max(0, (info.restarts ?? 0) - (requested.get(`${proc.name} ${proc.pm2_env?.unique_id}`) ?? 0)),
     });
     if (!agents) {
       return list.filter((p) => /^animus-[0-9a-f-]{36}$/.test(p.name ?? '')).map((p) => withCrashes(toInfo(`agent-${p.name!.slice('animus-'.length)}`, p), p));
@@ -218,7 +219,7 @@ export class Pm2Manager implements ProcessManager {
       } else if (proc) {
         // PM2 adds one to restart_time only when it restarts a running process.
         const status = proc.pm2_env?.status;
-        if (this.home && (status === 'online' || status === 'launching')) noteRequestedRestart(this.home, name, proc.pm2_env?.created_at);
+        if (this.home && (status === 'online' || status === 'launching')) noteRequestedRestart(this.home, name, proc.pm2_env?.unique_id);
         await restartSettled(api, name, `${verb} ${id}`);
       } else {
         await call((cb) => api.start(app, cb), `start ${id}`);

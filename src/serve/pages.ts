@@ -127,7 +127,7 @@ ${kinds ? `<p>failures in the last 24 h by kind:</p><ul class="kinds">${kinds}</
 export function loginPage(options: { failed: boolean; next: string }): string {
   return layout(
     'sign in',
-    `<form class="login" method="post" action="/login"><p>This dashboard is bound to an address other machines can reach: type the token from <code>~/animus/.animus/serve-token</code> (in the animus home) to sign in.</p>
+    `<form class="login" method="post" action="/login"><p>This dashboard is bound to an address other machines can reach: type the token from <code>.animus/serve-token</code> in the animus home to sign in.</p>
 ${options.failed ? '<p class="flash bad">That is not the token.</p>' : ''}<input type="hidden" name="next" value="${escapeHtml(options.next)}">
 <label>token <input type="password" name="token" autocomplete="current-password" autofocus></label><button type="submit">sign in</button></form>`,
   );

@@ -75,7 +75,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (!authenticated) {
       if (request.method === 'GET' && (path === '/' || path.startsWith('/agents/'))) return redirect(response, `/login?next=${encodeURIComponent(path)}`);
       response.setHeader('WWW-Authenticate', 'Bearer realm="animus"');
-      return send(response, 401, 'text/plain; charset=utf-8', `the token is required: send "Authorization: Bearer <token>" (the token is in ${tokenPath(options.home)})\n`);
+      return send(response, 401, 'text/plain; charset=utf-8', 'the token is required: send "Authorization: Bearer <token>" (it is in .animus/serve-token in the animus home)\n');
     }
 
     if (request.method === 'GET' && path === '/metrics') {
@@ -176,10 +176,11 @@ async function renderAgent(options: ServeOptions, id: string, csrf: string, flas
 }
 
 async function runVerb(options: ServeOptions, id: string, verb: 'start' | 'stop' | 'restart'): Promise<{ ok: boolean; text: string }> {
-  const [{ runFleetVerb }, { withAgentLock }] = await Promise.all([import('../process/fleet.js'), import('../instances/operation-lock.js')]);
+  const { runFleetVerb } = await import('../process/fleet.js');
   const paths = await requireAgent(options.home, id);
   try {
-    const [result] = await withAgentLock(paths, { command: `dashboard ${verb}` }, () => runFleetVerb(verb, [paths], { home: options.home, env: options.env }));
+    // The CLI's own verb: the agent's operation lock, the runtime's configuration check, the manager.
+    const [result] = await runFleetVerb(verb, [paths], { home: options.home, env: options.env, command: `serve: ${verb} from the dashboard` });
     if (!result || result.outcome === 'failed') return { ok: false, text: result?.message ?? `${verb} failed` };
     if (result.outcome === 'already') return { ok: true, text: `${id}: ${result.message ?? 'unchanged'}` };
     return { ok: true, text: `${id} ${verb === 'stop' ? 'stopped' : verb === 'start' ? 'started' : 'restarted'}${result.info?.pid ? ` (pid ${result.info.pid})` : ''}` };

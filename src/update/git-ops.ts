@@ -75,7 +75,8 @@ export async function resolveTarget(clone: string, ref: string | undefined, agen
   }
   const branch = await currentBranch(clone);
   if (!branch) {
-    throw new AnimusError('EUSAGE', `${agentId}'s runtime is pinned to a commit (deployed with --ref): pass --ref <branch|tag|commit> to choose what to update to`);
+    // Deployed with --ref, or recreated by a restore: no branch says what "newer" means.
+    throw new AnimusError('EUSAGE', `${agentId}'s runtime is on a detached HEAD (pinned with --ref, or recreated by restore): pass --ref <branch|tag|commit> to choose what to update to, e.g. \`animus update ${agentId} --ref main\``, { detail: { pinned: true } });
   }
   const upstream = (await tryGit(clone, ['rev-parse', '--abbrev-ref', '--symbolic-full-name', `${branch}@{upstream}`])) ?? `origin/${branch}`;
   const commit = await tryGit(clone, ['rev-parse', '--verify', '--quiet', `${upstream}^{commit}`]);

@@ -74,6 +74,28 @@ describe('animus update / rollback', () => {
     await killPm2Daemon(`${fleet}.pm2`);
   });
 
+  it('--all goes on past an agent on a detached HEAD (as restore recreates it), saying what to do; the summary comes last and counts current agents apart', async () => {
+    const fleet = join(root, 'detached');
+    const bare = join(root, 'detached.git');
+    const v1 = await makeBareRepo(bare, goodRuntime('v1'));
+    const a = await deployTestAgent(fleet, { repo: bare, ref: 'main', uuid: '40000000-0000-4000-8000-00000000000a' });
+    const b = await deployTestAgent(fleet, { repo: bare, ref: 'main', uuid: '40000000-0000-4000-8000-00000000000b' });
+    const c = await deployTestAgent(fleet, { repo: bare, ref: 'main', uuid: '40000000-0000-4000-8000-00000000000c' });
+    await git(['checkout', '--quiet', '--detach', v1], a.paths.clone);
+    const next = await commitToBare(bare, goodRuntime('v2'), 'v2');
+    await git(['fetch', '--quiet', 'origin'], c.paths.clone);
+    await git(['merge', '--quiet', '--ff-only', 'origin/main'], c.paths.clone);
+    const result = await runCli(['update', '--all'], { home: fleet });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(new RegExp(`${a.id}'s runtime is on a detached HEAD .*animus update ${a.id} --ref main`));
+    const lines = result.stderr.trim().split('\n');
+    expect(lines[lines.length - 1]).toBe('updated 1, already current 1, pinned 1, failed 0 (of 3 agents)');
+    expect(await git(['rev-parse', 'HEAD'], b.paths.clone)).toBe(next);
+    const asJson = json<{ pinned: Array<{ id: string }>; failed: unknown[] }>(await runCli(['update', '--all', '--json'], { home: fleet }));
+    expect(asJson).toMatchObject({ pinned: [{ id: a.id }], failed: [] });
+    await killPm2Daemon(`${fleet}.pm2`);
+  });
+
   it.each([
     [['update'], 2, /pass their ids or --all/],
     [['update', '--all', 'agent-10000000-0000-4000-8000-000000000001'], 2, /not both/],

@@ -47,6 +47,8 @@ export function cliEnv(options: CliEnv): Record<string, string> {
     ANIMUS_HOME: options.home,
     ANIMUS_CONFIG_DIR: options.configDir ?? `${options.home}.config`,
     PM2_HOME: options.pm2Home ?? `${options.home}.pm2`,
+    // A home made by hand keeps health's cache in the user's cache folder: the test's own.
+    XDG_CACHE_HOME: `${options.home}.cache`,
     NO_COLOR: '1',
     ...options.env,
   };

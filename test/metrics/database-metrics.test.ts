@@ -8,6 +8,7 @@ import { writeTraffic, type TrafficRow } from '../helpers/traffic.js';
 import { readDatabaseMetrics } from '../../src/metrics/database-metrics.js';
 import { percentileOfSorted } from '../../src/metrics/percentile.js';
 import { openDatabase } from '../../src/store/database.js';
+import { MetricsCache } from '../../src/metrics/metrics-cache.js';
 
 const NOW = Date.parse('2026-11-30T12:00:00Z');
 const MIN = 60_000;
@@ -132,16 +133,17 @@ describe('collectMetrics with a cache', () => {
     const home = join(await tempDir('metrics-cache'), 'home');
     const agent = await deployTestAgent(home);
     const start = Date.now();
-    writeTraffic(agent.paths.db, [{ agoMs: 50 * MIN, latencyMs: 100, tokens: { prompt: 1, completion: 1 } }, { agoMs: 5 * MIN, latencyMs: 900, tokens: { prompt: 2, completion: 2 } }], start);
-    const cache = new Map();
+    writeTraffic(agent.paths.db, [{ agoMs: 58 * MIN, latencyMs: 100, tokens: { prompt: 1, completion: 1 } }, { agoMs: 5 * MIN, latencyMs: 900, tokens: { prompt: 2, completion: 2 } }], start);
+    const cache = new MetricsCache();
     // Read a little after the write, so the file counts as settled (see SETTLE_MS).
     const first = await collectMetrics({ home, cache, settleMs: 0, now: start + 3000 });
     expect(first[0]!.database!.windows['1h'].messagesIn).toBe(2);
     expect(cache.get(agent.id)?.key).toEqual(expect.any(String));
 
-    // 20 minutes on, nothing written: the 50-minute-old message has left the last hour.
-    const later = start + 20 * MIN;
+    // 4 minutes on (within the digest's life), nothing written: the 58-minute-old message has left the last hour.
+    const later = start + 4 * MIN;
     const cached = await collectMetrics({ home, cache, settleMs: 0, now: later });
+    expect(cache.get(agent.id)?.digest.readAt).toBe(start + 3000);
     const fresh = await collectMetrics({ home, now: later });
     expect(cached[0]!.database).toEqual(fresh[0]!.database);
     expect(cached[0]!.database!.windows['1h']).toMatchObject({ messagesIn: 1, latencyMs: { count: 1, p50: 900 } });

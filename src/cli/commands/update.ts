@@ -6,8 +6,9 @@ import { EXAMPLE_ID, examples, type Action } from '../program.js';
  * `animus update` and `animus rollback`. JSON shapes (stable):
  *   update, one agent:  UpdateResult (src/update/update.ts):
  *       { id, outcome: 'updated'|'current', from, to, ref, branch, subject, restarted, state, snapshot }
- *   update, several:    { updated: UpdateResult[], failed: [{ id, code, message, detail? }], skipped: string[] }
+ *   update, several:    { updated: UpdateResult[], failed: [{ id, code, message, detail? }], skipped: string[], pinned: [...] }
  *       (skipped: not tried because an earlier agent failed and --keep-going was not given)
+ *       pinned: [{ id, message }]: on a detached HEAD without --ref, not updated (the others go on)
  *   a failed update exits 1 (EFAILED); its error detail says { id, from, to, reason, rolledBack, state, logTail? }
  *   rollback:           RollbackResult (src/update/rollback.ts):
  *       { id, from, to, branch, undid, withData, restoredData, keptDatabase, restarted, state }
@@ -42,15 +43,25 @@ export function registerUpdateCommands(program: Command, action: Action): void {
           const parallel = parsePositiveInt(raw.parallel, '--parallel', 1, 64);
           const graceMs = raw.grace === undefined ? undefined : parseGrace(raw.grace, AnimusError);
           const progress = ctx.out.progress(agents.length === 1 ? `updating ${agents[0]}` : `updating ${agents.length} agents`);
+          // With several agents, one on a detached HEAD (no branch to follow) is told what to
+          // do and the others go on: it is not a failure that stops the fleet.
+          const pinned: Array<{ id: string; message: string }> = [];
           const outcomes = await runStoppable(agents, parallel, raw.keepGoing === true, (id) =>
-            updateAgent({ home, id, ref: raw.ref, graceMs, env: ctx.env, signal: ctx.signal, onStep: agents.length === 1 ? (s) => progress.update(s) : undefined }).finally(() => {
-              if (agents.length > 1) progress.update(`updating ${agents.length} agents (${id} done)`);
-            }),
+            updateAgent({ home, id, ref: raw.ref, graceMs, env: ctx.env, signal: ctx.signal, onStep: agents.length === 1 ? (s) => progress.update(s) : undefined })
+              .catch((error: unknown) => {
+                if (agents.length === 1 || !isAnimusError(error) || error.detail?.pinned !== true) throw error;
+                pinned.push({ id, message: error.message });
+                return undefined;
+              })
+              .finally(() => {
+                if (agents.length > 1) progress.update(`updating ${agents.length} agents (${id} done)`);
+              }),
           );
-          const tried = outcomes.flatMap((o, i) => (o ? [{ o, id: agents[i]! }] : []));
+          const tried = outcomes.flatMap((o, i) => (o && !(o.ok && o.value === undefined) ? [{ o: o as Outcome<import('../../update/update.js').UpdateResult>, id: agents[i]! }] : []));
           const skipped = agents.filter((_, i) => !outcomes[i]);
           const anyFailed = tried.some((t) => !t.o.ok);
-          if (anyFailed) progress.fail(agents.length === 1 ? undefined : `${tried.filter((t) => !t.o.ok).length} of ${agents.length} failed`);
+          if (anyFailed) progress.fail();
+          else progress.done();
           // One agent alone throws its error; with several, each failure is its own line.
           if (agents.length === 1 && tried[0] && !tried[0].o.ok) throw tried[0].o.error;
           const updated = tried.flatMap((t) => (t.o.ok ? [t.o.value] : []));
@@ -58,15 +69,21 @@ export function registerUpdateCommands(program: Command, action: Action): void {
           for (const f of failed) ctx.out.error(f.message);
           const first = tried.find((t) => !t.o.ok);
           if (first && !first.o.ok) ctx.setExitCode(isAnimusError(first.o.error) ? first.o.error.exitCode : EXIT.internal);
-          if (!anyFailed) progress.done(agents.length === 1 ? undefined : `updated ${agents.length} agents`);
+          for (const p of pinned) ctx.out.warn(p.message);
           if (skipped.length > 0) ctx.out.warn(`not tried after the failure: ${skipped.join(', ')} (--keep-going carries on)`);
-          ctx.out.result(agents.length === 1 ? updated[0] : { updated, failed, skipped }, () =>
+          ctx.out.result(agents.length === 1 ? updated[0] : { updated, failed, skipped, pinned }, () =>
             updated.map((u) =>
               u.outcome === 'current'
                 ? `${ctx.out.style.green('✓')} ${u.id} already at ${u.ref} (${u.to.slice(0, 12)})`
                 : `${ctx.out.style.green('✓')} ${u.id} ${u.from.slice(0, 12)} → ${u.to.slice(0, 12)} ${u.subject ? `"${u.subject}" ` : ''}${u.restarted ? `restarted, ${u.state ?? 'online'}` : 'not running: code updated, left stopped'}`,
             ),
           );
+          if (agents.length > 1) {
+            // The summary comes last, under the lines it counts; current agents are not "updated".
+            const moved = updated.filter((u) => u.outcome === 'updated').length;
+            const parts = [`updated ${moved}`, `already current ${updated.length - moved}`, ...(pinned.length ? [`pinned ${pinned.length}`] : []), `failed ${failed.length}`, ...(skipped.length ? [`not tried ${skipped.length}`] : [])];
+            ctx.out.info(`${parts.join(', ')} (of ${agents.length} agents)`);
+          }
         }),
       ),
     [`animus update ${EXAMPLE_ID}`, 'animus update --all --parallel 4 --keep-going', `animus update ${EXAMPLE_ID} --ref v1.3.0`],

@@ -1,0 +1,137 @@
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureAgentDir, openAgentFileSync, readAgentText } from '../core/agent-fs.js';
+import { AnimusError } from '../core/errors.js';
+import { DIR_MODE, SECRET_FILE_MODE, ensureDir } from '../core/fs.js';
+import { homeLayout, LOGS_DIR, type AgentPaths } from '../home/layout.js';
+
+/**
+ * The audit trail: one JSON line per command that changed something, appended to the
+ * home's `.animus/audit.log` and to the log of each agent it touched
+ * (`<agent>/logs/audit.log`, which travels with the agent's backups). Both are 0600;
+ * the agent's is opened through core/agent-fs (no link followed out of the folder).
+ * Appends of one line each, O_APPEND: two commands at once interleave whole lines.
+ */
+
+export interface AuditRecord {
+  time: string;
+  user: string;
+  pid: number;
+  command: string;
+  /** The arguments as typed, secrets replaced by [REDACTED]. */
+  args: string[];
+  /** The agents the command named (every agent of the home for --all). */
+  agents: string[];
+  outcome: 'ok' | 'failed' | 'interrupted';
+  exitCode: number;
+  /** The one-line error of a failed command. */
+  error?: string;
+}
+
+export const AUDIT_FILE = 'audit.log';
+
+export function homeAuditLog(home: string): string {
+  return join(homeLayout(home).stateDir, AUDIT_FILE);
+}
+
+/**
+ * Appends the record to the home's log and each agent's. Never throws: a command's
+ * outcome is not changed by its record; what could not be written is returned.
+ */
+export async function appendAudit(home: string, record: AuditRecord, agents: AgentPaths[]): Promise<string[]> {
+  const line = `${JSON.stringify(record)}\n`;
+  const problems: string[] = [];
+  // A home that is not there is not made by its audit record.
+  if (isFolder(home)) {
+    try {
+      await ensureDir(homeLayout(home).stateDir, DIR_MODE);
+      appendPlain(homeAuditLog(home), line);
+    } catch (error) {
+      problems.push(`${homeAuditLog(home)}: ${(error as Error).message}`);
+    }
+  }
+  for (const paths of agents) {
+    if (!existsSync(paths.dir)) continue;
+    try {
+      ensureAgentDir(paths.dir, LOGS_DIR);
+      const fd = openAgentFileSync(paths.dir, `${LOGS_DIR}/${AUDIT_FILE}`, { flags: 'a', mode: SECRET_FILE_MODE, singleLink: true })!;
+      try {
+        writeSync(fd, line);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      problems.push(`${paths.dir}/${LOGS_DIR}/${AUDIT_FILE}: ${(error as Error).message}`);
+    }
+  }
+  return problems;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false; // ENOTDIR: a file on the way
+  }
+}
+
+function appendPlain(path: string, line: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, SECRET_FILE_MODE);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error('not a regular file');
+    fchmodSync(fd, SECRET_FILE_MODE);
+    writeSync(fd, line);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface AuditQuery {
+  /** Read this agent's own log instead of the home's. */
+  agent?: AgentPaths;
+  since?: Date;
+}
+
+export interface AuditRead {
+  file: string;
+  records: AuditRecord[];
+  /** Lines that were not records (a torn write, an edit by hand). */
+  skipped: number;
+}
+
+export function readAudit(home: string, query: AuditQuery = {}): AuditRead {
+  const file = query.agent ? `${query.agent.logs}/${AUDIT_FILE}` : homeAuditLog(home);
+  let text: string | undefined;
+  try {
+    text = query.agent ? readAgentText(query.agent.dir, `${LOGS_DIR}/${AUDIT_FILE}`) : existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  } catch (error) {
+    if (error instanceof AnimusError) throw error;
+    throw new AnimusError('EIO', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const records: AuditRecord[] = [];
+  let skipped = 0;
+  const since = query.since?.getTime();
+  for (const line of (text ?? '').split('\n')) {
+    if (line.trim() === '') continue;
+    let record: AuditRecord;
+    try {
+      record = JSON.parse(line) as AuditRecord;
+      if (typeof record.time !== 'string' || typeof record.command !== 'string') throw new Error('not a record');
+    } catch {
+      skipped++;
+      continue;
+    }
+    if (since !== undefined && !(Date.parse(record.time) >= since)) continue;
+    records.push(record);
+  }
+  return { file, records, skipped };
+}
+
+/** `--since`: an ISO time, or an age such as 30m, 12h, 7d. */
+export function parseSince(raw: string, now = Date.now()): Date {
+  const age = /^(\d+)\s*([smhd])$/.exec(raw.trim());
+  if (age) return new Date(now - Number(age[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 's' | 'm' | 'h' | 'd']);
+  const time = Date.parse(raw);
+  if (raw.trim() === '' || Number.isNaN(time)) throw new AnimusError('EUSAGE', `--since "${raw}" is not a time: pass an ISO time (2026-12-01T06:00:00Z) or an age (30m, 12h, 7d)`);
+  return new Date(time);
+}
