@@ -1,3 +1,4 @@
+import { redactText } from '../core/redact.js';
 import { AnimusError, EXIT, describeError, oneLine } from '../core/errors.js';
 import { buildProgram, commander } from './program.js';
 
@@ -66,7 +67,7 @@ function report(error: unknown, json: boolean): number {
     return EXIT.usage;
   }
   if (error instanceof AnimusError) {
-    const message = oneLine(error.message);
+    const message = redactText(oneLine(error.message));
     process.stderr.write(`animus: ${message}\n`);
     if (json) printJsonError(error.code, message, error.detail);
     return error.exitCode;

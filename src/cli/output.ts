@@ -1,3 +1,4 @@
+import { redactText } from '../core/redact.js';
 
 /**
  * The one place that writes to the terminal. Data goes to stdout (one JSON document
@@ -70,20 +71,21 @@ export class Output {
     if (lines !== '') this.stdout.write(`${lines}\n`);
   }
 
+  // Messages can carry text from an agent's files or logs: whatever has the shape of a key or token is masked.
   info(message: string): void {
-    this.stderr.write(`${message}\n`);
+    this.stderr.write(`${redactText(message)}\n`);
   }
 
   success(message: string): void {
-    this.stderr.write(`${this.style.green('✓')} ${message}\n`);
+    this.stderr.write(`${this.style.green('✓')} ${redactText(message)}\n`);
   }
 
   warn(message: string): void {
-    this.stderr.write(`${this.style.yellow('!')} ${message}\n`);
+    this.stderr.write(`${this.style.yellow('!')} ${redactText(message)}\n`);
   }
 
   error(message: string): void {
-    this.stderr.write(`animus: ${message}\n`);
+    this.stderr.write(`animus: ${redactText(message)}\n`);
   }
 
   /** Raw text to stdout (logs, followed output). */

@@ -46,6 +46,10 @@ export interface Settings {
   memory_limit_mb: number;
   /** Where the instance's stdout goes under systemd (PM2 always writes to logs/). */
   log_target: LogTarget;
+  /** logs/runtime.log is rotated when it would grow past this many MiB (the runtime rotates it itself). */
+  log_max_mb: number;
+  /** Rotated logs kept, gzip-compressed (runtime.log.1.gz newest). */
+  log_keep: number;
   letta: {
     /** Seconds one HTTP call to Letta may take; a run slower than this is waited for, never sent again. */
     timeout_s: number;
@@ -99,6 +103,8 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd | kubernetes (set by `animus kubernetes push`)', atRestart: true },
   { path: 'memory_limit_mb', type: { kind: 'integer', min: 32, max: 65536 }, description: 'restart the instance above this RSS', atRestart: true },
   { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)', atRestart: true },
+  { path: 'log_max_mb', type: { kind: 'number', min: 0.01, max: 1024 }, description: 'rotate logs/runtime.log above this size (MiB; fractions allowed)', atRestart: true },
+  { path: 'log_keep', type: { kind: 'integer', min: 0, max: 100 }, description: 'rotated logs kept, gzip-compressed', atRestart: true },
   { path: 'letta.timeout_s', type: { kind: 'number', min: 0.1, max: 3600 }, description: 'seconds one call to Letta may take (a slower run is waited for, never sent twice)' },
   { path: 'letta.run_timeout_s', type: { kind: 'number', min: 1, max: 86400 }, description: 'seconds a run may go on before it is cancelled and retried later' },
   { path: 'letta.approvals', type: { kind: 'enum', values: APPROVAL_POLICIES }, description: 'tool approvals: deny | approve (dangerous: runs any tool) | hold (for `animus approvals`)' },
@@ -134,6 +140,8 @@ export function defaultSettings(init: SettingsInit): Settings {
     process_manager: init.processManager ?? 'pm2',
     memory_limit_mb: 256,
     log_target: 'file',
+    log_max_mb: 10,
+    log_keep: 5,
     letta: { timeout_s: 120, run_timeout_s: 600, approvals: 'deny', attach_user_block: false },
     plugins: {
       telegram_bot: { enabled: false, parse_mode: 'Markdown', require_owner: false, media: 'reply', media_reply: DEFAULT_MEDIA_REPLY },

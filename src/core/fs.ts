@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -72,12 +72,23 @@ export function formatMode(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
 }
 
-/** Creates the file if missing (never truncates) and makes it 0600: log files that another program appends to. */
-export async function ensurePrivateFile(path: string): Promise<void> {
-  const handle = await open(path, 'a', SECRET_FILE_MODE);
+/** writeFileAtomic for callers that cannot await (the runtime's log rotation). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode: number = SECRET_FILE_MODE): void {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', mode);
   try {
-    await handle.chmod(SECRET_FILE_MODE);
-  } finally {
-    await handle.close();
+    fchmodSync(fd, mode);
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed.
+    }
+    rmSync(temp, { force: true });
+    throw error;
   }
 }

@@ -1,4 +1,7 @@
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync } from 'node:fs';
+import { agentFileProblem, readAgentText } from '../core/agent-fs.js';
+import { agentDbLocation } from '../instances/db-path.js';
+import { folderSafetyProblems } from '../instances/folder-safety.js';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
@@ -60,6 +63,10 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const folder = checkFolder(paths, stats);
   add(folder);
   if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, processManager: undefined, health };
+  // Links where animus's files should be (never followed): reported at every run, never cached.
+  const unsafe = folderSafetyProblems(paths);
+  if (unsafe.length > 0) add({ name: 'files', status: 'fail', message: unsafe.join('; ') });
+  if (unsafe[0]?.startsWith(paths.dir)) return { paths, processManager: undefined, health };
 
   const memory: AgentMemory = {};
   const remembered = cache && recall(cache, agent.id);
@@ -76,9 +83,18 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const logs = checkLogs(paths, health, thresholds, () => listLogs(paths, stats, remembered?.logs, settledBefore, memory));
   add(reading.env);
   add(reading.settings.check);
-  const key = cache ? databaseKey(stats.get(DB_FILE), stats.get(WAL_FILE), settledBefore) : undefined;
+  // The database the runtime uses (instances/db-path); the cache knows only animus.db by its stats.
+  let dbPath: string | undefined;
+  let dbProblem: string | undefined;
+  try {
+    const location = agentDbLocation(paths);
+    dbPath = location.rel === DB_FILE ? paths.db : location.path;
+  } catch (error) {
+    dbProblem = describeError(error);
+  }
+  const key = cache && dbPath === paths.db ? databaseKey(stats.get(DB_FILE), stats.get(WAL_FILE), settledBefore) : undefined;
   const cached = key !== undefined && remembered?.db?.key === key.key ? remembered.db.value : undefined;
-  const db = cached ? ageProbe(cached, now) : probeDatabase(paths.db, now);
+  const db = cached ? ageProbe(cached, now) : dbPath ? probeDatabase(dbPath, now) : { problem: dbProblem };
   // Remembered only if the file did not move while it was read.
   if (!cached && key?.settled && db.problem === undefined && databaseKey(...statDatabase(paths.db), settledBefore)?.key === key.key) {
     memory.db = { key: key.key, value: db };
@@ -170,13 +186,13 @@ function modeOf(info: FileInfo | undefined): number | undefined {
 }
 
 function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settings'] & { parsed?: Settings } {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(paths.settings, 'utf8');
+    text = readAgentText(paths.dir, SETTINGS_FILE);
   } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    return { check: { name: 'settings', status: 'fail', message: missing ? 'settings.json is missing: restore it from a backup or redeploy' : describeError(error) } };
+    return { check: { name: 'settings', status: 'fail', message: describeError(error) } };
   }
+  if (text === undefined) return { check: { name: 'settings', status: 'fail', message: 'settings.json is missing: restore it from a backup or redeploy' } };
   let settings: Settings;
   try {
     settings = parseSettingsJson(text, 'settings.json');
@@ -195,7 +211,7 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | und
   if (!info) return { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' };
   let text: string;
   try {
-    text = readFileSync(paths.env, 'utf8');
+    text = readAgentText(paths.dir, ENV_FILE) ?? '';
   } catch (error) {
     return { name: 'env', status: 'fail', message: describeError(error) };
   }
@@ -245,6 +261,7 @@ async function checkClone(paths: AgentPaths, found: FolderReading['clone'], heal
 }
 
 function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds, files: () => string[]): CheckResult {
+  if (agentFileProblem(paths.dir, LOGS_DIR, 'dir')) return { name: 'logs', status: 'fail', message: 'logs/ is a symbolic link or not a folder: animus never writes through it; replace it with a real folder' };
   try {
     accessSync(paths.logs, constants.W_OK);
   } catch (error) {
@@ -254,8 +271,33 @@ function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThr
   let bytes = 0;
   for (const file of files()) bytes += statFile(`${paths.logs}/${file}`)?.size ?? 0;
   health.facts.logsBytes = bytes;
+  const unbounded = unboundedLog(paths);
+  if (unbounded) return { name: 'logs', status: 'warn', message: unbounded };
   if (bytes > thresholds.maxLogsBytes) return { name: 'logs', status: 'warn', message: `writable, ${formatBytes(bytes)}: rotate or prune old logs` };
   return { name: 'logs', status: 'ok', message: `writable, ${formatBytes(bytes)}` };
+}
+
+/**
+ * A log that rotation is not keeping under log_max_mb: runtime.log grows past it only when
+ * something else writes it (an old PM2 out_file, a runtime older than rotation), and
+ * runtime.err.log is trimmed only at start. settings.json is read only for a log over 1 MiB,
+ * so a healthy fleet costs two stats per agent.
+ */
+function unboundedLog(paths: AgentPaths): string | undefined {
+  const sizes = [paths.outLog, paths.errLog].map((path) => [path, statFile(path)?.size ?? 0] as const);
+  if (sizes.every(([, size]) => size <= 1024 * 1024)) return undefined;
+  let limitMb = 10;
+  try {
+    const parsed = JSON.parse(readAgentText(paths.dir, SETTINGS_FILE) ?? '{}') as { log_max_mb?: unknown };
+    if (typeof parsed.log_max_mb === 'number' && parsed.log_max_mb > 0) limitMb = parsed.log_max_mb;
+  } catch {
+    // The settings check reports a bad settings.json; the default limit is used here.
+  }
+  // Some slack: the runtime rotates before the line that would pass the limit, PM2 appends to the err log until the next start.
+  const over = sizes.find(([, size]) => size > limitMb * 1024 * 1024 * 1.5 + 64 * 1024);
+  if (!over) return undefined;
+  const name = over[0].slice(paths.dir.length + 1);
+  return `${name} is ${formatBytes(over[1])}, above log_max_mb ${limitMb}: rotation is not keeping it under its limit (${name.endsWith('err.log') ? 'it is trimmed at each start: restart the agent and look at why it writes so much to stderr' : 'is an old PM2 process or an old runtime writing it? animus restart the agent'})`;
 }
 
 /**

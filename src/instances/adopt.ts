@@ -1,13 +1,16 @@
 import { chmod, copyFile, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { agentIdFromFolderName, type AgentId } from '../core/agent-id.js';
-import { describeError, isAnimusError } from '../core/errors.js';
-import { DIR_MODE, ensureDir, fileMode, formatMode, pathExists, SECRET_FILE_MODE, writeFileAtomic } from '../core/fs.js';
+import { assertAgentPath, ensureAgentDir, isInside } from '../core/agent-fs.js';
+import { AnimusError, describeError, isAnimusError } from '../core/errors.js';
+import { DIR_MODE, fileMode, formatMode, pathExists, SECRET_FILE_MODE, writeFileAtomic } from '../core/fs.js';
 import { parseEnv, setEnvValue, type EnvMap } from '../config/env-file.js';
 import { defaultSettings, serializeSettings, validateSettings, MESSAGE_MODES, type MessageMode, type Settings } from '../config/settings.js';
 import { cloneRepo } from '../git/repo.js';
 import { ensureHome } from '../home/init.js';
-import { agentPaths, LEGACY_CLONE_DIR, LEGACY_DB_FILE, type AgentPaths } from '../home/layout.js';
+import { agentPaths, ENV_FILE, LEGACY_CLONE_DIR, LEGACY_DB_FILE, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
+import { readEnvText } from './agent-files.js';
 import { RUNTIME_BRANCH } from '../home/runtime-source.js';
 import { openDatabase } from '../store/database.js';
 import { schemaVersion, SCHEMA_VERSION } from '../store/migrations.js';
@@ -101,6 +104,8 @@ async function planAndApply(options: AdoptOptions, paths: AgentPaths): Promise<A
 async function plan(options: AdoptOptions, paths: AgentPaths, warnings: string[]): Promise<Step[]> {
   const steps: Step[] = [];
   if (!(await pathExists(paths.dir))) throw new Error(`no folder ${paths.dir}`);
+  // Nothing is read, chmod'ed or written through a link: the folder, .env, settings.json, logs/.
+  for (const [name, kind] of [['.', 'dir'], [ENV_FILE, 'file'], [SETTINGS_FILE, 'file'], [LOGS_DIR, 'dir']] as const) assertAgentPath(paths.dir, name, kind);
   const mode = await fileMode(paths.dir);
   if (mode !== DIR_MODE) steps.push({ describe: `set the folder to mode 0700 (was ${formatMode(mode ?? 0)})`, run: () => chmod(paths.dir, DIR_MODE) });
 
@@ -108,8 +113,7 @@ async function plan(options: AdoptOptions, paths: AgentPaths, warnings: string[]
   let env: EnvMap = {};
   const hasEnv = await pathExists(paths.env);
   if (hasEnv) {
-    const text = await readFile(paths.env, 'utf8');
-    env = parseEnv(text, paths.env);
+    env = parseEnv(await readEnvText(paths), paths.env);
     const envMode = await fileMode(paths.env);
     if (envMode !== SECRET_FILE_MODE) steps.push({ describe: `set .env to mode 0600 (was ${formatMode(envMode ?? 0)})`, run: () => chmod(paths.env, SECRET_FILE_MODE) });
     const declared = env.AGENT_ID;
@@ -128,7 +132,7 @@ async function plan(options: AdoptOptions, paths: AgentPaths, warnings: string[]
   steps.push(...(await planSettings(paths, env, warnings)));
   steps.push(...(await planDatabase(paths, env, warnings)));
 
-  if (!(await pathExists(paths.logs))) steps.push({ describe: 'create logs/', run: () => ensureDir(paths.logs, DIR_MODE) });
+  if (!(await pathExists(paths.logs))) steps.push({ describe: 'create logs/', run: async () => void ensureAgentDir(paths.dir, LOGS_DIR) });
 
   if (!(await pathExists(join(paths.clone, '.git')))) {
     steps.push({
@@ -220,8 +224,25 @@ async function readBrocaFolder(paths: AgentPaths): Promise<BrocaFolder> {
 }
 
 async function planDatabase(paths: AgentPaths, env: EnvMap, warnings: string[]): Promise<Step[]> {
-  if (env.DB_PATH && env.DB_PATH !== 'animus.db') warnings.push(`.env sets DB_PATH=${env.DB_PATH}: the animus runtime uses it; its data is not copied`);
+  const steps: Step[] = [];
+  // Broca's DB_PATH becomes animus's layout: the database is animus.db, and DB_PATH is
+  // commented out so that the runtime and every command agree on it (instances/db-path).
+  const brocaDb = brocaDbPath(paths, env.DB_PATH);
+  if (brocaDb !== undefined) {
+    steps.push({
+      describe: `comment out DB_PATH=${env.DB_PATH} in .env: the database is animus.db (the original .env is kept as .env.pre-adopt)`,
+      run: async () => {
+        const text = await readFile(paths.env, 'utf8');
+        await copyFile(paths.env, `${paths.env}.pre-adopt`);
+        await chmod(`${paths.env}.pre-adopt`, SECRET_FILE_MODE);
+        await writeFileAtomic(paths.env, commentOut(text, 'DB_PATH', 'animus adopt: the database is animus.db'));
+      },
+    });
+  }
   if (await pathExists(paths.db)) {
+    if (brocaDb && brocaDb !== paths.db && (await pathExists(brocaDb))) {
+      warnings.push(`.env's DB_PATH names ${brocaDb.slice(paths.dir.length + 1)} but animus.db exists too: animus uses animus.db; the other file is left as is`);
+    }
     const db = openDatabase(paths.db, { readonly: true });
     let version: number;
     try {
@@ -230,15 +251,18 @@ async function planDatabase(paths: AgentPaths, env: EnvMap, warnings: string[]):
     } finally {
       db.close();
     }
-    if (version >= SCHEMA_VERSION) return [];
-    return [{ describe: `migrate animus.db from schema ${version} to ${SCHEMA_VERSION} (adds columns and indexes; no row changes)`, run: migrateInPlace(paths.db) }];
+    if (version >= SCHEMA_VERSION) return steps;
+    return [...steps, { describe: `migrate animus.db from schema ${version} to ${SCHEMA_VERSION} (adds columns and indexes; no row changes)`, run: migrateInPlace(paths.db) }];
   }
-  for (const candidate of [join(paths.dir, LEGACY_DB_FILE), join(paths.dir, LEGACY_CLONE_DIR, LEGACY_DB_FILE)]) {
+  const candidates = [...(brocaDb ? [brocaDb] : []), join(paths.dir, LEGACY_DB_FILE), join(paths.dir, LEGACY_CLONE_DIR, LEGACY_DB_FILE)];
+  for (const candidate of candidates) {
     if (!(await pathExists(candidate))) continue;
+    assertAgentPath(paths.dir, candidate.slice(paths.dir.length + 1));
     const relative = candidate.slice(paths.dir.length + 1);
     // Fails here, at plan time, on a corrupt file: nothing is changed for this agent.
     openDatabase(candidate, { readonly: true }).close();
     return [
+      ...steps,
       {
         describe: `copy ${relative} into animus.db with SQLite's online backup (${relative} is left as is) and migrate it to schema ${SCHEMA_VERSION}`,
         run: async () => {
@@ -248,7 +272,31 @@ async function planDatabase(paths: AgentPaths, env: EnvMap, warnings: string[]):
       },
     ];
   }
-  return [{ describe: 'create animus.db', run: migrateInPlace(paths.db, true) }];
+  return [...steps, { describe: 'create animus.db', run: migrateInPlace(paths.db, true) }];
+}
+
+/**
+ * The file a Broca DB_PATH names, inside the folder: Broca resolves it from its working
+ * directory, which the guide makes the agent folder or its `broca/` clone, so an existing
+ * file in either wins. undefined without DB_PATH; refused (the folder is not adopted)
+ * when it leaves the folder: that data may be another agent's.
+ */
+function brocaDbPath(paths: AgentPaths, setting: string | undefined): string | undefined {
+  if (setting === undefined || setting.trim() === '') return undefined;
+  const value = setting.trim();
+  const candidates = isAbsolute(value) ? [resolve(value)] : [resolve(paths.dir, value), resolve(paths.dir, LEGACY_CLONE_DIR, value)];
+  const inside = candidates.filter((c) => isInside(paths.dir, c));
+  if (inside.length === 0) {
+    throw new AnimusError('EBADENV', `DB_PATH=${value} in .env is outside the agent folder: copy that database into ${paths.db} yourself (if it is this agent's), remove DB_PATH, and adopt again`);
+  }
+  return inside.find((c) => existsSync(c)) ?? inside[0];
+}
+
+function commentOut(text: string, key: string, why: string): string {
+  return text
+    .split('\n')
+    .map((line) => (new RegExp(`^\\s*(?:export\\s+)?${key}\\s*=`).test(line) ? `# ${line.trim()}  # ${why}` : line))
+    .join('\n');
 }
 
 function migrateInPlace(path: string, create = false): () => Promise<void> {

@@ -7,6 +7,7 @@ import type { MessageMode, ProcessManagerName, Settings } from '../config/settin
 import { readCloneCommit } from '../git/refs.js';
 import { agentPaths, CLONE_DIR, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { readSettings } from './agent-files.js';
+import { folderSafetyProblems } from './folder-safety.js';
 
 export interface AgentEntry {
   id: string;
@@ -50,6 +51,9 @@ async function invalidFolder(home: string, name: string): Promise<AgentEntry> {
 export async function describeAgent(home: string, agent: AgentId): Promise<AgentEntry> {
   const paths = agentPaths(home, agent);
   const entry: AgentEntry = { id: agent.id, dir: paths.dir, problems: [] };
+  // A link (the folder itself, .env, settings.json, the database, logs/) is a problem, never followed.
+  entry.problems.push(...folderSafetyProblems(paths));
+  if (entry.problems.length > 0 && entry.problems[0]!.startsWith(paths.dir)) return entry;
   if (!(await isDirectory(paths.dir))) {
     entry.problems.push('not a folder');
     return entry;
@@ -58,7 +62,8 @@ export async function describeAgent(home: string, agent: AgentId): Promise<Agent
   try {
     settings = await readSettings(paths);
   } catch (error) {
-    entry.problems.push(describeError(error).replace(`${paths.settings}`, 'settings.json'));
+    const problem = describeError(error).replace(`${paths.settings}`, 'settings.json');
+    if (!entry.problems.some((p) => problem.startsWith(p.split(' ')[0]!))) entry.problems.push(problem);
   }
   if (settings) {
     entry.name = settings.agent.name;

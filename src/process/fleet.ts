@@ -1,6 +1,7 @@
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { agentPaths, type AgentPaths } from '../home/layout.js';
+import { folderSafetyProblems } from '../instances/folder-safety.js';
 import { requireAgent, scanAgentFolders } from '../instances/registry.js';
 import { readRuntimeState } from '../instances/runtime-state.js';
 import { groupByManager, runFleetAction, withProcessManager, type OpenOptions } from './open.js';
@@ -49,8 +50,15 @@ export async function runFleetVerb(verb: FleetVerb, agents: AgentPaths[], option
     for (const { paths, error } of busy) byId.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', message: error.message, code: error.code });
     let ready = locked;
     if (verb !== 'stop') {
+      // A folder with a link where a file should be is not started: the runtime (and, under
+      // systemd, root opening its log) would follow it. One line per agent, the rest go ahead.
+      ready = ready.filter((paths) => {
+        const problem = folderSafetyProblems(paths)[0];
+        if (problem) byId.set(paths.agent.id, { id: paths.agent.id, outcome: 'failed', code: 'EUNSAFEPATH', message: `${paths.agent.id} not ${verb === 'start' ? 'started' : 'restarted'}: ${problem}` });
+        return !problem;
+      });
       const { preflightProblems } = await import('./preflight.js');
-      ready = locked.filter((paths) => {
+      ready = ready.filter((paths) => {
         const problems = preflightProblems(paths, options.env ?? process.env);
         if (problems.length === 0) return true;
         const kept = verb === 'restart' ? 'nothing was changed (a running instance keeps running)' : 'nothing was started';

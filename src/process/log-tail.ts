@@ -1,23 +1,22 @@
-import { open, stat } from 'node:fs/promises';
-import { isSecretKey, redactText } from '../core/redact.js';
+import type { FileHandle } from 'node:fs/promises';
+import { openAgentFile } from '../core/agent-fs.js';
+import { redactText, secretValues } from '../core/redact.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readEnv } from '../instances/agent-files.js';
 
 const CHUNK = 64 * 1024;
 
 /**
- * The last `count` lines of a file ([] when it does not exist), and `end`, the size it
- * was read up to: where following it continues, so that nothing written between the
- * tail and the follow is lost. Reads from the end, so a huge log costs little.
+ * The last `count` lines of a log in an agent folder ([] when it does not exist), and
+ * `end`, the size it was read up to: where following it continues, so that nothing
+ * written between the tail and the follow is lost. Reads from the end, so a huge log
+ * costs little. `count` Infinity reads it all (filters need every line). Opened
+ * through core/agent-fs: a log that is a symlink (to another agent's .env) or a hard
+ * link to another file is refused, never printed.
  */
-export async function tailLines(path: string, count: number): Promise<{ lines: string[]; end: number }> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], end: 0 };
-    throw error;
-  }
+export async function tailLines(paths: AgentPaths, path: string, count: number): Promise<{ lines: string[]; end: number }> {
+  const handle = await openLog(paths, path);
+  if (!handle) return { lines: [], end: 0 };
   try {
     const size = (await handle.stat()).size;
     let position = size;
@@ -38,11 +37,14 @@ export async function tailLines(path: string, count: number): Promise<{ lines: s
   }
 }
 
+function openLog(paths: AgentPaths, path: string): Promise<FileHandle | undefined> {
+  return openAgentFile(paths.dir, path.slice(paths.dir.length + 1), { singleLink: true });
+}
+
 /** The secret values of an agent's `.env`, to mask in anything shown from its logs. */
 export async function agentSecrets(paths: AgentPaths): Promise<string[]> {
   try {
-    const env = await readEnv(paths);
-    return Object.entries(env).filter(([key, value]) => isSecretKey(key) && value !== '').map(([, value]) => value);
+    return secretValues(await readEnv(paths));
   } catch {
     return [];
   }
@@ -51,52 +53,83 @@ export async function agentSecrets(paths: AgentPaths): Promise<string[]> {
 /** The last lines of an agent's stdout and stderr logs, secrets masked: what a failed start reports. */
 export async function agentLogTail(paths: AgentPaths, count = 10): Promise<string[]> {
   const secrets = await agentSecrets(paths);
-  const [out, err] = (await Promise.all([tailLines(paths.outLog, count), tailLines(paths.errLog, count)])).map((tail) => tail.lines) as [string[], string[]];
+  const read = (path: string) => tailLines(paths, path, count).then((t) => t.lines, (error: Error) => [`(${error.message})`]);
+  const [out, err] = await Promise.all([read(paths.outLog), read(paths.errLog)]);
   return [...out, ...err.map((line) => `[stderr] ${line}`)].slice(-count).map((line) => redactText(line, secrets));
 }
 
 /**
  * Calls `onText` with what is appended to each file from `from` (its offset; the
  * file's size now when absent), until the signal aborts. Polls (cheap, works on every
- * filesystem) and restarts from 0 when a file shrinks (rotated or truncated).
+ * filesystem). Each file is read through an fd of its own: when the name comes to
+ * point at a new file (the runtime rotated it), the old fd is read to its end first,
+ * then the new file from 0, so no line written around a rotation is skipped. A file
+ * that shrinks in place (trimmed) is read again from 0.
  */
-export async function followFiles(paths: string[], onText: (path: string, text: string) => void, signal: AbortSignal, from: ReadonlyMap<string, number> = new Map(), intervalMs = 250): Promise<void> {
-  const offsets = new Map<string, number>();
-  for (const path of paths) offsets.set(path, from.get(path) ?? (await sizeOf(path)));
-  while (!signal.aborted) {
-    await new Promise<void>((resolve) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, intervalMs);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    for (const path of paths) {
-      const size = await sizeOf(path);
-      let from = offsets.get(path) ?? 0;
-      if (size < from) from = 0;
-      if (size === from) continue;
-      const handle = await open(path, 'r');
-      try {
-        const buffer = Buffer.alloc(size - from);
-        await handle.read(buffer, 0, buffer.length, from);
-        onText(path, buffer.toString('utf8'));
-      } finally {
-        await handle.close();
+export async function followFiles(paths: AgentPaths, files: string[], onText: (path: string, text: string) => void, signal: AbortSignal, from: ReadonlyMap<string, number> = new Map(), intervalMs = 250): Promise<void> {
+  const open = new Map<string, { handle: FileHandle; ino: number; offset: number }>();
+  const attach = async (path: string, offset: number | undefined) => {
+    const handle = await openLog(paths, path).catch(() => undefined);
+    if (!handle) return;
+    const info = await handle.stat();
+    open.set(path, { handle, ino: info.ino, offset: Math.min(offset ?? info.size, info.size) });
+  };
+  const drain = async (path: string) => {
+    const state = open.get(path)!;
+    const size = (await state.handle.stat()).size;
+    if (size < state.offset) state.offset = 0;
+    if (size === state.offset) return;
+    const buffer = Buffer.alloc(size - state.offset);
+    await state.handle.read(buffer, 0, buffer.length, state.offset);
+    state.offset = size;
+    onText(path, buffer.toString('utf8'));
+  };
+  try {
+    for (const path of files) await attach(path, from.get(path));
+    while (!signal.aborted) {
+      await sleep(intervalMs, signal);
+      for (const path of files) {
+        if (!open.has(path)) {
+          await attach(path, 0);
+          if (open.has(path)) await drain(path);
+          continue;
+        }
+        await drain(path);
+        const current = await statIno(paths, path);
+        if (current !== undefined && current !== open.get(path)!.ino) {
+          // Rotated: what the old file got after our last read is drained above; now the new one.
+          await open.get(path)!.handle.close();
+          open.delete(path);
+          await attach(path, 0);
+          if (open.has(path)) await drain(path);
+        }
       }
-      offsets.set(path, size);
     }
+  } finally {
+    for (const state of open.values()) await state.handle.close();
   }
 }
 
-async function sizeOf(path: string): Promise<number> {
+async function statIno(paths: AgentPaths, path: string): Promise<number | undefined> {
+  const handle = await openLog(paths, path).catch(() => undefined);
+  if (!handle) return undefined;
   try {
-    return (await stat(path)).size;
-  } catch {
-    return 0;
+    return (await handle.stat()).ino;
+  } finally {
+    await handle.close();
   }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -4,9 +4,9 @@ import { basename } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError } from '../core/errors.js';
 import { redactText } from '../core/redact.js';
-import type { AgentPaths } from '../home/layout.js';
+import { agentPaths, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
-import { requireAgent } from '../instances/registry.js';
+import { requireAgent, scanAgentFolders } from '../instances/registry.js';
 import { agentSecrets, followFiles, tailLines } from './log-tail.js';
 import { detectScope, instanceUnit } from './systemd-units.js';
 
@@ -19,36 +19,154 @@ export interface AgentLogs {
   sources: Array<{ name: string; path?: string; lines: string[]; end?: number }>;
 }
 
-/** The last `count` lines of an agent's log, wherever its manager writes it; secrets masked. */
-export async function readAgentLogs(home: string, id: string, count: number, env: NodeJS.ProcessEnv = process.env): Promise<AgentLogs> {
-  const paths = await requireAgent(home, id);
-  const settings = await readSettings(paths).catch(() => undefined);
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Which lines to show; every field optional. Normalized by the CLI. */
+export interface LogFilter {
+  level?: LogLevel;
+  grep?: string;
+  /** ms since epoch. */
+  since?: number;
+}
+
+/** One line with what is known about it: JSON lines carry their time and level; other lines (stderr) do not. */
+export interface LogRecord {
+  time?: string;
+  level?: string;
+  source: string;
+  line: string;
+}
+
+const RANK: Record<string, number> = { debug: 10, info: 20, warn: 30, warning: 30, error: 40, fatal: 50 };
+
+export function parseLogLine(line: string, source: string): LogRecord {
+  if (line.startsWith('{')) {
+    try {
+      const record = JSON.parse(line) as { time?: unknown; level?: unknown };
+      return { source, line, ...(typeof record.time === 'string' ? { time: record.time } : {}), ...(typeof record.level === 'string' ? { level: record.level } : {}) };
+    } catch {
+      // Not JSON after all: a plain line.
+    }
+  }
+  // stderr holds start-up errors and crashes: they count as errors.
+  return { source, line, ...(source.endsWith('.err.log') ? { level: 'error' } : {}) };
+}
+
+/** Lines without a time are kept by --since (nothing says they are older); lines without a level count as info. */
+export function matches(record: LogRecord, filter: LogFilter): boolean {
+  if (filter.level && (RANK[record.level ?? 'info'] ?? RANK.info!) < RANK[filter.level]!) return false;
+  if (filter.since !== undefined && record.time !== undefined && Date.parse(record.time) < filter.since) return false;
+  if (filter.grep !== undefined && !record.line.toLowerCase().includes(filter.grep.toLowerCase())) return false;
+  return true;
+}
+
+function filtering(filter: LogFilter): boolean {
+  return filter.level !== undefined || filter.grep !== undefined || filter.since !== undefined;
+}
+
+/** The last `count` lines of an agent's log (matching the filter), wherever its manager writes it; secrets masked. */
+export async function readAgentLogs(home: string, id: string, count: number, env: NodeJS.ProcessEnv = process.env, filter: LogFilter = {}): Promise<AgentLogs> {
+  return readLogsOf(home, await requireAgent(home, id), count, env, filter);
+}
+
+async function readLogsOf(home: string, paths: AgentPaths, count: number, env: NodeJS.ProcessEnv, filter: LogFilter): Promise<AgentLogs> {
+  const settings = await readSettings(paths).catch((error: unknown) => {
+    // A settings.json that is a link is refused here too, not only when the log is read.
+    if (error instanceof AnimusError && error.code === 'EUNSAFEPATH') throw error;
+    return undefined;
+  });
   const manager = settings?.process_manager ?? 'pm2';
   const secrets = await agentSecrets(paths);
+  const select = (lines: string[], source: string) => {
+    const kept = filtering(filter) ? lines.filter((l) => matches(parseLogLine(l, source), filter)) : lines;
+    return kept.slice(-count).map((l) => redactText(l, secrets));
+  };
   if (manager === 'systemd' && settings?.log_target === 'journal') {
-    const lines = await journal(home, paths, ['-n', String(count)], env);
-    return { id: paths.agent.id, manager, target: 'journal', sources: [{ name: instanceUnit(home, paths.agent.uuid), lines: lines.map((l) => redactText(l, secrets)) }] };
+    const unit = instanceUnit(home, paths.agent.uuid);
+    const lines = await journal(home, paths, filtering(filter) ? [...(filter.since ? ['--since', `@${Math.floor(filter.since / 1000)}`] : []), '-n', 'all'] : ['-n', String(count)], env);
+    return { id: paths.agent.id, manager, target: 'journal', sources: [{ name: unit, lines: select(lines, unit) }] };
   }
   const sources = await Promise.all(
     [paths.outLog, paths.errLog].map(async (path) => {
-      const tail = await tailLines(path, count);
-      return { name: basename(path), path, lines: tail.lines.map((l) => redactText(l, secrets)), end: tail.end };
+      // Filters need every line of the current file (bounded by log_max_mb).
+      const tail = await tailLines(paths, path, filtering(filter) ? Infinity : count);
+      return { name: basename(path), path, lines: select(tail.lines, basename(path)), end: tail.end };
     }),
   );
   return { id: paths.agent.id, manager, target: 'file', sources };
 }
 
-/** Prints what is appended to the agent's log until the signal aborts (Ctrl-C). */
-export async function followAgentLogs(home: string, logs: AgentLogs, write: (text: string) => void, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export interface FleetLogLine extends LogRecord {
+  /** The agent's id; `short`: its first 8 hex digits, what the pretty output shows. */
+  agent: string;
+  short: string;
+}
+
+export interface FleetLogs {
+  agents: AgentLogs[];
+  /** Every agent's lines, interleaved by time (a line without one stays after its predecessor, or goes last), the last `count`. */
+  lines: FleetLogLine[];
+  /** Agents whose log could not be read, with why (a link refused, the journal unreadable). */
+  failed: Array<{ id: string; code: string; message: string }>;
+}
+
+/** `animus logs --all`: the whole fleet's log, interleaved by time. */
+export async function readFleetLogs(home: string, count: number, env: NodeJS.ProcessEnv = process.env, filter: LogFilter = {}): Promise<FleetLogs> {
+  const folders = (await scanAgentFolders(home)).flatMap((f) => (f.agent ? [f.agent] : []));
+  const agents: AgentLogs[] = [];
+  const failed: FleetLogs['failed'] = [];
+  for (const agent of folders) {
+    try {
+      agents.push(await readLogsOf(home, agentPaths(home, agent), count, env, filter));
+    } catch (error) {
+      failed.push({ id: agent.id, code: error instanceof AnimusError ? error.code : 'EIO', message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  const lines: FleetLogLine[] = [];
+  for (const logs of agents) {
+    const short = logs.id.slice('agent-'.length, 'agent-'.length + 8);
+    for (const source of logs.sources) {
+      let last = '';
+      for (const line of source.lines) {
+        const record = parseLogLine(line, source.name);
+        // A line without a time sorts with the line before it.
+        last = record.time ?? last;
+        lines.push({ ...record, time: record.time ?? (last || undefined), agent: logs.id, short });
+      }
+    }
+  }
+  const stable = lines.map((line, index) => ({ line, index }));
+  // Lines with no time at all (stderr before any JSON line) go last.
+  stable.sort((a, b) => (a.line.time ?? '\uffff').localeCompare(b.line.time ?? '\uffff') || a.index - b.index);
+  return { agents, lines: stable.map((s) => s.line).slice(-count), failed };
+}
+
+/** Prints what is appended to the agent's log (matching the filter) until the signal aborts (Ctrl-C). */
+export async function followAgentLogs(home: string, logs: AgentLogs, write: (text: string, source: string) => void, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env, filter: LogFilter = {}): Promise<void> {
   if (logs.target === 'journal') {
     await execa('journalctl', [...scopeFlag(env, home), '-u', logs.sources[0]!.name, '-n', '0', '-f', '-o', 'cat'], { stdout: 'inherit', stderr: 'inherit', cancelSignal: signal, reject: false });
     return;
   }
-  const secrets = await agentSecrets(await requireAgent(home, logs.id));
+  const paths = await requireAgent(home, logs.id);
+  const secrets = await agentSecrets(paths);
   const files = logs.sources.flatMap((s) => (s.path ? [s.path] : []));
   // From where the tail ended: a line written in between is printed, not skipped.
   const from = new Map(logs.sources.flatMap((s) => (s.path && s.end !== undefined ? [[s.path, s.end] as const] : [])));
-  await followFiles(files, (_path, text) => write(redactText(text, secrets)), signal, from);
+  const partial = new Map<string, string>();
+  await followFiles(
+    paths,
+    files,
+    (path, text) => {
+      // Whole lines only, so that filters and the pretty printer see each line once.
+      const lines = ((partial.get(path) ?? '') + text).split('\n');
+      partial.set(path, lines.pop() ?? '');
+      const source = basename(path);
+      for (const line of lines) if (matches(parseLogLine(line, source), filter)) write(`${redactText(line, secrets)}\n`, source);
+    },
+    signal,
+    from,
+  );
 }
 
 async function journal(home: string, paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {

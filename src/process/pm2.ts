@@ -3,10 +3,11 @@ import { access, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
-import { ensureDir, ensurePrivateFile } from '../core/fs.js';
+import { ensureAgentDir, ensureAgentFile } from '../core/agent-fs.js';
+import { trimLog } from '../runtime/log-file.js';
 import { isAlive } from '../core/pid.js';
 import { runPool } from '../core/pool.js';
-import type { AgentPaths } from '../home/layout.js';
+import { LOGS_DIR, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentLogTail } from './log-tail.js';
 import { instanceEnv, scrubbedEnv } from './process-env.js';
@@ -15,6 +16,9 @@ import { noteRequestedRestart, readRequestedRestarts } from './restart-ledger.js
 import { resolveRuntimeEntry } from './runtime-entry.js';
 import type { ProcessActionResult, ProcessInfo, ProcessManager, ProcessState } from './types.js';
 import { withTimeout } from '../core/timeout.js';
+
+/** What is kept of runtime.err.log when it grows past log_max_mb. */
+const ERR_LOG_KEEP_BYTES = 256 * 1024;
 
 /** The runtime's own limit is 10 s from SIGTERM; PM2 waits a little longer before SIGKILL. */
 export const KILL_TIMEOUT_MS = 15_000;
@@ -309,8 +313,12 @@ export class Pm2Manager implements ProcessManager {
   private async appConfig(paths: AgentPaths): Promise<Record<string, unknown>> {
     const [script, settings] = await Promise.all([resolveRuntimeEntry(paths), readSettings(paths)]);
     // PM2 would create them 0644; made first, they keep 0600 (PM2 only appends).
-    await ensureDir(paths.logs);
-    await Promise.all([ensurePrivateFile(paths.outLog), ensurePrivateFile(paths.errLog)]);
+    // Never through a link: a logs/ pointing outside the home is refused, not chmod'ed or written.
+    ensureAgentDir(paths.dir, LOGS_DIR);
+    const errLog = paths.errLog.slice(paths.dir.length + 1);
+    ensureAgentFile(paths.dir, errLog);
+    // PM2 only appends start-up errors and crashes here; bounded at each start (PM2 appends with O_APPEND).
+    trimLog(paths.dir, errLog, settings.log_max_mb * 1024 * 1024, ERR_LOG_KEEP_BYTES);
     return {
       name: pm2ProcessName(paths),
       script,
@@ -323,7 +331,9 @@ export class Pm2Manager implements ProcessManager {
       // and every key contains ''. test/process/pm2.test.ts proves no key gets through.
       filter_env: [''],
       env: instanceEnv(paths, this.env),
-      out_file: paths.outLog,
+      // The runtime writes and rotates logs/runtime.log itself (runtime/log-file.ts): PM2 keeps
+      // no fd on a file that rotation renames. Its stdout holds nothing PM2 must keep.
+      out_file: '/dev/null',
       error_file: paths.errLog,
       merge_logs: true,
       autorestart: true,

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { assertAgentPath, readAgentText } from '../core/agent-fs.js';
 import { describeError, isAnimusError } from '../core/errors.js';
-import { isSecretKey } from '../core/redact.js';
+import { secretValues } from '../core/redact.js';
 import { parseEnv, type EnvMap } from '../config/env-file.js';
 import { envProblems, formatEnvProblem } from '../config/env-problems.js';
 import { parseSettingsJson, type Settings } from '../config/settings.js';
@@ -102,9 +102,8 @@ export function loadRuntimeConfig(processEnv: NodeJS.ProcessEnv, cwd: string): R
   }
 
   if (problems.length > 0 || !settings) throw new ConfigError(problems);
-  const secrets = Object.entries(fileEnv)
-    .filter(([key, value]) => isSecretKey(key) && value !== '')
-    .map(([, value]) => value);
+  // Secret-named keys and every secret-shaped value, whatever key it sits under.
+  const secrets = secretValues(fileEnv);
   return { agentDir, agentId, env, settings, settingsPath, dbPath, secrets, logLevel: level ?? 'info' };
 }
 

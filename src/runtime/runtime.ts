@@ -11,7 +11,8 @@ import { DeliveryWorker } from './delivery.js';
 import { LettaClient } from '../letta/client.js';
 import { RuntimeStateWriter } from '../instances/runtime-state.js';
 import { LettaState } from './letta-state.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, type LockOutcome } from './lock.js';
+import { openLogSink, type LogSink } from './log-file.js';
 import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
 import { createGramJsAdapter, type MtprotoAdapterFactory } from './plugins/mtproto-adapter.js';
@@ -53,21 +54,30 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     config = loadRuntimeConfig(options.env, options.cwd);
   } catch (error) {
     const problems = error instanceof ConfigError ? error.problems : [describeError(error)];
-    for (const problem of problems) stderr(`animus-runtime: ${problem}`);
+    // No secret list yet: anything shaped like a key or token is masked (core/redact).
+    for (const problem of problems) stderr(`animus-runtime: ${redactText(problem)}`);
     return EXIT_CONFIG;
   }
-  let lock: ReturnType<typeof acquireLock>;
+  let lock: LockOutcome;
   try {
-    lock = acquireLock(config.agentDir);
+    lock = await acquireLock(config.agentDir);
   } catch (error) {
-    stderr(`animus-runtime: cannot create the lock file in ${config.agentDir} (${(error as NodeJS.ErrnoException).code ?? describeError(error)}): the agent folder must be writable by the runtime's user`);
+    stderr(`animus-runtime: cannot create the lock in ${config.agentDir} (${(error as NodeJS.ErrnoException).code ?? 'error'}: ${describeError(error)}): the agent folder must be writable by the runtime's user`);
     return EXIT_CONFIG;
   }
   if (!lock.ok) {
-    stderr(`animus-runtime: another runtime (pid ${lock.holder}) already serves ${config.agentDir}: stop it first (its lock is ${lock.path})`);
+    stderr(`animus-runtime: another runtime (${lock.holder ? `pid ${lock.holder}` : 'pid unknown: perhaps in another container'}) already serves ${config.agentDir}: stop it first (its lock is ${lock.path})`);
     return EXIT_CONFIG;
   }
   const redact = (text: string) => redactText(text, config.secrets);
+  let sink: LogSink;
+  try {
+    sink = openLogSink({ agentDir: config.agentDir, target: config.settings.log_target, maxMb: config.settings.log_max_mb, keep: config.settings.log_keep, env: options.env });
+  } catch (error) {
+    lock.lock.release();
+    stderr(`animus-runtime: cannot open its log: ${redact(describeError(error))}`);
+    return EXIT_CONFIG;
+  }
   let db: Database;
   try {
     db = openDatabase(config.dbPath);
@@ -75,12 +85,13 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     db.pragma('cache_size = -512');
   } catch (error) {
     lock.lock.release();
+    sink.close();
     stderr(`animus-runtime: ${redact(describeError(error))}`);
     return EXIT_CONFIG;
   }
 
   let settings: Settings = config.settings;
-  const logger = createLogger({ agent: config.agentId, level: config.logLevel, secrets: config.secrets });
+  const logger = createLogger({ agent: config.agentId, level: config.logLevel, secrets: config.secrets, write: (line) => sink.write(line) });
   logger.info('runtime starting', { version: VERSION, pid: process.pid, mode: settings.message_mode, db: config.dbPath, schema: schemaVersion(db), node: process.version });
 
   const tuning = readTuning(config.env);
@@ -202,6 +213,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       db.close();
       lock.lock.release();
       logger.info('runtime stopped', { reason });
+      sink.close();
       return 0;
     })();
     return stopping;
@@ -289,7 +301,7 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
 
 /** Before the .env is known there is no list of secrets: mask what looks like a bot token or API key. */
 export function scrubTokens(text: string): string {
-  return text.replace(/\b\d{5,}:[\w-]{20,}/g, '[REDACTED]').replace(/\bsk-[\w-]{6,}/g, '[REDACTED]').split('\n')[0]!;
+  return redactText(text).split('\n')[0]!;
 }
 
 function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {

@@ -1,7 +1,7 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensureAgentDir, readAgentText, writeAgentFileAtomic } from '../core/agent-fs.js';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
-import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
 import type { AgentPaths } from '../home/layout.js';
 
 /**
@@ -40,13 +40,9 @@ export interface HistoryEntry {
 
 export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
   const file = join(paths.updates, 'history.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new AnimusError('EIO', `cannot read ${file}: ${describeError(error)}`, { cause: error });
-  }
+  // updates/ is in the agent's folder: never read through a link (core/agent-fs).
+  const text = readAgentText(paths.dir, 'updates/history.json');
+  if (text === undefined) return [];
   try {
     const parsed = JSON.parse(text) as { entries?: HistoryEntry[] };
     if (!Array.isArray(parsed.entries)) throw new Error('no entries');
@@ -57,9 +53,9 @@ export async function readHistory(paths: AgentPaths): Promise<HistoryEntry[]> {
 }
 
 export async function writeHistory(paths: AgentPaths, entries: HistoryEntry[]): Promise<void> {
-  await ensureDir(paths.updates, DIR_MODE);
+  ensureAgentDir(paths.dir, 'updates');
   const kept = entries.slice(-HISTORY_LIMIT);
-  await writeFileAtomic(join(paths.updates, 'history.json'), `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
+  await writeAgentFileAtomic(paths.dir, 'updates/history.json', `${JSON.stringify({ format: 1, entries: kept }, null, 2)}\n`);
 }
 
 /** Appends an entry and returns a function that rewrites it in place (outcome changes). */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { pathExists } from '../core/fs.js';
 import { readSettings } from '../instances/agent-files.js';
+import { agentDbPath } from '../instances/db-path.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
@@ -75,15 +76,16 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
           if (stopped?.outcome === 'failed') throw new AnimusError('EPM', `cannot stop ${id} to restore its database: ${stopped.message ?? 'no report'}; nothing was changed`);
         }
         step('restoring the database snapshot');
-        if (await pathExists(paths.db)) {
+        const dbPath = agentDbPath(paths);
+        if (await pathExists(dbPath)) {
           keptDatabase = join(paths.updates, `pre-rollback-${at.replace(/[:.]/g, '-')}.db`);
-          await snapshotDatabase(paths.db, keptDatabase);
+          await snapshotDatabase(dbPath, keptDatabase);
         }
         // The replaced database's WAL must not be applied to the restored file.
-        await rm(`${paths.db}-wal`, { force: true });
-        await rm(`${paths.db}-shm`, { force: true });
-        await snapshotDatabase(snapshot!, paths.db);
-        await chmod(paths.db, 0o600);
+        await rm(`${dbPath}-wal`, { force: true });
+        await rm(`${dbPath}-shm`, { force: true });
+        await snapshotDatabase(snapshot!, dbPath);
+        await chmod(dbPath, 0o600);
       }
       step(`checking out ${last.from.slice(0, 12)}`);
       await moveTo(clone, last.from, last.fromBranch);

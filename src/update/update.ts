@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import { AnimusError, describeError, isAnimusError } from '../core/errors.js';
-import { DIR_MODE, ensureDir, pathExists } from '../core/fs.js';
+import { pathExists } from '../core/fs.js';
 import { ensureHome } from '../home/init.js';
 import { homeLayout, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { agentDbPath } from '../instances/db-path.js';
+import { ensureAgentDir } from '../core/agent-fs.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir, requireAgent } from '../instances/registry.js';
 import { withProcessManager } from '../process/open.js';
@@ -89,11 +91,12 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateResult>
 
       const at = new Date();
       let snapshot: string | null = null;
-      if (await pathExists(paths.db)) {
+      // The database the runtime uses, not always animus.db (instances/db-path).
+      const dbPath = agentDbPath(paths);
+      if (await pathExists(dbPath)) {
         step('snapshotting the database');
-        await ensureDir(paths.updates, DIR_MODE);
-        snapshot = join(paths.updates, snapshotName(at, from));
-        await snapshotDatabase(paths.db, snapshot);
+        snapshot = join(ensureAgentDir(paths.dir, 'updates'), snapshotName(at, from));
+        await snapshotDatabase(dbPath, snapshot);
       }
       const record = await appendHistory(paths, {
         action: 'update',

@@ -3,7 +3,8 @@ import { makeBareRepo } from '../helpers/git.js';
 
 /**
  * A stand-in runtime with the real one's contract (entry = package.json main, cwd and
- * ANIMUS_AGENT_DIR = the agent folder, reads its own .env, JSON lines on stdout, exit
+ * ANIMUS_AGENT_DIR = the agent folder, reads its own .env, JSON lines appended to its own
+ * logs/runtime.log (PM2's stdout goes to /dev/null), errors on stderr, exit
  * 78 on a configuration error, graceful SIGTERM), steered by files in the agent folder:
  *   .env FIXTURE_EXIT=<n>   exits with n at start (78: configuration error)
  *   .env FIXTURE_VALUE=<v>  echoed in the start line (proves .env is re-read on restart)
@@ -14,6 +15,7 @@ export const FIXTURE_MAIN = `
 const fs = require('fs');
 const path = require('path');
 const dir = process.env.ANIMUS_AGENT_DIR;
+const log = (record) => fs.appendFileSync(path.join(dir, 'logs', 'runtime.log'), JSON.stringify(record) + '\\n', { mode: 0o600 });
 const env = {};
 for (const line of fs.readFileSync(path.join(dir, '.env'), 'utf8').split('\\n')) {
   const m = /^\\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
@@ -28,7 +30,7 @@ if (fs.existsSync(crashFile)) {
   console.error('crash file present: exiting');
   process.exit(1);
 }
-console.log(JSON.stringify({ event: 'start', pid: process.pid, cwd: process.cwd(), value: env.FIXTURE_VALUE ?? null, keys: Object.keys(process.env).sort(), hasKey: 'AGENT_API_KEY' in process.env, heapLimitMb: Math.round(require('v8').getHeapStatistics().heap_size_limit / 1048576) }));
+log({ event: 'start', pid: process.pid, cwd: process.cwd(), value: env.FIXTURE_VALUE ?? null, keys: Object.keys(process.env).sort(), hasKey: 'AGENT_API_KEY' in process.env, heapLimitMb: Math.round(require('v8').getHeapStatistics().heap_size_limit / 1048576) });
 setInterval(() => {
   if (fs.existsSync(crashFile)) {
     console.error('crash file appeared: exiting');
@@ -36,7 +38,7 @@ setInterval(() => {
   }
 }, 100);
 process.on('SIGTERM', () => {
-  console.log(JSON.stringify({ event: 'stop', pid: process.pid }));
+  log({ event: 'stop', pid: process.pid });
   process.exit(0);
 });
 `;

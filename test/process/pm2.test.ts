@@ -68,7 +68,8 @@ describe('PM2: deploy --start, status, no secrets', () => {
     const proc = await pm2Proc(id);
     expect(proc?.pm2_env.status).toBe('online');
     expect(proc?.pm2_env.pm_cwd).toBe(join(home, id));
-    expect(proc?.pm2_env.pm_out_log_path).toBe(join(home, id, 'logs', 'runtime.log'));
+    // The runtime writes (and rotates) logs/runtime.log itself; PM2 keeps only stderr.
+    expect(proc?.pm2_env.pm_out_log_path).toBe('/dev/null');
     expect(proc?.pm2_env.pm_err_log_path).toBe(join(home, id, 'logs', 'runtime.err.log'));
     for (const log of ['runtime.log', 'runtime.err.log']) expect((await stat(join(home, id, 'logs', log))).mode & 0o777).toBe(0o600);
     expect(proc?.pm2_env.kill_timeout).toBe(15_000);

@@ -1,4 +1,4 @@
-import { appendFile, writeFile } from 'node:fs/promises';
+import { appendFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { agentIdFromUuid } from '../../src/core/agent-id.js';
@@ -63,30 +63,50 @@ describe('systemd per-agent drop-in', () => {
 });
 
 describe('tailLines', () => {
+  const AGENT = agentIdFromUuid('5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d');
   it('returns the last lines of big and small files, [] for a missing one', async () => {
-    const dir = await tempDir();
-    const big = join(dir, 'big.log');
+    const paths = agentPathsIn(await tempDir(), AGENT);
+    const big = join(paths.dir, 'big.log');
     await writeFile(big, Array.from({ length: 20_000 }, (_, i) => `line ${i}`).join('\n') + '\n');
-    expect((await tailLines(big, 3)).lines).toEqual(['line 19997', 'line 19998', 'line 19999']);
-    const small = join(dir, 'small.log');
+    expect((await tailLines(paths, big, 3)).lines).toEqual(['line 19997', 'line 19998', 'line 19999']);
+    const small = join(paths.dir, 'small.log');
     await writeFile(small, 'a\nb');
-    expect(await tailLines(small, 5)).toEqual({ lines: ['a', 'b'], end: 3 });
-    expect(await tailLines(small, 0)).toEqual({ lines: [], end: 3 });
-    expect(await tailLines(join(dir, 'none.log'), 5)).toEqual({ lines: [], end: 0 });
+    expect(await tailLines(paths, small, 5)).toEqual({ lines: ['a', 'b'], end: 3 });
+    expect(await tailLines(paths, small, 0)).toEqual({ lines: [], end: 3 });
+    expect(await tailLines(paths, join(paths.dir, 'none.log'), 5)).toEqual({ lines: [], end: 0 });
   });
 
   it('following from where the tail ended prints a line written in between', async () => {
-    const log = join(await tempDir(), 'runtime.log');
+    const paths = agentPathsIn(await tempDir(), AGENT);
+    const log = join(paths.dir, 'runtime.log');
     await writeFile(log, 'before\n');
-    const { end } = await tailLines(log, 1);
+    const { end } = await tailLines(paths, log, 1);
     await appendFile(log, 'in between\n');
     const controller = new AbortController();
     let seen = '';
-    const following = followFiles([log], (_path, text) => {
+    const following = followFiles(paths, [log], (_path, text) => {
       seen += text;
       controller.abort();
     }, controller.signal, new Map([[log, end]]), 10);
     await following;
     expect(seen).toBe('in between\n');
+  });
+
+  it('following goes on across a rotation without skipping the lines written around it', async () => {
+    const paths = agentPathsIn(await tempDir(), AGENT);
+    const log = join(paths.dir, 'runtime.log');
+    await writeFile(log, 'one\n');
+    const controller = new AbortController();
+    let seen = '';
+    const following = followFiles(paths, [log], (_path, text) => {
+      seen += text;
+      if (seen.includes('three')) controller.abort();
+    }, controller.signal, new Map([[log, 4]]), 10);
+    // Written to the old file, then renamed away as the runtime rotates, then the new file.
+    await appendFile(log, 'two\n');
+    await rename(log, `${log}.1`);
+    await writeFile(log, 'three\n');
+    await following;
+    expect(seen).toBe('two\nthree\n');
   });
 });

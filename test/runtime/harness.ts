@@ -46,10 +46,13 @@ afterEach(() => {
   started.clear();
 });
 
-export function startRuntime(paths: AgentPaths, env: Record<string, string> = {}): RuntimeProcess {
-  const child = spawn(process.execPath, [join(paths.clone, 'main.js')], {
+/** `wrap`: a command the runtime runs under (e.g. `unshare` to make it PID 1 of a pid namespace, as in a container). */
+export function startRuntime(paths: AgentPaths, env: Record<string, string> = {}, wrap: string[] = []): RuntimeProcess {
+  const [command, ...args] = [...wrap, process.execPath, join(paths.clone, 'main.js')];
+  const child = spawn(command!, args, {
     cwd: paths.dir,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LANG: 'C.UTF-8', ...env },
+    // The runtime writes logs/runtime.log itself; ANIMUS_LOG_STDOUT=1 also gives the lines to this harness.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LANG: 'C.UTF-8', ANIMUS_LOG_STDOUT: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);

@@ -647,7 +647,7 @@ describe('runtime configuration errors', () => {
     const other = await tempDir('animus-cwd');
     await copyFile(paths.settings, `${other}/settings.json`);
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [`${paths.clone}/main.js`], { cwd: other, env: { PATH: process.env.PATH, ANIMUS_AGENT_DIR: paths.dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [`${paths.clone}/main.js`], { cwd: other, env: { PATH: process.env.PATH, ANIMUS_AGENT_DIR: paths.dir, ANIMUS_LOG_STDOUT: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => {
       out += c;

@@ -41,25 +41,53 @@ export function registerProcessCommands(program: Command, action: Action): void 
 
   examples(
     program
-      .command('logs <id>')
-      .description("an agent's log (its logs/ files, or the journal under systemd with log_target journal)")
+      .command('logs [id]')
+      .description("an agent's log (its logs/ files, or the journal under systemd with log_target journal), pretty at a terminal")
       .option('-n, --lines <n>', 'how many of the last lines to show', '50')
-      .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+      .option('-f, --follow', 'keep printing new lines until Ctrl-C (also across a rotation)')
+      .option('--all', "every agent's log, interleaved by time, each line led by the agent's short id")
+      .option('--level <level>', 'only lines at this level or above: debug, info, warn, error')
+      .option('--grep <text>', 'only lines containing this text (case-insensitive)')
+      .option('--since <time>', 'only lines from this time on: a duration (30s, 10m, 2h, 1d) or a time')
+      .option('--raw', 'the lines as stored (JSON), also at a terminal')
+      .option('--pretty', 'pretty lines also when not at a terminal (e.g. piped to less -R)')
       .action(
-        action(async (ctx, id: string, raw: { lines: string; follow?: boolean }) => {
+        action(async (ctx, id: string | undefined, raw: { lines: string; follow?: boolean; all?: boolean; level?: string; grep?: string; since?: string; raw?: boolean; pretty?: boolean }) => {
           const lines = Number(raw.lines);
           if (!Number.isInteger(lines) || lines < 0) throw new AnimusError('EUSAGE', `invalid value "${raw.lines}" for --lines: expected a whole number, 0 or more`);
           if (raw.follow && ctx.out.json) throw new AnimusError('EUSAGE', '--follow cannot be combined with --json: drop one of them');
-          const { readAgentLogs, followAgentLogs } = await import('../../process/logs.js');
+          if (raw.raw && raw.pretty) throw new AnimusError('EUSAGE', '--raw and --pretty contradict each other: pass one');
+          if ((raw.all === true) === (id !== undefined)) throw new AnimusError('EUSAGE', 'name one agent (animus logs <id>) or pass --all for the whole fleet');
+          if (raw.all && raw.follow) throw new AnimusError('EUSAGE', '--follow works on one agent: drop --all or -f');
+          const { normalizeLogFilter, prettyLine } = await import('../log-format.js');
+          const filter = normalizeLogFilter(raw);
+          const pretty = raw.pretty === true || (raw.raw !== true && process.stdout.isTTY === true);
+          const show = (line: string, prefix = '') => (pretty ? prettyLine(line, ctx.out.style, prefix) : `${prefix}${line}`);
+          const { readAgentLogs, readFleetLogs, followAgentLogs } = await import('../../process/logs.js');
           const home = await ctx.home();
-          const logs = await readAgentLogs(home, id, lines, ctx.env);
+          if (raw.all) {
+            const fleet = await readFleetLogs(home, lines, ctx.env, filter);
+            for (const failure of fleet.failed) if (!ctx.out.json) ctx.out.warn(`${failure.id}: ${failure.message}`);
+            ctx.out.result(fleet, () => fleet.lines.map((l) => show(l.line, `${ctx.out.style.bold(l.short)} `)));
+            return;
+          }
+          const logs = await readAgentLogs(home, id!, lines, ctx.env, filter);
           ctx.out.result(logs, () =>
-            logs.sources.flatMap((source) => (logs.sources.length > 1 && source.lines.length > 0 ? [`==> ${source.name} <==`, ...source.lines] : source.lines)),
+            logs.sources.flatMap((source) => {
+              const shown = source.lines.map((line) => show(line));
+              return logs.sources.length > 1 && source.lines.length > 0 ? [`==> ${source.name} <==`, ...shown] : shown;
+            }),
           );
-          if (raw.follow) await followAgentLogs(home, logs, (text) => ctx.out.write(text), ctx.signal, ctx.env);
+          if (raw.follow) await followAgentLogs(home, logs, (text) => ctx.out.write(pretty ? `${show(text.replace(/\n$/, ''))}\n` : text), ctx.signal, ctx.env, filter);
         }),
       ),
-    [`animus logs ${EXAMPLE_ID}`, `animus logs ${EXAMPLE_ID} -n 200`, `animus logs ${EXAMPLE_ID} -f`],
+    [
+      `animus logs ${EXAMPLE_ID}`,
+      `animus logs ${EXAMPLE_ID} -n 200 --level warn`,
+      `animus logs ${EXAMPLE_ID} -f --grep item`,
+      'animus logs --all --since 10m',
+      `animus logs ${EXAMPLE_ID} --raw | jq .msg`,
+    ],
   );
 
   examples(

@@ -56,12 +56,13 @@ export function registerQueueCommands(program: Command, action: Action): void {
           const { runPool } = await import('../../core/pool.js');
           const { settle } = await import('./agents.js');
           const { parseAgentId } = await import('../../core/agent-id.js');
+          const { agentDbPath } = await import('../../instances/db-path.js');
           const home = await ctx.home();
           const one = raw.agent !== undefined || agentArg !== undefined ? agentOf(raw.agent, agentArg, 'animus queue stats [agent]') : undefined;
           const ids = one !== undefined ? [parseAgentId(one).id] : (await scanAgentFolders(home)).flatMap((f) => (f.agent ? [f.agent.id] : []));
           const outcomes = await runPool(ids, 8, async (id) => {
             const paths = await requireAgent(home, id);
-            const { db } = openQueueDatabase(paths.db, 'read');
+            const { db } = openQueueDatabase(agentDbPath(paths), 'read');
             try {
               return queueStats(db, paths.agent.id);
             } finally {
@@ -202,11 +203,14 @@ async function openAgentDb<R>(
 ): Promise<R> {
   const { openQueueDatabase } = await import('../../store/queue-admin.js');
   const { requireAgent } = await import('../../instances/registry.js');
+  const { agentDbPath } = await import('../../instances/db-path.js');
   const paths = await requireAgent(await ctx.home(), agentOf(flag, positional, usage));
+  // The database the runtime uses (DB_PATH inside the folder, else animus.db or sanctum.db).
+  const dbPath = agentDbPath(paths);
   const run = async () => {
-    const { db, migrated } = openQueueDatabase(paths.db, mode);
+    const { db, migrated } = openQueueDatabase(dbPath, mode);
     try {
-      if (migrated) ctx.out.info(`upgraded ${paths.db} from schema ${migrated.from} to ${migrated.to} before writing (additive: Broca can still open it)`);
+      if (migrated) ctx.out.info(`upgraded ${dbPath} from schema ${migrated.from} to ${migrated.to} before writing (additive: Broca can still open it)`);
       return work(db, paths.agent.id, migrated);
     } finally {
       db.close();
