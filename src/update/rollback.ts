@@ -84,6 +84,9 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
         await rm(`${paths.db}-shm`, { force: true });
         await snapshotDatabase(snapshot!, paths.db);
         await chmod(paths.db, 0o600);
+        // Opening the (WAL-mode) snapshot made its -wal/-shm; nobody else has it open.
+        await rm(`${snapshot}-wal`, { force: true });
+        await rm(`${snapshot}-shm`, { force: true });
       }
       step(`checking out ${last.from.slice(0, 12)}`);
       await moveTo(clone, last.from, last.fromBranch);
