@@ -12,8 +12,9 @@ import { deployAgent } from '../src/instances/deploy.js';
  * A home of `count` agent folders for benchmarks: one real deploy (clone, .env,
  * settings.json, migrated database with some traffic), then copies of it with
  * their own ids, timestamps kept so each clone's index still matches its files.
+ * `fill` adds rows to the first database before it is copied.
  */
-export async function makeFleet(count: number, options: { byHand?: boolean } = {}): Promise<{ root: string; home: string; ids: string[]; cleanup: () => Promise<void> }> {
+export async function makeFleet(count: number, options: { fill?: (dbPath: string) => void; byHand?: boolean } = {}): Promise<{ root: string; home: string; ids: string[]; cleanup: () => Promise<void> }> {
   const root = await mkdtemp(join(tmpdir(), 'animus-bench-'));
   const home = join(root, 'animus');
   const first = agentIdFromUuid(randomUUID());
@@ -25,8 +26,12 @@ export async function makeFleet(count: number, options: { byHand?: boolean } = {
   db.transaction(() => {
     for (let i = 0; i < 200; i++) queue.run(user, message.run(user, `message ${i} ${'lorem ipsum '.repeat(8)}`, `reply ${i} ${'dolor sit amet '.repeat(12)}`).lastInsertRowid);
   })();
-  db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
+  // More traffic for the benchmarks that need it (metrics), written before the copies are made.
+  options.fill?.(join(deployed.dir, 'animus.db'));
+  const settle = new Database(join(deployed.dir, 'animus.db'));
+  settle.pragma('wal_checkpoint(TRUNCATE)');
+  settle.close();
 
   const envText = await readFile(join(deployed.dir, '.env'), 'utf8');
   const settingsText = await readFile(join(deployed.dir, 'settings.json'), 'utf8');

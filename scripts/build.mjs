@@ -3,7 +3,7 @@
 // `animus --version`) and the runtime that every agent clones is one small file.
 // Type checking is `npm run typecheck` (tsc --noEmit).
 import { build } from 'esbuild';
-import { rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { commonOptions as common } from './esbuild-options.mjs';
 
 const out = `dist.tmp-${process.pid}`;
@@ -14,7 +14,12 @@ try {
     build({ ...common, entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, splitting: true, sourcemap: 'linked', chunkNames: 'cli/chunks/[name]-[hash]' }),
     // No source map: every agent's clone carries this file.
     build({ ...common, entryPoints: { 'runtime/main': 'src/runtime/main.ts' }, outdir: out }),
+    // The dashboard's page script, for the browser, with uPlot inside: the server may have no internet.
+    build({ entryPoints: { 'serve/assets/app': 'src/serve/assets/app.ts' }, outdir: out, bundle: true, platform: 'browser', format: 'iife', target: 'es2020', minify: true, logLevel: 'warning' }),
   ]);
+  await mkdir(`${out}/serve/assets`, { recursive: true });
+  await copyFile('src/serve/assets/style.css', `${out}/serve/assets/style.css`);
+  await copyFile('node_modules/uplot/dist/uPlot.min.css', `${out}/serve/assets/uPlot.min.css`);
   // Swap in the new build whole, so a process reading dist/ never sees half of one.
   const old = `dist.old-${process.pid}`;
   await rename('dist', old).catch(() => {});

@@ -1,18 +1,18 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readAgentText } from '../core/agent-fs.js';
 import { AnimusError, describeError } from '../core/errors.js';
-import { isAlive } from '../core/pid.js';
 import { agentDbPath } from '../instances/db-path.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { databaseError } from '../store/database.js';
 import { snapshotDatabase } from '../store/snapshot.js';
-import { agentStamp, archiveName, FORMAT, FORMAT_VERSION, isArchiveName, PARTIAL_EXT, type BrocaTable, type Manifest } from './archive-format.js';
+import { agentStamp, archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type BrocaTable, type Manifest } from './archive-format.js';
+import { removeDebris } from './debris.js';
 import { checkAgentConfig, countBrocaRows } from './archive-checks.js';
 import type { ArchiveKey } from './cipher.js';
 import { writeArchive, type ArchiveSource } from './write-archive.js';
@@ -110,35 +110,18 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
 }
 
 /**
- * What a SIGKILLed backup leaves in an agent's archive folder: its `<archive>.<pid>.partial`
- * and `.snapshot-<pid>-…` scratch files. Those of processes still running are another
- * backup's, under way, and stay.
- */
-export function removeDebris(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const name of names) {
-    const pid = name.endsWith(PARTIAL_EXT) ? Number(name.slice(0, -PARTIAL_EXT.length).split('.').pop()) : name.startsWith('.snapshot-') ? Number(name.split('-')[1]) : NaN;
-    if (Number.isNaN(pid) || (Number.isInteger(pid) && pid > 0 && isAlive(pid))) continue;
-    rmSync(join(dir, name), { force: true });
-    removed.push(join(dir, name));
-  }
-  return removed;
-}
-
-/**
  * The archive folder, checked once before any agent is backed up: made if missing
  * (0700), and proven to take a new folder, so `--out /proc` or a read-only mount
  * fails at once in one line instead of once per agent.
  */
 export function prepareBackupRoot(outDir: string): void {
   const root = resolve(outDir);
-  const info = statSync(root, { throwIfNoEntry: false });
+  let info;
+  try {
+    info = statSync(root, { throwIfNoEntry: false });
+  } catch (error) {
+    throw new AnimusError('EIO', `cannot use ${root} for backups (${(error as NodeJS.ErrnoException).code ?? 'error'}): pass --out with a folder you can write`, { cause: error });
+  }
   if (!info) ensurePrivateDir(root);
   else if (!info.isDirectory()) throw new AnimusError('EIO', `cannot use ${root} for backups (not a folder): pass --out with a folder you can write`);
   const probe = join(root, `.probe.${process.pid}.${threadId}`);

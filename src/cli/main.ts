@@ -28,6 +28,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.stdout.on('error', onPipeError);
   const json = argv.includes('--json');
   try {
+    // An agent pushed to a cluster is operated in its pod (queue, users, settings, backup).
+    const forward = await findClusterForward(argv);
+    if (forward) {
+      const { runForward } = await import('../kubernetes/forward.js');
+      process.exitCode = await runForward(forward, process.env);
+      return;
+    }
     const program = buildProgram({ signal: controller.signal, env: process.env, exit, argv: argv.slice(2) });
     await program.parseAsync(argv as string[]);
     if (exit.code !== 0) process.exitCode = exit.code;
@@ -36,6 +43,18 @@ export async function main(argv: readonly string[]): Promise<void> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+async function findClusterForward(argv: readonly string[]) {
+  const args = argv.slice(2);
+  // Only a command naming an agent can be forwarded: nothing more is loaded for the others.
+  if (!args.some((arg) => /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i.test(arg))) return undefined;
+  const { FORWARDED_COMMANDS, findForward } = await import('../kubernetes/forward.js');
+  if (!args.some((arg) => FORWARDED_COMMANDS.has(arg))) return undefined;
+  const flag = args.indexOf('--home');
+  const { createHomeResolver } = await import('./context.js');
+  const home = await createHomeResolver({ home: flag >= 0 ? args[flag + 1] : args.find((a) => a.startsWith('--home='))?.slice(7), json: false, color: false, yes: false }, process.env).home();
+  return findForward(args, home);
 }
 
 function report(error: unknown, json: boolean): number {

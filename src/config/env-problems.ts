@@ -14,11 +14,16 @@ export interface EnvProblem {
 }
 
 const AGENT_ID = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Letta refuses other UUID versions with 422: a live agent's id must be a uuid4. */
+const AGENT_ID_V4 = /^agent-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 export function envProblems(env: EnvMap, mode: MessageMode, settings: Settings | undefined, agentId: string): EnvProblem[] {
   const problems: EnvProblem[] = checkEnv(env, mode).map((p) => ({ message: `${p.key} ${p.problem}${p.key === 'AGENT_ID' ? '' : ` (needed in ${mode} mode)`}` }));
   const id = env.AGENT_ID?.trim() ?? '';
   if (id !== '' && !isPlaceholder(id, 'AGENT_ID') && !AGENT_ID.test(id)) problems.push({ message: `AGENT_ID "${id}" is not a Letta agent id (agent-<uuid>)`, fix: 'fix it in the .env' });
+  else if (mode === 'live' && AGENT_ID.test(id) && !AGENT_ID_V4.test(id)) {
+    problems.push({ message: `AGENT_ID "${id}" is not one Letta accepts: Letta agent ids are uuid4 (agent-xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx)`, fix: 'copy the id from Letta into the .env' });
+  }
   const endpoint = env.AGENT_ENDPOINT;
   if (mode === 'live' && endpoint && !isPlaceholder(endpoint, 'AGENT_ENDPOINT') && !/^https?:\/\/[^\s/]+/.test(endpoint)) problems.push({ message: 'AGENT_ENDPOINT is not an http(s) URL', fix: 'fix it in the .env' });
   if (settings) problems.push(...pluginEnvProblems(settings, env, agentId));

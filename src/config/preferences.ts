@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { AnimusError } from '../core/errors.js';
-import { PROCESS_MANAGERS, type ProcessManagerName } from './settings.js';
+import { LOCAL_PROCESS_MANAGERS as PROCESS_MANAGERS, type ProcessManagerName } from './settings.js';
 
 /**
  * The operator's defaults for this machine (`animus config`), stored by `conf` in the

@@ -10,8 +10,10 @@ import { AnimusError } from '../core/errors.js';
 export const MESSAGE_MODES = ['echo', 'listen', 'live'] as const;
 export type MessageMode = (typeof MESSAGE_MODES)[number];
 
-export const PROCESS_MANAGERS = ['pm2', 'systemd'] as const;
+export const PROCESS_MANAGERS = ['pm2', 'systemd', 'kubernetes'] as const;
 export type ProcessManagerName = (typeof PROCESS_MANAGERS)[number];
+/** The managers a new agent can be deployed under; `kubernetes` is reached only by `animus kubernetes push`. */
+export const LOCAL_PROCESS_MANAGERS = ['pm2', 'systemd'] as const;
 
 export const PARSE_MODES = ['Markdown', 'MarkdownV2', 'HTML', 'none'] as const;
 export type ParseMode = (typeof PARSE_MODES)[number];
@@ -22,6 +24,10 @@ export type MediaMode = (typeof MEDIA_MODES)[number];
 
 export const LOG_TARGETS = ['file', 'journal'] as const;
 export type LogTarget = (typeof LOG_TARGETS)[number];
+
+/** What the runtime answers when a tool asks for approval: deny (default), approve (dangerous), hold for an operator. */
+export const APPROVAL_POLICIES = ['deny', 'approve', 'hold'] as const;
+export type ApprovalPolicy = (typeof APPROVAL_POLICIES)[number];
 
 export const PLUGIN_NAMES = ['telegram_bot', 'telegram_user', 'local'] as const;
 export type PluginName = (typeof PLUGIN_NAMES)[number];
@@ -41,8 +47,12 @@ export interface Settings {
   /** Where the instance's stdout goes under systemd (PM2 always writes to logs/). */
   log_target: LogTarget;
   letta: {
-    /** Seconds before a request to the agent is abandoned and retried. */
+    /** Seconds one HTTP call to Letta may take; a run slower than this is waited for, never sent again. */
     timeout_s: number;
+    /** Seconds a run may go on before the runtime cancels it and retries the message later. */
+    run_timeout_s: number;
+    /** Tool approval requests: deny (answer no, go on), approve (automatic: dangerous), hold (wait for `animus approvals`). */
+    approvals: ApprovalPolicy;
     /** Attach the sender's core memory block for the duration of each request, as Broca does. */
     attach_user_block: boolean;
   };
@@ -86,10 +96,12 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'debug_mode', type: { kind: 'boolean' }, description: 'verbose logs' },
   { path: 'queue_refresh', type: { kind: 'number', min: 0.05, max: 3600 }, description: 'seconds between polls of an idle queue' },
   { path: 'max_retries', type: { kind: 'integer', min: 0, max: 100 }, description: 'agent request retries before an item fails' },
-  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd', atRestart: true },
+  { path: 'process_manager', type: { kind: 'enum', values: PROCESS_MANAGERS }, description: 'pm2 | systemd | kubernetes (set by `animus kubernetes push`)', atRestart: true },
   { path: 'memory_limit_mb', type: { kind: 'integer', min: 32, max: 65536 }, description: 'restart the instance above this RSS', atRestart: true },
   { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)', atRestart: true },
-  { path: 'letta.timeout_s', type: { kind: 'number', min: 1, max: 3600 }, description: 'seconds before an agent request is abandoned' },
+  { path: 'letta.timeout_s', type: { kind: 'number', min: 0.1, max: 3600 }, description: 'seconds one call to Letta may take (a slower run is waited for, never sent twice)' },
+  { path: 'letta.run_timeout_s', type: { kind: 'number', min: 1, max: 86400 }, description: 'seconds a run may go on before it is cancelled and retried later' },
+  { path: 'letta.approvals', type: { kind: 'enum', values: APPROVAL_POLICIES }, description: 'tool approvals: deny | approve (dangerous: runs any tool) | hold (for `animus approvals`)' },
   { path: 'letta.attach_user_block', type: { kind: 'boolean' }, description: "attach the sender's core memory block per request" },
   { path: 'plugins.telegram_bot.enabled', type: { kind: 'boolean' }, description: 'Telegram bot (TELEGRAM_BOT_TOKEN)' },
   { path: 'plugins.telegram_bot.parse_mode', type: { kind: 'enum', values: PARSE_MODES }, description: 'reply formatting, plain text fallback' },
@@ -122,7 +134,7 @@ export function defaultSettings(init: SettingsInit): Settings {
     process_manager: init.processManager ?? 'pm2',
     memory_limit_mb: 256,
     log_target: 'file',
-    letta: { timeout_s: 120, attach_user_block: false },
+    letta: { timeout_s: 120, run_timeout_s: 600, approvals: 'deny', attach_user_block: false },
     plugins: {
       telegram_bot: { enabled: false, parse_mode: 'Markdown', require_owner: false, media: 'reply', media_reply: DEFAULT_MEDIA_REPLY },
       telegram_user: { enabled: false, catch_up_limit: 20, allow_groups: false },

@@ -34,6 +34,20 @@ export function parseAgentId(raw: string): AgentId {
   return agentIdFromUuid(uuid);
 }
 
+const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Whether Letta would take this id: its agent ids are `agent-<uuid4>` (other UUID versions get 422). */
+export function isLettaAgentId(agent: AgentId): boolean {
+  return UUID4.test(agent.uuid);
+}
+
+/** The uuid4 rule as one line: for a live agent, an id Letta refuses is refused before anything is made. */
+export function lettaAgentIdProblem(agent: AgentId): string | undefined {
+  if (isLettaAgentId(agent)) return undefined;
+  const version = agent.uuid[14];
+  return `${agent.id} is not a Letta agent id: Letta agent ids are uuid4 (agent-xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx), this one is version ${version}; copy the id from Letta (or use --mode echo to try without an agent)`;
+}
+
 /** Whether a folder name in the home is an agent folder. */
 export function agentIdFromFolderName(name: string): AgentId | undefined {
   if (!name.startsWith('agent-')) return undefined;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export const DIR_MODE = 0o700;
@@ -32,6 +32,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   const handle = await open(temp, 'wx', mode);
   try {
     await handle.chmod(mode);
+    await keepFolderOwner(handle, dirname(path));
     await handle.writeFile(data);
     await handle.sync();
   } catch (error) {
@@ -46,6 +47,16 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rm(temp, { force: true });
     throw error;
   }
+}
+
+/**
+ * Root writing into a folder someone else owns (an agent folder given to the account its
+ * systemd unit runs as) writes the file as that owner, so the agent can still read it.
+ */
+async function keepFolderOwner(handle: FileHandle, folder: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const owner = await stat(folder);
+  if (owner.uid !== 0 || owner.gid !== 0) await handle.chown(owner.uid, owner.gid);
 }
 
 /** The permission bits of a path, or undefined when it does not exist. */

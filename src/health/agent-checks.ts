@@ -210,7 +210,7 @@ function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | und
   // What the runtime refuses to start on (the same function), and messages that name keys, never secret values.
   const problems = envProblems(env, mode ?? 'live', settings, agent.id).map((p) => (p.fix ? `${p.message} (${p.fix})` : p.message));
   if (env.AGENT_ID && env.AGENT_ID !== agent.id) problems.push(`AGENT_ID names another agent`);
-  if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix ${paths.env}` };
+  if (problems.length > 0) return { name: 'env', status: 'fail', message: `${problems.join('; ')}: fix .env (animus env set)` };
   const placeholders = Object.entries(env).filter(([key, value]) => value !== '' && isPlaceholder(value, key)).map(([key]) => key);
   if (placeholders.length > 0) return { name: 'env', status: 'warn', message: `placeholder values in ${placeholders.join(', ')}` };
   return { name: 'env', status: 'ok', message: `0600, ${Object.keys(env).length} keys` };

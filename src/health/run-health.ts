@@ -10,6 +10,7 @@ import type { ProcessManagerName } from '../config/settings.js';
 import { DB_FILE, type AgentPaths } from '../home/layout.js';
 import { scanAgentFolders } from '../instances/registry.js';
 import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
+import { checkLetta, LETTA_CHECK_TIMEOUT_MS } from './letta-check.js';
 import { databaseKey, loadHealthCache, recall, remember, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
 import { statFile, WAL_FILE } from './folder-stats.js';
 import { probeProcesses, type ManagerOpener } from './process-probe.js';
@@ -29,6 +30,10 @@ export interface HealthOptions {
   /** Threads sharing the folder checks; default: one per core for large homes, 1 in tests and small homes. */
   threads?: number;
   now?: () => number;
+  /** Do not call Letta (the letta check reports what the runtime recorded only). */
+  offline?: boolean;
+  /** The letta check's call timeout (default LETTA_CHECK_TIMEOUT_MS). */
+  lettaTimeoutMs?: number;
 }
 
 /**
@@ -64,7 +69,11 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
     if (group) group.push(folder.paths);
     else groups.set(name, [folder.paths]);
   }
+  // Live agents are asked of Letta while the process managers answer.
+  const liveFolders = folders.filter((f): f is FolderHealth => 'paths' in f && f.health.facts.mode === 'live' && f.health.checks[0]?.status !== 'fail');
+  const lettaChecks = runPool(liveFolders, 16, (f) => checkLetta(f.paths, { offline: options.offline === true, timeoutMs: options.lettaTimeoutMs ?? LETTA_CHECK_TIMEOUT_MS }));
   const processes = await probeProcesses(options.home, groups, options.openManager);
+  const letta = new Map((await lettaChecks).map((outcome, i) => [liveFolders[i]!.health.id, outcome.ok ? outcome.value : { name: 'letta' as const, status: 'unknown' as const, message: describeError(outcome.error) }]));
 
   const agents = folders.map((folder) => {
     if (!('paths' in folder)) return folder;
@@ -78,7 +87,8 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
       const check = checkProcess(info, manager?.available ? undefined : `${managerName}: ${manager?.message ?? 'not available'}`);
       // Keep the documented order: process sits before queue and reply.
       const at = health.checks.findIndex((c) => c.name === 'queue');
-      health.checks.splice(at === -1 ? health.checks.length : at, 0, check);
+      const lettaCheck = letta.get(health.id);
+      health.checks.splice(at === -1 ? health.checks.length : at, 0, check, ...(lettaCheck ? [lettaCheck] : []));
     }
     health.healthy = health.checks.every((check) => check.status !== 'fail');
     return health;

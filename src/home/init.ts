@@ -1,6 +1,7 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
+import { removeBackupDebris } from '../backup/debris.js';
 import { isAlive } from '../core/pid.js';
 import { DIR_MODE, ensureDir, fileMode, pathExists, writeFileAtomic } from '../core/fs.js';
 import { homeLayout, type HomeLayout } from './layout.js';
@@ -60,6 +61,7 @@ async function prepareHome(root: string): Promise<InitResult> {
     await ensureDir(dir, DIR_MODE);
   }
   changes.push(...(await removeAbandonedStaging(layout)));
+  changes.push(...removeBackupDebris(layout.backupsDir).map((file) => `removed unfinished archive ${file}`));
 
   const links = await ensureSharedRuntime(layout.sharedModules);
   for (const link of links) if (link.action !== 'ok') changes.push(`${link.action} shared runtime link ${link.name}`);

@@ -10,7 +10,7 @@ import { findInstalledPackage } from '../core/package-root.js';
  * them from every agent's `runtime/` clone by walking up the folder tree. No agent
  * has a node_modules of its own.
  */
-export const RUNTIME_DEPENDENCIES = ['better-sqlite3', 'dotenv', '@letta-ai/letta-client', 'telegram'] as const;
+export const RUNTIME_DEPENDENCIES = ['better-sqlite3', 'dotenv', 'telegram'] as const;
 
 export interface LinkRepair {
   name: string;

@@ -1,6 +1,6 @@
 import { chmod, copyFile, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentId } from '../core/agent-id.js';
+import { lettaAgentIdProblem, type AgentId } from '../core/agent-id.js';
 import { AnimusError } from '../core/errors.js';
 import { DIR_MODE, ensureDir, pathExists, writeFileAtomic } from '../core/fs.js';
 import type { EnvMap } from '../config/env-file.js';
@@ -107,6 +107,8 @@ function sourceOf(options: DeployOptions, layout: HomeLayout): { repo: string; r
 export async function deployAgent(options: DeployOptions, prepared?: Prepared): Promise<DeployResult> {
   const step = options.onStep ?? (() => {});
   const target = agentPaths(options.home, options.agent);
+  const idProblem = options.mode === 'live' ? lettaAgentIdProblem(options.agent) : undefined;
+  if (idProblem) throw new AnimusError('EBADID', idProblem);
   if (await pathExists(target.dir)) {
     throw new AnimusError('EEXISTS', `${options.agent.id} already exists in ${options.home}: nothing was changed; remove it first (animus remove ${options.agent.id}) to redeploy`);
   }

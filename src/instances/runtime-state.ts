@@ -1,5 +1,4 @@
 import { closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 /**
@@ -37,6 +36,7 @@ const MAX_BYTES = 256 * 1024;
 export class RuntimeStateWriter {
   private readonly sections: Record<string, RuntimeSection> = {};
   private readonly path: string;
+  private writes = 0;
 
   constructor(private readonly agentDir: string, private readonly onError: (error: unknown) => void = () => {}) {
     this.path = join(agentDir, RUNTIME_STATE_FILE);
@@ -70,7 +70,8 @@ export class RuntimeStateWriter {
     const state: RuntimeState = { format: 1, pid: process.pid, updatedAt: new Date().toISOString(), sections: this.sections };
     // A fresh name with O_EXCL never opens an existing file or link; rename replaces a
     // link planted at the target instead of writing through it.
-    const temp = join(this.agentDir, `.${RUNTIME_STATE_FILE}.${randomBytes(4).toString('hex')}.tmp`);
+    // (pid and a counter make the name fresh; O_EXCL refuses anything already there, so no random bytes and no crypto module.)
+    const temp = join(this.agentDir, `.${RUNTIME_STATE_FILE}.${process.pid}.${++this.writes}.tmp`);
     try {
       writeFileSync(temp, `${JSON.stringify(state)}\n`, { mode: 0o600, flag: 'wx' });
       renameSync(temp, this.path);

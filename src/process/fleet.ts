@@ -2,6 +2,7 @@ import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { agentPaths, type AgentPaths } from '../home/layout.js';
 import { requireAgent, scanAgentFolders } from '../instances/registry.js';
+import { readRuntimeState } from '../instances/runtime-state.js';
 import { groupByManager, runFleetAction, withProcessManager, type OpenOptions } from './open.js';
 import type { ProcessActionResult, ProcessInfo } from './types.js';
 
@@ -93,7 +94,14 @@ export async function fleetStatus(agents: AgentPaths[], options: OpenOptions): P
       }
     }),
   );
-  return agents.map((paths) => byId.get(paths.agent.id) ?? { id: paths.agent.id, state: 'unknown' });
+  return agents.map((paths) => withRuntimeProblem(paths, byId.get(paths.agent.id) ?? { id: paths.agent.id, state: 'unknown' }));
+}
+
+/** A running instance that says it cannot answer (awaiting approval, key refused, out of credits) has that as its problem. */
+function withRuntimeProblem(paths: AgentPaths, row: StatusRow): StatusRow {
+  if (row.state !== 'online' || row.problem) return row;
+  const section = readRuntimeState(paths.dir)?.sections.letta;
+  return section && section.status !== 'ok' ? { ...row, problem: section.message } : row;
 }
 
 /**
@@ -125,7 +133,7 @@ export interface Activation {
 
 /**
  * After a deploy: `--start` starts the agents (verified up); without it, agents under
- * systemd are enabled so animus.target starts them at boot. A missing systemd is a
+ * systemd are enabled so the home's target starts them at boot. A missing systemd is a
  * warning here, not a failure: the folder is whole and can be started later.
  */
 export async function activateDeployed(home: string, ids: string[], options: { start: boolean; env?: NodeJS.ProcessEnv }): Promise<Activation> {

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError } from '../core/errors.js';
@@ -25,8 +26,8 @@ export async function readAgentLogs(home: string, id: string, count: number, env
   const manager = settings?.process_manager ?? 'pm2';
   const secrets = await agentSecrets(paths);
   if (manager === 'systemd' && settings?.log_target === 'journal') {
-    const lines = await journal(paths, ['-n', String(count)], env);
-    return { id: paths.agent.id, manager, target: 'journal', sources: [{ name: instanceUnit(paths.agent.uuid), lines: lines.map((l) => redactText(l, secrets)) }] };
+    const lines = await journal(home, paths, ['-n', String(count)], env);
+    return { id: paths.agent.id, manager, target: 'journal', sources: [{ name: instanceUnit(home, paths.agent.uuid), lines: lines.map((l) => redactText(l, secrets)) }] };
   }
   const sources = await Promise.all(
     [paths.outLog, paths.errLog].map(async (path) => {
@@ -40,7 +41,7 @@ export async function readAgentLogs(home: string, id: string, count: number, env
 /** Prints what is appended to the agent's log until the signal aborts (Ctrl-C). */
 export async function followAgentLogs(home: string, logs: AgentLogs, write: (text: string) => void, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   if (logs.target === 'journal') {
-    await execa('journalctl', [...scopeFlag(env), '-u', logs.sources[0]!.name, '-n', '0', '-f', '-o', 'cat'], { stdout: 'inherit', stderr: 'inherit', cancelSignal: signal, reject: false });
+    await execa('journalctl', [...scopeFlag(env, home), '-u', logs.sources[0]!.name, '-n', '0', '-f', '-o', 'cat'], { stdout: 'inherit', stderr: 'inherit', cancelSignal: signal, reject: false });
     return;
   }
   const secrets = await agentSecrets(await requireAgent(home, logs.id));
@@ -50,14 +51,20 @@ export async function followAgentLogs(home: string, logs: AgentLogs, write: (tex
   await followFiles(files, (_path, text) => write(redactText(text, secrets)), signal, from);
 }
 
-async function journal(paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
-  const result = await execa('journalctl', [...scopeFlag(env), '-u', instanceUnit(paths.agent.uuid), ...args, '-o', 'cat', '--no-pager'], { reject: false });
+async function journal(home: string, paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const result = await execa('journalctl', [...scopeFlag(env, home), '-u', instanceUnit(home, paths.agent.uuid), ...args, '-o', 'cat', '--no-pager'], { reject: false });
+  const lines = result.stdout.split('\n').filter((l) => l !== '');
+  // journalctl exits 0 with nothing when it may not read the system journal: say which group opens it.
+  if (lines.length === 0 && /insufficient permissions|not seeing messages from other users/i.test(result.stderr)) {
+    const user = userInfo().username;
+    throw new AnimusError('EPM', `${user} may not read the system journal, where ${paths.agent.id} logs: add it to the systemd-journal group (sudo usermod -aG systemd-journal ${user}, then log in again), or run animus logs with sudo`);
+  }
   if (result.exitCode !== 0) {
     throw new AnimusError('ENOSYSTEMD', `cannot read the journal of ${paths.agent.id} (${(result.stderr || `exit ${result.exitCode}`).split('\n')[0]}): is systemd running here?`);
   }
-  return result.stdout.split('\n').filter((l) => l !== '');
+  return lines;
 }
 
-function scopeFlag(env: NodeJS.ProcessEnv): string[] {
-  return detectScope(env) === 'user' ? ['--user'] : [];
+function scopeFlag(env: NodeJS.ProcessEnv, home: string): string[] {
+  return detectScope(env, home) === 'user' ? ['--user'] : [];
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
@@ -19,7 +20,11 @@ export interface OpenOptions {
 export async function openProcessManager(name: ProcessManagerName, options: OpenOptions): Promise<ProcessManager> {
   if (name === 'pm2') {
     const { Pm2Manager } = await import('./pm2.js');
-    return new Pm2Manager({ env: options.env, startGraceMs: options.startGraceMs });
+    return new Pm2Manager({ env: options.env, home: options.home, startGraceMs: options.startGraceMs });
+  }
+  if (name === 'kubernetes') {
+    const { KubernetesManager } = await import('./kubernetes.js');
+    return new KubernetesManager({ env: options.env });
   }
   const { SystemdManager } = await import('./systemd.js');
   return new SystemdManager({ home: options.home, env: options.env, scope: options.scope });
@@ -43,7 +48,7 @@ export interface FleetGroup {
 /**
  * Groups agents by `settings.process_manager`; agents whose settings cannot be read
  * are returned apart, unless `byName`: stop and status need only the process's name
- * (animus-<uuid>, animus-agent@<uuid>), so such an agent goes to the manager that has
+ * (animus-<uuid>, animus-<home hash>@<uuid>), so such an agent goes to the manager that has
  * it registered (systemd when its unit is there, else PM2, the default).
  */
 export async function groupByManager(agents: AgentPaths[], byName = false, env: NodeJS.ProcessEnv = process.env): Promise<{ groups: FleetGroup[]; unreadable: Array<{ paths: AgentPaths; error: unknown }> }> {
@@ -66,7 +71,7 @@ export async function groupByManager(agents: AgentPaths[], byName = false, env: 
 
 /** systemd when the agent's drop-in exists in the user's or the system's unit folder; PM2 otherwise. */
 function registeredUnder(paths: AgentPaths, env: NodeJS.ProcessEnv): ProcessManagerName {
-  return (['user', 'system'] as const).some((scope) => existsSync(dropInPath(unitDirectory(scope, env), paths.agent.uuid))) ? 'systemd' : 'pm2';
+  return (['user', 'system'] as const).some((scope) => existsSync(dropInPath(unitDirectory(scope, env), dirname(paths.dir), paths.agent.uuid))) ? 'systemd' : 'pm2';
 }
 
 /**

@@ -10,6 +10,8 @@ import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentLogTail } from './log-tail.js';
 import { instanceEnv, scrubbedEnv } from './process-env.js';
+import { runtimeNodeFlags } from './node-flags.js';
+import { noteRequestedRestart, readRequestedRestarts } from './restart-ledger.js';
 import { resolveRuntimeEntry } from './runtime-entry.js';
 import type { ProcessActionResult, ProcessInfo, ProcessManager, ProcessState } from './types.js';
 import { withTimeout } from '../core/timeout.js';
@@ -44,12 +46,15 @@ interface Pm2Process {
     status?: string;
     pm_uptime?: number;
     restart_time?: number;
+    /** PM2's id for a registered process: kept across restarts, stop and start; new when registered again. */
+    unique_id?: string;
     exit_code?: number;
     pm_cwd?: string;
     pm_exec_path?: string;
     pm_out_log_path?: string;
     pm_err_log_path?: string;
     max_memory_restart?: number;
+    node_args?: string[];
     env?: Record<string, unknown>;
   };
 }
@@ -68,6 +73,8 @@ interface Pm2Api {
 
 export interface Pm2Options {
   env?: NodeJS.ProcessEnv;
+  /** The animus home: where the restarts animus requests are noted (see restart-ledger.ts). */
+  home?: string;
   startGraceMs?: number;
 }
 
@@ -80,6 +87,7 @@ export class Pm2Manager implements ProcessManager {
   readonly pm2Home: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly graceMs: number;
+  private readonly home: string | undefined;
   private api: Pm2Api | undefined;
   private connecting: Promise<Pm2Api> | undefined;
 
@@ -87,6 +95,7 @@ export class Pm2Manager implements ProcessManager {
     this.env = options.env ?? process.env;
     this.pm2Home = resolvePm2Home(this.env);
     this.graceMs = options.startGraceMs ?? DEFAULT_START_GRACE_MS;
+    this.home = options.home;
   }
 
   async start(agents: AgentPaths[]): Promise<ProcessActionResult[]> {
@@ -131,14 +140,19 @@ export class Pm2Manager implements ProcessManager {
     // Asking must not spawn a daemon: without one, nothing runs.
     if (!this.api && !this.daemonAlive()) return (agents ?? []).map((paths) => notRegistered(paths.agent.id));
     const list = this.api ? await this.list(this.api) : await this.listReadOnly();
+    const requested = this.home ? readRequestedRestarts(this.home) : new Map<string, number>();
+    const withCrashes = (info: ProcessInfo, proc: Pm2Process): ProcessInfo => ({
+      ...info,
+      crashRestarts: Math.max(0, (info.restarts ?? 0) - (requested.get(`${proc.name} ${proc.pm2_env?.unique_id}`) ?? 0)),
+    });
     if (!agents) {
-      return list.filter((p) => /^animus-[0-9a-f-]{36}$/.test(p.name ?? '')).map((p) => toInfo(`agent-${p.name!.slice('animus-'.length)}`, p));
+      return list.filter((p) => /^animus-[0-9a-f-]{36}$/.test(p.name ?? '')).map((p) => withCrashes(toInfo(`agent-${p.name!.slice('animus-'.length)}`, p), p));
     }
     const byName = new Map(list.map((p) => [p.name, p]));
     return agents.map((paths) => {
       const proc = byName.get(pm2ProcessName(paths));
       if (!proc || !ownedBy(proc, paths)) return notRegistered(paths.agent.id);
-      return toInfo(paths.agent.id, proc);
+      return withCrashes(toInfo(paths.agent.id, proc), proc);
     });
   }
 
@@ -203,6 +217,9 @@ export class Pm2Manager implements ProcessManager {
         await call<void>((cb) => api.delete(name, cb), `re-register ${id}`);
         await call((cb) => api.start(app, cb), `start ${id}`);
       } else if (proc) {
+        // PM2 adds one to restart_time only when it restarts a running process.
+        const status = proc.pm2_env?.status;
+        if (this.home && (status === 'online' || status === 'launching')) noteRequestedRestart(this.home, name, proc.pm2_env?.unique_id);
         await restartSettled(api, name, `${verb} ${id}`);
       } else {
         await call((cb) => api.start(app, cb), `start ${id}`);
@@ -299,6 +316,7 @@ export class Pm2Manager implements ProcessManager {
       script,
       cwd: paths.dir,
       interpreter: process.execPath,
+      node_args: runtimeNodeFlags(settings.memory_limit_mb),
       exec_mode: 'fork',
       // No copy of the caller's environment, only what instanceEnv allows. PM2 7 ignores
       // `filter_env: true`; a list drops every caller key containing one of its strings,
@@ -452,7 +470,7 @@ function sameConfig(proc: Pm2Process, app: Record<string, unknown>): boolean {
   const registered = env.env ?? {};
   const extra = Object.keys(registered).filter((key) => !(key in wanted) && key !== 'PM2_HOME' && key !== 'unique_id' && key !== proc.name);
   const sameEnv = extra.length === 0 && Object.entries(wanted).every(([key, value]) => registered[key] === value);
-  return sameEnv && env.pm_exec_path === app.script && env.pm_cwd === app.cwd && env.pm_out_log_path === app.out_file && env.pm_err_log_path === app.error_file && env.max_memory_restart === limit;
+  return sameEnv && env.pm_exec_path === app.script && env.pm_cwd === app.cwd && env.pm_out_log_path === app.out_file && env.pm_err_log_path === app.error_file && env.max_memory_restart === limit && String(env.node_args ?? '') === String(app.node_args);
 }
 
 function isStoppedStatus(status: string | undefined): boolean {

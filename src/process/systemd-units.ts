@@ -1,15 +1,35 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { LogTarget } from '../config/settings.js';
 import { AnimusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
+import { checkAccountName, refuseRoot } from './systemd-account.js';
 
-export const TEMPLATE_UNIT = 'animus-agent@.service';
-export const TARGET_UNIT = 'animus.target';
+/** The files in `systemd/` that every home's units are rendered from. */
+const TEMPLATE_SOURCE = 'animus-agent@.service';
+const TARGET_SOURCE = 'animus.target';
 
 export type SystemdScope = 'user' | 'system';
+
+/**
+ * The names of one home's units. Each home has its own template and target, named from a
+ * hash of its path, so installing for one home never replaces the units of another.
+ */
+export interface UnitNames {
+  /** `animus-<8 hex digits of sha256(home)>`. */
+  prefix: string;
+  /** `<prefix>@.service` */
+  template: string;
+  /** `<prefix>.target` */
+  target: string;
+}
+
+export function unitNames(home: string): UnitNames {
+  const prefix = `animus-${createHash('sha256').update(resolve(home)).digest('hex').slice(0, 8)}`;
+  return { prefix, template: `${prefix}@.service`, target: `${prefix}.target` };
+}
 
 export interface UnitContext {
   home: string;
@@ -28,9 +48,9 @@ export interface RenderedUnit {
   content: string;
 }
 
-/** Instance name of an agent's unit: the UUID, as in `animus-agent@<uuid>.service`. */
-export function instanceUnit(uuid: string): string {
-  return `animus-agent@${uuid}.service`;
+/** An agent's unit in its home: the template instantiated with the UUID, `<prefix>@<uuid>.service`. */
+export function instanceUnit(home: string, uuid: string): string {
+  return `${unitNames(home).prefix}@${uuid}.service`;
 }
 
 /**
@@ -41,10 +61,12 @@ export async function renderUnits(context: UnitContext): Promise<RenderedUnit[]>
   const home = checkUnitPath(resolve(context.home), 'the home');
   const node = checkUnitPath(context.node ?? process.execPath, 'the node binary');
   const scope = context.scope;
+  const names = unitNames(home);
   let userLines = '';
   if (scope === 'system') {
     const user = context.user ?? defaultUser();
     checkAccountName(user);
+    if (user === 'root') refuseRoot(user);
     const group = context.group ?? user;
     checkAccountName(group);
     userLines = `User=${user}\nGroup=${group}\n`;
@@ -57,24 +79,36 @@ export async function renderUnits(context: UnitContext): Promise<RenderedUnit[]>
     BIND_LINES: readOnly.map((p) => `BindReadOnlyPaths=-${escapeSpecifiers(p)}\n`).join(''),
     SCOPE_FLAG: scope === 'user' ? '--user ' : '',
     WANTED_BY: scope === 'user' ? 'default.target' : 'multi-user.target',
+    PREFIX: names.prefix,
+    TARGET: names.target,
   };
   const units: RenderedUnit[] = [];
-  for (const name of [TEMPLATE_UNIT, TARGET_UNIT]) {
-    const template = await readFile(join(packageRoot(), 'systemd', name), 'utf8');
+  for (const [source, name] of [
+    [TEMPLATE_SOURCE, names.template],
+    [TARGET_SOURCE, names.target],
+  ] as const) {
+    const template = await readFile(join(packageRoot(), 'systemd', source), 'utf8');
     units.push({ name, content: fill(template, values) });
   }
   return units;
 }
 
-/** Per-agent settings that a template cannot carry: the memory ceiling and where stdout goes. */
-export function renderDropIn(settings: { memory_limit_mb: number; log_target: LogTarget }): string {
-  const lines = ['# Written by animus from the agent\'s settings.json; `animus start` rewrites it.', '[Service]', `MemoryMax=${settings.memory_limit_mb}M`];
-  if (settings.log_target === 'journal') lines.push('StandardOutput=journal', 'StandardError=journal');
-  return `${lines.join('\n')}\n`;
+/**
+ * Per-agent settings that a template cannot carry: the memory ceiling. Logs are not
+ * among them: the unit always writes to the journal (the runtime writes its own files).
+ */
+export function renderDropIn(settings: { memory_limit_mb: number }): string {
+  return ['# Written by animus from the agent\'s settings.json; `animus start` rewrites it.', '[Service]', `MemoryMax=${settings.memory_limit_mb}M`, ''].join('\n');
 }
 
-export function dropInPath(unitDir: string, uuid: string): string {
-  return join(unitDir, `${instanceUnit(uuid)}.d`, 'animus.conf');
+export function dropInPath(unitDir: string, home: string, uuid: string): string {
+  return join(unitDir, `${instanceUnit(home, uuid)}.d`, 'animus.conf');
+}
+
+/** The `User=` of a home's installed system template: the account its agents run as. */
+export async function installedAccountName(unitDir: string, home: string): Promise<string | undefined> {
+  const text = await readFile(join(unitDir, unitNames(home).template), 'utf8').catch(() => '');
+  return /^User=(.+)$/m.exec(text)?.[1]?.trim();
 }
 
 export function unitDirectory(scope: SystemdScope, env: NodeJS.ProcessEnv): string {
@@ -113,21 +147,18 @@ function checkUnitPath(path: string, what: string): string {
   return path;
 }
 
-function checkAccountName(name: string): void {
-  if (!/^[a-z_][a-z0-9_.-]*\$?$/i.test(name)) throw new AnimusError('EUSAGE', `"${name}" is not a valid user or group name for --run-as`);
-}
-
 function escapeSpecifiers(text: string): string {
   return text.replace(/%/g, '%%');
 }
 
 /**
- * Which systemd manager runs this user's agents: where `animus systemd install` put the
- * template (the user's own first), else the system's when root, else the user's.
+ * Which systemd manager runs a home's agents: where `animus systemd install` put the
+ * home's template (the user's own first), else the system's when root, else the user's.
  */
-export function detectScope(env: NodeJS.ProcessEnv): SystemdScope {
+export function detectScope(env: NodeJS.ProcessEnv, home: string): SystemdScope {
   if (env.ANIMUS_SYSTEMD_SCOPE === 'user' || env.ANIMUS_SYSTEMD_SCOPE === 'system') return env.ANIMUS_SYSTEMD_SCOPE;
-  if (existsSync(join(unitDirectory('user', env), TEMPLATE_UNIT))) return 'user';
-  if (existsSync(join(unitDirectory('system', env), TEMPLATE_UNIT))) return 'system';
+  const { template } = unitNames(home);
+  if (existsSync(join(unitDirectory('user', env), template))) return 'user';
+  if (existsSync(join(unitDirectory('system', env), template))) return 'system';
   return process.getuid?.() === 0 ? 'system' : 'user';
 }

@@ -1,13 +1,17 @@
 import { execa } from 'execa';
-import { mkdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { pathExists, writeFileAtomic } from '../core/fs.js';
-import type { AgentPaths } from '../home/layout.js';
+import { agentPaths, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
+import { withAgentLock } from '../instances/operation-lock.js';
+import { scanAgentFolders } from '../instances/registry.js';
 import { agentLogTail } from './log-tail.js';
 import { CONFIG_ERROR_EXIT, DEFAULT_START_GRACE_MS } from './pm2.js';
-import { detectScope, dropInPath, instanceUnit, renderDropIn, renderUnits, TARGET_UNIT, TEMPLATE_UNIT, unitDirectory, type SystemdScope } from './systemd-units.js';
+import { chownTree, createSystemAccount, lookupAccount, refuseRoot, type Account } from './systemd-account.js';
+import { detectScope, dropInPath, installedAccountName, instanceUnit, renderDropIn, renderUnits, unitDirectory, unitNames, type SystemdScope, type UnitNames } from './systemd-units.js';
 import type { ProcessActionResult, ProcessInfo, ProcessManager, ProcessState } from './types.js';
 
 const START_TIMEOUT_MS = 30_000;
@@ -42,15 +46,48 @@ export interface InstallResult {
   scope: SystemdScope;
   unitDir: string;
   files: string[];
+  /** The home's unit names: the template, its target. */
+  units: UnitNames;
+  /** System scope: the account the agents run as, and whether install created it. */
+  account?: { name: string; group: string; created: boolean };
+  /** Agent folders given to the account (system scope, run by root). */
+  chowned: string[];
+  /** Things the operator should know: units left by an earlier animus. */
+  notes: string[];
 }
 
-/** `animus systemd install`: writes the units, reloads systemd and enables the fleet's target. */
-export async function installUnits(options: SystemdOptions & { user?: string }): Promise<InstallResult> {
+/**
+ * `animus systemd install`: writes the home's units, reloads systemd, gives the home's
+ * systemd agents to their account, and enables and starts the home's target, so the fleet
+ * is up now and after every boot. Agents never run as root: a system install needs an
+ * unprivileged account (`--run-as`, created with `--create-user`), and root's own user
+ * manager is refused.
+ */
+export async function installUnits(options: SystemdOptions & { user?: string; createUser?: boolean }): Promise<InstallResult> {
   await assertSystemd();
   const scope = options.scope ?? defaultScope();
   const env = options.env ?? process.env;
+  const home = resolve(options.home);
+  let account: InstallResult['account'];
+  let owner: Account | undefined;
+  if (scope === 'user') {
+    if (options.createUser) throw new AnimusError('EUSAGE', '--create-user only applies to --system: a user manager runs agents as its own user');
+    if (process.getuid?.() === 0) refuseRoot("root's own user manager");
+  } else {
+    const name = options.user ?? defaultAccountName();
+    if (name === 'root') refuseRoot(name);
+    let found = await lookupAccount(name);
+    const created = !found && options.createUser === true;
+    if (!found) {
+      if (!options.createUser) throw new AnimusError('EUSAGE', `the account ${name} does not exist: create it (useradd --system ${name}) or add --create-user`);
+      found = await createSystemAccount(name);
+    }
+    if (found.uid === 0) refuseRoot(name);
+    owner = found;
+    account = { name: found.name, group: found.group, created };
+  }
   const unitDir = unitDirectory(scope, env);
-  const units = await renderUnits({ home: options.home, scope, user: options.user });
+  const units = await renderUnits({ home, scope, user: owner?.name, group: owner?.group });
   await mkdir(unitDir, { recursive: true });
   const files: string[] = [];
   for (const unit of units) {
@@ -58,22 +95,70 @@ export async function installUnits(options: SystemdOptions & { user?: string }):
     await writeFileAtomic(path, unit.content, 0o644);
     files.push(path);
   }
+  const chowned = owner ? await grantHome(home, owner) : [];
   await systemctl(scope, ['daemon-reload']);
-  await systemctl(scope, ['enable', TARGET_UNIT]);
-  return { scope, unitDir, files };
+  const names = unitNames(home);
+  await systemctl(scope, ['enable', '--now', names.target]);
+  return { scope, unitDir, files, units: names, account, chowned, notes: await legacyNotes(unitDir) };
+}
+
+/** Units of an animus from before units were named per home: shared by every home, left for the operator. */
+async function legacyNotes(unitDir: string): Promise<string[]> {
+  if (!(await pathExists(join(unitDir, 'animus-agent@.service')))) return [];
+  return [
+    `${join(unitDir, 'animus-agent@.service')} (one template for every home, from an earlier animus) is still installed: once each home has run \`animus systemd install\`, remove it with systemctl disable --now animus.target 'animus-agent@*' and delete it and animus.target`,
+  ];
+}
+
+/** The default account of a system install: the invoking user, also under sudo. */
+function defaultAccountName(): string {
+  return process.env.SUDO_USER && process.env.SUDO_USER !== '' ? process.env.SUDO_USER : userInfo().username;
+}
+
+/**
+ * Root installing for an account: the home becomes listable by the account's group (so
+ * `animus logs|status|list` work as the account) and every systemd agent folder in it is
+ * the account's, as the files its runtime makes will be.
+ */
+async function grantHome(home: string, account: Account): Promise<string[]> {
+  if (process.getuid?.() !== 0) return [];
+  const info = await lstat(home).catch(() => undefined);
+  if (!info?.isDirectory()) return [];
+  if (info.uid === 0) {
+    await chown(home, 0, account.gid);
+    await chmod(home, 0o750);
+  }
+  const chowned: string[] = [];
+  for (const folder of await scanAgentFolders(home)) {
+    if (!folder.agent) continue;
+    const paths = agentPaths(home, folder.agent);
+    const settings = await readSettings(paths).catch(() => undefined);
+    if (settings?.process_manager !== 'systemd') continue;
+    await withAgentLock(paths, { command: 'systemd install' }, () => chownTree(paths.dir, account.uid, account.gid));
+    chowned.push(paths.dir);
+  }
+  return chowned;
 }
 
 /** systemd through `systemctl`; stateless, so `close` has nothing to release. */
 export class SystemdManager implements ProcessManager {
   readonly name = 'systemd' as const;
   readonly scope: SystemdScope;
+  readonly units: UnitNames;
+  private readonly home: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly graceMs: number;
 
   constructor(options: SystemdOptions) {
     this.env = options.env ?? process.env;
-    this.scope = options.scope ?? detectScope(this.env);
+    this.home = resolve(options.home);
+    this.units = unitNames(this.home);
+    this.scope = options.scope ?? detectScope(this.env, this.home);
     this.graceMs = options.startGraceMs ?? DEFAULT_START_GRACE_MS;
+  }
+
+  private unit(paths: AgentPaths): string {
+    return instanceUnit(this.home, paths.agent.uuid);
   }
 
   get unitDir(): string {
@@ -92,7 +177,7 @@ export class SystemdManager implements ProcessManager {
     await assertSystemd();
     const before = await this.show(agents);
     const toStop = agents.filter((_, i) => isRunning(before[i]!.state));
-    if (toStop.length > 0) await systemctl(this.scope, ['stop', ...toStop.map((a) => instanceUnit(a.agent.uuid))]);
+    if (toStop.length > 0) await systemctl(this.scope, ['stop', ...toStop.map((a) => this.unit(a))]);
     const after = toStop.length > 0 ? await this.show(agents) : before;
     return agents.map((paths, i) => {
       const id = paths.agent.id;
@@ -103,9 +188,9 @@ export class SystemdManager implements ProcessManager {
 
   async unregister(agents: AgentPaths[]): Promise<void> {
     await assertSystemd();
-    const units = agents.map((a) => instanceUnit(a.agent.uuid));
+    const units = agents.map((a) => this.unit(a));
     await systemctl(this.scope, ['disable', '--now', ...units]).catch(() => {});
-    for (const paths of agents) await rm(dirname(dropInPath(this.unitDir, paths.agent.uuid)), { recursive: true, force: true });
+    for (const paths of agents) await rm(dirname(dropInPath(this.unitDir, this.home, paths.agent.uuid)), { recursive: true, force: true });
     await systemctl(this.scope, ['daemon-reload']);
     await systemctl(this.scope, ['reset-failed', ...units]).catch(() => {});
   }
@@ -124,24 +209,37 @@ export class SystemdManager implements ProcessManager {
     await this.assertInstalled();
     await this.writeDropIns(agents);
     await systemctl(this.scope, ['daemon-reload']);
-    await systemctl(this.scope, ['enable', ...agents.map((a) => instanceUnit(a.agent.uuid))]);
+    await systemctl(this.scope, ['enable', ...agents.map((a) => this.unit(a))]);
   }
 
   private async assertInstalled(): Promise<void> {
     await assertSystemd();
-    if (!(await pathExists(join(this.unitDir, TEMPLATE_UNIT)))) {
-      throw new AnimusError('ENOSYSTEMD', `${TEMPLATE_UNIT} is not installed in ${this.unitDir}: run \`animus systemd install${this.scope === 'system' ? ' --system' : ''}\` first`);
+    if (!(await pathExists(join(this.unitDir, this.units.template)))) {
+      throw new AnimusError('ENOSYSTEMD', `${this.units.template} (the units of ${this.home}) is not installed in ${this.unitDir}: run \`animus systemd install${this.scope === 'system' ? ' --system --run-as <account>' : ''}\` first`);
     }
   }
 
-  /** Settings may have changed since the last start: refresh each agent's drop-in. */
+  /**
+   * Settings may have changed since the last start: refresh each agent's drop-in. Root
+   * starting a system unit first gives the agent's folder to the unit's account, so a
+   * folder deployed by root after `install` is the account's too.
+   */
   private async writeDropIns(agents: AgentPaths[]): Promise<void> {
+    const owner = this.scope === 'system' && process.getuid?.() === 0 ? await this.installedAccount() : undefined;
     for (const paths of agents) {
+      if (owner) await chownTree(paths.dir, owner.uid, owner.gid);
       const settings = await readSettings(paths);
-      const file = dropInPath(this.unitDir, paths.agent.uuid);
+      const file = dropInPath(this.unitDir, this.home, paths.agent.uuid);
       await mkdir(dirname(file), { recursive: true });
       await writeFileAtomic(file, renderDropIn(settings), 0o644);
     }
+  }
+
+  private async installedAccount(): Promise<Account | undefined> {
+    const name = await installedAccountName(this.unitDir, this.home);
+    const account = name ? await lookupAccount(name) : undefined;
+    if (account?.uid === 0) refuseRoot(account.name);
+    return account;
   }
 
   private async launch(agents: AgentPaths[], verb: 'start' | 'restart'): Promise<ProcessActionResult[]> {
@@ -153,7 +251,7 @@ export class SystemdManager implements ProcessManager {
     const todo = agents.filter((_, i) => results[i] === undefined);
     if (todo.length === 0) return results as ProcessActionResult[];
     await this.writeDropIns(todo);
-    const units = todo.map((a) => instanceUnit(a.agent.uuid));
+    const units = todo.map((a) => this.unit(a));
     await systemctl(this.scope, ['daemon-reload']);
     await systemctl(this.scope, ['enable', ...units]);
     await systemctl(this.scope, ['reset-failed', ...units]).catch(() => {});
@@ -197,15 +295,17 @@ export class SystemdManager implements ProcessManager {
   }
 
   private async failedStart(paths: AgentPaths, raw: Record<string, string>, reason: string): Promise<ProcessActionResult> {
-    await systemctl(this.scope, ['stop', instanceUnit(paths.agent.uuid)]).catch(() => {});
+    await systemctl(this.scope, ['stop', this.unit(paths)]).catch(() => {});
     const settings = await readSettings(paths).catch(() => undefined);
-    const logTail = settings?.log_target === 'journal' ? await this.journalTail(paths, 10) : await agentLogTail(paths, 10);
+    // The unit's own output is in the journal; with log_target file the runtime's log is in logs/ too.
+    const journal = await this.journalTail(paths, 10);
+    const logTail = settings?.log_target === 'journal' ? journal : [...(await agentLogTail(paths, 10)), ...journal].slice(-10);
     const hint = Number(raw.ExecMainStatus) === CONFIG_ERROR_EXIT ? ': fix its .env or settings.json (see the log lines below), then start it again' : `: see \`animus logs ${paths.agent.id}\``;
     return { id: paths.agent.id, outcome: 'failed', code: 'EFAILED', message: `${paths.agent.id} did not stay up: it ${reason}${hint}`, logTail, info: { ...toInfo(paths.agent.id, raw), state: 'stopped' } };
   }
 
   async journalTail(paths: AgentPaths, lines: number): Promise<string[]> {
-    const result = await execa('journalctl', [...(this.scope === 'user' ? ['--user'] : []), '-u', instanceUnit(paths.agent.uuid), '-n', String(lines), '-o', 'cat', '--no-pager'], { reject: false });
+    const result = await execa('journalctl', [...(this.scope === 'user' ? ['--user'] : []), '-u', this.unit(paths), '-n', String(lines), '-o', 'cat', '--no-pager'], { reject: false });
     return result.exitCode === 0 ? result.stdout.split('\n').filter((l) => l !== '') : [];
   }
 
@@ -218,10 +318,10 @@ export class SystemdManager implements ProcessManager {
   private async showRaw(agents: AgentPaths[]): Promise<Array<Record<string, string>>> {
     if (agents.length === 0) return [];
     const properties = 'Id,LoadState,ActiveState,SubState,Result,MainPID,NRestarts,ExecMainStartTimestampMonotonic,ExecMainStatus,MemoryCurrent,CPUUsageNSec,UnitFileState';
-    const out = await systemctl(this.scope, ['show', `--property=${properties}`, ...agents.map((a) => instanceUnit(a.agent.uuid))]);
+    const out = await systemctl(this.scope, ['show', `--property=${properties}`, ...agents.map((a) => this.unit(a))]);
     const blocks = out.trim().split(/\n\s*\n/).map((block) => Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])));
     const byId = new Map(blocks.map((b) => [b.Id, b]));
-    return agents.map((a) => byId.get(instanceUnit(a.agent.uuid)) ?? {});
+    return agents.map((a) => byId.get(this.unit(a)) ?? {});
   }
 }
 
@@ -229,7 +329,11 @@ async function systemctl(scope: SystemdScope, args: string[]): Promise<string> {
   try {
     const result = await execa('systemctl', [...(scope === 'user' ? ['--user'] : []), ...args], { reject: false });
     if (result.exitCode !== 0) {
-      throw new AnimusError('EPM', `systemctl ${args[0]} failed: ${describeError(result.stderr || result.stdout || `exit ${result.exitCode}`)}`);
+      const said = result.stderr || result.stdout || `exit ${result.exitCode}`;
+      if (scope === 'system' && /Access denied|Interactive authentication required|authentication/i.test(said)) {
+        throw new AnimusError('EPM', `systemctl ${args[0]} of the system manager needs root (or a polkit rule): run it again with sudo`);
+      }
+      throw new AnimusError('EPM', `systemctl ${args[0]} failed: ${describeError(said)}`);
     }
     return result.stdout;
   } catch (error) {
@@ -282,6 +386,8 @@ function toInfo(id: string, raw: Record<string, string>): ProcessInfo {
     pid: online && pid > 0 ? pid : undefined,
     uptimeMs: online && startedMonotonicUs > 0 ? Math.max(0, Math.round(monotonicNowMs() - startedMonotonicUs / 1000)) : undefined,
     restarts: Number.isFinite(Number(raw.NRestarts)) ? Number(raw.NRestarts) : undefined,
+    // NRestarts counts only the restarts Restart= made, never `systemctl restart`.
+    crashRestarts: Number.isFinite(Number(raw.NRestarts)) ? Number(raw.NRestarts) : undefined,
     memoryBytes: online && Number.isFinite(memory) && memory < 2 ** 63 ? memory : undefined,
   };
 }

@@ -18,6 +18,8 @@ export interface ProcessInfo {
   pid?: number;
   uptimeMs?: number;
   restarts?: number;
+  /** Restarts animus did not ask for (crashes, memory limit): PM2's count less those animus noted; systemd's NRestarts. */
+  crashRestarts?: number;
   memoryBytes?: number;
   cpuPercent?: number;
 }

@@ -8,8 +8,9 @@ import { schemaVersion } from '../store/migrations.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { checkSettingsAgainstEnv, ConfigError, EXIT_CONFIG, loadRuntimeConfig, resolveLogLevel, type RuntimeConfig } from './config.js';
 import { DeliveryWorker } from './delivery.js';
+import { LettaClient } from '../letta/client.js';
 import { RuntimeStateWriter } from '../instances/runtime-state.js';
-import { createLettaClient, type AgentClient } from './letta.js';
+import { LettaState } from './letta-state.js';
 import { acquireLock } from './lock.js';
 import { createLogger, errorText } from './logger.js';
 import { createLocalPlugin } from './plugins/local.js';
@@ -22,6 +23,7 @@ import { SettingsWatcher } from './settings-watcher.js';
 import { readTuning } from './tuning.js';
 import { QueueWorker } from './worker.js';
 import { VERSION } from '../core/version.js';
+import { containerSettings, replicaProblem, serveStatus, type RuntimeStatus } from './container.js';
 
 
 export interface RuntimeOptions {
@@ -69,6 +71,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   let db: Database;
   try {
     db = openDatabase(config.dbPath);
+    // A small page cache (512 KiB; SQLite's default is 2 MiB): the queue's hot rows are few, and an instance's memory bounds a fleet.
+    db.pragma('cache_size = -512');
   } catch (error) {
     lock.lock.release();
     stderr(`animus-runtime: ${redact(describeError(error))}`);
@@ -92,18 +96,17 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     },
   });
 
-  let client: Promise<AgentClient> | undefined;
-  const agent = () => {
-    client ??= createLettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId }).catch((error: unknown) => {
-      client = undefined;
-      throw error;
-    });
+  // What health and status show about this runtime (runtime-state.json), one section per concern.
+  const runtimeState = new RuntimeStateWriter(config.agentDir, (error) => logger.warn('cannot write runtime-state.json', { error: redact(errorText(error)) }));
+  const lettaState = new LettaState(runtimeState, config.agentId);
+  let client: LettaClient | undefined;
+  const lettaClient = async () => {
+    client ??= new LettaClient({ endpoint: config.env.AGENT_ENDPOINT ?? '', apiKey: config.env.AGENT_API_KEY ?? '', agentId: config.agentId });
     return client;
   };
 
   let worker: QueueWorker | undefined;
   let delivery: DeliveryWorker | undefined;
-  const state = new RuntimeStateWriter(config.agentDir, (error) => logger.warn('cannot record runtime state for health', { error: errorText(error) }));
   const pluginContext: PluginContext = {
     agentDir: config.agentDir,
     agentId: config.agentId,
@@ -119,7 +122,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     },
     wake: () => worker?.wake(),
     redact,
-    state,
+    state: runtimeState,
   };
   const factories: Record<PluginName, PluginFactory> = {
     local: createLocalPlugin,
@@ -131,12 +134,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
   worker = new QueueWorker({
     db,
     logger,
+    agentId: config.agentId,
     settings: () => settings,
-    agent,
+    client: lettaClient,
     breaker,
+    state: lettaState,
     redact,
     retryBaseMs: tuning.retryBaseMs,
     retryMaxMs: tuning.retryMaxMs,
+    rateLimitBaseMs: tuning.rateLimitBaseMs,
+    pollMaxMs: tuning.runPollMaxMs,
     recoverEveryMs: tuning.recoverEveryMs,
     onReply: () => delivery?.wake(),
   });
@@ -189,8 +196,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
       await delivery!.stop(1000);
       await loops;
       await plugins.stopAll();
-      state.remove();
       clearTimeout(deadline);
+      client?.close();
+      runtimeState.remove();
       db.close();
       lock.lock.release();
       logger.info('runtime stopped', { reason });
@@ -225,8 +233,11 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
   // Handlers go in before anything starts: a SIGTERM during start-up is a clean stop too.
   let requested: NodeJS.Signals | undefined;
   let running: RunningRuntime | undefined;
+  let signalled: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
   const onSignal = (signal: NodeJS.Signals) => {
     requested ??= signal;
+    signalled();
     if (running) void running.stop(signal);
   };
   process.on('SIGTERM', onSignal);
@@ -238,10 +249,41 @@ export async function runRuntime(options: RuntimeOptions): Promise<number> {
   };
   process.on('uncaughtException', onCrash);
   process.on('unhandledRejection', onCrash);
-  const started = await startRuntime(options);
-  if (typeof started === 'number') return started;
+  const container = containerSettings(options.env);
+  if (!container) {
+    const started = await startRuntime(options);
+    if (typeof started === 'number') return started;
+    running = started;
+    if (requested) void running.stop(requested);
+    return running.finished;
+  }
+
+  // In a container: the probes ask the status socket; a configuration error holds "not ready".
+  const write = options.stderr ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let status: RuntimeStatus = { ready: false, reasons: ['starting'], pid: process.pid };
+  await serveStatus(container.statusSocket, () => status).catch((error: unknown) => write(`animus-runtime: no status socket at ${container.statusSocket} (${describeError(error)}): the probes will fail`));
+  const problems: string[] = [];
+  const stderr = (line: string) => {
+    problems.push(line.replace(/^animus-runtime: /, ''));
+    write(line);
+  };
+  const replica = replicaProblem(container);
+  const started = replica === undefined ? await startRuntime({ ...options, stderr }) : (stderr(`animus-runtime: ${replica}`), EXIT_CONFIG);
+  if (typeof started === 'number') {
+    if (started !== EXIT_CONFIG) return started;
+    status = { ready: false, reasons: problems, pid: process.pid };
+    write(`animus-runtime: not ready: ${problems.join('; ')} (it stays up and not ready; fix the cause, then delete the pod)`);
+    const hold = setInterval(() => {}, 1 << 30);
+    await stopRequested;
+    clearInterval(hold);
+    return 0;
+  }
   running = started;
+  status = { ready: true, reasons: [], pid: process.pid };
   if (requested) void running.stop(requested);
+  void stopRequested.then(() => {
+    status = { ready: false, reasons: ['stopping'], pid: process.pid };
+  });
   return running.finished;
 }
 

@@ -2,6 +2,7 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { isPlaceholder, parseEnv, setEnvValue } from '../config/env-file.js';
 import { readEnvText } from '../instances/agent-files.js';
+import { withAgentLock } from '../instances/operation-lock.js';
 import { requireAgent } from '../instances/registry.js';
 import type { LoginPrompts, MtprotoLogin } from './plugins/mtproto-adapter.js';
 
@@ -57,12 +58,15 @@ export async function telegramLogin(options: TelegramLoginOptions): Promise<Tele
   }
   if (!session) throw new AnimusError('EFAILED', 'Telegram login returned no session: nothing was changed; try again');
 
-  // Re-read right before writing: an edit made while the person typed the code is kept.
-  let text = await readEnvText(paths);
-  if (stored.includes('TELEGRAM_API_ID')) text = setEnvValue(text, 'TELEGRAM_API_ID', apiIdText);
-  if (stored.includes('TELEGRAM_API_HASH')) text = setEnvValue(text, 'TELEGRAM_API_HASH', apiHash);
-  text = setEnvValue(text, 'TELEGRAM_SESSION_STRING', session);
-  await writeFileAtomic(paths.env, text, 0o600);
+  // Under the agent's lock (not held while the person types), re-read right before
+  // writing: an edit made while the code was typed is kept.
+  await withAgentLock(paths, { command: 'telegram login' }, async () => {
+    let text = await readEnvText(paths);
+    if (stored.includes('TELEGRAM_API_ID')) text = setEnvValue(text, 'TELEGRAM_API_ID', apiIdText);
+    if (stored.includes('TELEGRAM_API_HASH')) text = setEnvValue(text, 'TELEGRAM_API_HASH', apiHash);
+    text = setEnvValue(text, 'TELEGRAM_SESSION_STRING', session);
+    await writeFileAtomic(paths.env, text, 0o600);
+  });
   stored.push('TELEGRAM_SESSION_STRING');
   return { agent: paths.agent.id, envFile: paths.env, stored };
 }

@@ -3,7 +3,7 @@ import { isPlaceholder } from '../config/env-file.js';
 import { readEnv } from '../instances/agent-files.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { requireAgent } from '../instances/registry.js';
-import { BotApi, TelegramApiError, type WebhookInfo } from './plugins/telegram-bot-api.js';
+import { BotApi, TelegramApiError, webhookOrigin, type WebhookInfo } from './plugins/telegram-bot-api.js';
 
 /**
  * `animus telegram webhook delete <id>`: removes a webhook left on an agent's bot
@@ -43,7 +43,7 @@ export async function deleteTelegramWebhook(options: WebhookDeleteOptions): Prom
       const info = await api.call<WebhookInfo>('getWebhookInfo', {}, signal, 15_000);
       if (!info.url) return { agent: paths.agent.id, wasSet: false };
       await api.call('deleteWebhook', { drop_pending_updates: false }, signal, 15_000);
-      return { agent: paths.agent.id, wasSet: true, origin: originOf(info.url), pendingUpdates: info.pending_update_count ?? 0 };
+      return { agent: paths.agent.id, wasSet: true, origin: webhookOrigin(info.url), pendingUpdates: info.pending_update_count ?? 0 };
     } catch (error) {
       if (!(error instanceof TelegramApiError)) throw error;
       if (error.status === 401) throw new AnimusError('EFAILED', `Telegram refused the bot token of ${paths.agent.id} (401 Unauthorized): put the current token from @BotFather in ${paths.env}`);
@@ -53,10 +53,3 @@ export async function deleteTelegramWebhook(options: WebhookDeleteOptions): Prom
   });
 }
 
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return 'unreadable URL';
-  }
-}

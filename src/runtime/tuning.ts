@@ -10,6 +10,10 @@ export interface Tuning {
   /** ANIMUS_RETRY_BASE_MS / _MAX_MS: agent request backoff (attempt n waits about base·2^(n-1), capped). */
   retryBaseMs: number;
   retryMaxMs: number;
+  /** ANIMUS_RATE_LIMIT_BASE_MS: backoff base after a 429 without Retry-After (a provider's limit lasts tens of seconds). */
+  rateLimitBaseMs: number;
+  /** ANIMUS_RUN_POLL_MAX_MS: longest pause between two looks at a Letta run still going on. */
+  runPollMaxMs: number;
   /** ANIMUS_BREAKER_THRESHOLD consecutive failures open the circuit for ANIMUS_BREAKER_COOLDOWN_MS (doubling up to 10 min). */
   breakerThreshold: number;
   breakerCooldownMs: number;
@@ -33,6 +37,8 @@ export function readTuning(env: EnvMap): Tuning {
   return {
     retryBaseMs: envMs(env, 'ANIMUS_RETRY_BASE_MS', 2000),
     retryMaxMs: envMs(env, 'ANIMUS_RETRY_MAX_MS', 5 * 60_000),
+    rateLimitBaseMs: envMs(env, 'ANIMUS_RATE_LIMIT_BASE_MS', 20_000),
+    runPollMaxMs: whole('ANIMUS_RUN_POLL_MAX_MS', 1000),
     breakerThreshold: whole('ANIMUS_BREAKER_THRESHOLD', 5),
     breakerCooldownMs: envMs(env, 'ANIMUS_BREAKER_COOLDOWN_MS', 30_000),
     breakerMaxCooldownMs: 10 * 60_000,

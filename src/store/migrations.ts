@@ -53,6 +53,20 @@ export const MIGRATIONS: readonly Migration[] = [
     // One row per attempt, written before the request is sent and completed when it
     // ends: the run id recorded here is what a restarted runtime resumes instead of
     // sending the message again, and what metrics count failures by kind from.
+    //   kind:       message (the user's message) | approval (the answer to an approval request)
+    //   outcome:    sending (written before the POST; no run id yet) | running (run id known) |
+    //               replied | no_reply (ended normally without assistant text) |
+    //               approval (ended with requires_approval, answered by a later row) |
+    //               awaiting_approval (held for an operator: `animus approvals`) |
+    //               retry (failed; the item is retried later) | failed (the item failed) |
+    //               abandoned (never reached Letta, or the item was removed meanwhile)
+    //   error_kind: timeout | connection | http_4xx | http_5xx | rate_limited (429) |
+    //               stop_reason (the run ended with a failing stop reason) |
+    //               approval (an approval could not be answered) | user_block (identity/block calls)
+    //   approval:   JSON {toolCalls:[{name, arguments, tool_call_id}], requestId, orphan?,
+    //               decision?: {approve, reason, at}} of the request this row answers or holds
+    //   block_id / block_detached_at: the user's block attached for this request, and when it was
+    //               detached again (NULL while it may still be attached: detached before the next request)
     sql: `
       CREATE TABLE IF NOT EXISTS agent_requests (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,11 +86,15 @@ export const MIGRATIONS: readonly Migration[] = [
         prompt_tokens INTEGER,
         completion_tokens INTEGER,
         total_tokens INTEGER,
-        approval TEXT
+        approval TEXT,
+        kind TEXT,
+        block_id TEXT,
+        block_detached_at INTEGER
       );
       CREATE INDEX IF NOT EXISTS idx_agent_requests_queue ON agent_requests(queue_id);
       CREATE INDEX IF NOT EXISTS idx_agent_requests_started ON agent_requests(started_at);
       CREATE INDEX IF NOT EXISTS idx_agent_requests_open ON agent_requests(outcome) WHERE outcome IN ('sending', 'running', 'awaiting_approval');
+      CREATE INDEX IF NOT EXISTS idx_agent_requests_block ON agent_requests(block_detached_at) WHERE block_id IS NOT NULL AND block_detached_at IS NULL;
       ALTER TABLE messages ADD COLUMN stop_reason TEXT;
     `,
   },

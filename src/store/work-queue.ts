@@ -29,6 +29,7 @@ export interface ClaimedItem {
   displayName: string | null;
   chatId: string | null;
   lettaBlockId: string | null;
+  lettaIdentityId: string | null;
 }
 
 export interface Usage {
@@ -45,6 +46,8 @@ export interface Completion {
   usage?: Usage;
   /** No reply to send (empty answer, or nothing to send it to): delivery is `skipped`. */
   skipDelivery?: boolean;
+  /** The run's stop reason (messages.stop_reason). */
+  stopReason?: string | null;
   now?: number;
 }
 
@@ -61,6 +64,7 @@ export interface DeliveryItem {
 
 interface Statements {
   claim: Statement;
+  resume: Statement;
   load: Statement;
   nextDue: Statement;
   complete: Statement;
@@ -84,9 +88,12 @@ const statements = preparedFor((db): Statements => ({
     UPDATE queue SET status = 'processing', claimed_at = @now, attempts = COALESCE(attempts, 0) + 1, updated_at = @ts
     WHERE id = (SELECT id FROM queue WHERE status = 'pending' AND COALESCE(available_at, 0) <= @now ORDER BY id LIMIT 1)
     RETURNING id, attempts, message_id`),
+  resume: db.prepare(`
+    UPDATE queue SET status = 'processing', claimed_at = @now, updated_at = @ts WHERE id = @id AND status IN ('pending', 'processing')
+    RETURNING id, attempts, message_id`),
   load: db.prepare(`
     SELECT m.message AS text, COALESCE(m.letta_user_id, q.letta_user_id) AS lettaUserId, p.platform, p.platform_user_id AS platformUserId,
-           p.username, p.display_name AS displayName, COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, u.letta_block_id AS lettaBlockId
+           p.username, p.display_name AS displayName, COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, u.letta_block_id AS lettaBlockId, u.letta_identity_id AS lettaIdentityId
     FROM queue q LEFT JOIN messages m ON m.id = q.message_id
     LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
     LEFT JOIN letta_users u ON u.id = COALESCE(m.letta_user_id, q.letta_user_id)
@@ -95,14 +102,16 @@ const statements = preparedFor((db): Statements => ({
   complete: db.prepare("UPDATE queue SET status = 'completed', claimed_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?"),
   completeMessage: db.prepare(`
     UPDATE messages SET agent_response = @reply, processed = 1, latency_ms = @latency, prompt_tokens = @prompt, completion_tokens = @completion,
-      total_tokens = @total, delivery_status = @delivery, delivery_attempts = 0, delivery_due_at = @now, delivery_error = NULL
+      total_tokens = @total, stop_reason = @stopReason, delivery_status = @delivery, delivery_attempts = 0, delivery_due_at = @now, delivery_error = NULL
     WHERE id = @id`),
   retry: db.prepare("UPDATE queue SET status = 'pending', claimed_at = NULL, available_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
   fail: db.prepare("UPDATE queue SET status = 'failed', claimed_at = NULL, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
   release: db.prepare(
     "UPDATE queue SET status = 'pending', claimed_at = NULL, attempts = MAX(COALESCE(attempts, 1) - 1, 0), updated_at = ? WHERE id = ? AND status = 'processing'",
   ),
-  stale: db.prepare("SELECT id, COALESCE(attempts, 0) AS attempts FROM queue WHERE status = 'processing' AND COALESCE(claimed_at, 0) <= ? AND id != ?"),
+  // An item whose agent request is still open (a run going on, an approval held) is resumed, never requeued.
+  stale: db.prepare(`SELECT id, COALESCE(attempts, 0) AS attempts FROM queue q WHERE status = 'processing' AND COALESCE(claimed_at, 0) <= ? AND id != ?
+    AND NOT EXISTS (SELECT 1 FROM agent_requests r WHERE r.queue_id = q.id AND r.outcome IN ('sending', 'running', 'awaiting_approval'))`),
   dueDeliveries: db.prepare(`
     SELECT m.id AS messageId, m.agent_response AS reply, COALESCE(m.delivery_attempts, 0) AS attempts, COALESCE(m.delivery_parts, 0) AS partsSent, p.platform,
            COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, m.platform_message_id AS platformMessageId
@@ -124,7 +133,21 @@ const statements = preparedFor((db): Statements => ({
 export function claimNext(db: Database, now: number = Date.now()): ClaimedItem | undefined {
   const s = statements(db);
   const row = s.claim.get({ now, ts: sqlTimestamp(new Date(now)) }) as { id: number; attempts: number; message_id: number | null } | undefined;
-  if (!row) return undefined;
+  return row ? loadItem(db, row) : undefined;
+}
+
+/**
+ * Takes up an item whose agent request is still open (its run goes on, or an approval
+ * is held) without counting a new attempt; undefined when the item is no longer
+ * pending or processing (deleted, flushed or failed by an operator meanwhile).
+ */
+export function resumeItem(db: Database, queueId: number, now: number = Date.now()): ClaimedItem | undefined {
+  const row = statements(db).resume.get({ id: queueId, now, ts: sqlTimestamp(new Date(now)) }) as { id: number; attempts: number; message_id: number | null } | undefined;
+  return row ? loadItem(db, row) : undefined;
+}
+
+function loadItem(db: Database, row: { id: number; attempts: number; message_id: number | null }): ClaimedItem {
+  const s = statements(db);
   const detail = (s.load.get(row.id) ?? {}) as Partial<ClaimedItem>;
   return {
     queueId: row.id,
@@ -138,6 +161,7 @@ export function claimNext(db: Database, now: number = Date.now()): ClaimedItem |
     displayName: detail.displayName ?? null,
     chatId: detail.chatId ?? null,
     lettaBlockId: detail.lettaBlockId ?? null,
+    lettaIdentityId: detail.lettaIdentityId ?? null,
   };
 }
 
@@ -159,6 +183,7 @@ export function completeItem(db: Database, done: Completion): void {
       prompt: done.usage?.promptTokens ?? null,
       completion: done.usage?.completionTokens ?? null,
       total: done.usage?.totalTokens ?? null,
+      stopReason: done.stopReason ?? null,
       delivery: done.skipDelivery || done.reply.trim() === '' ? 'skipped' : 'pending',
       now,
     });

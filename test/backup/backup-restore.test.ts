@@ -15,7 +15,8 @@ import { extractArchive, readManifest } from '../../src/backup/read-archive.js';
 import { restoreAgent, type ProcessControl } from '../../src/backup/restore-backup.js';
 import { verifyArchive } from '../../src/backup/verify-backup.js';
 import { writeArchive } from '../../src/backup/write-archive.js';
-import { decodePrefix, encodePrefix, FORMAT, FORMAT_VERSION, type Manifest } from '../../src/backup/archive-format.js';
+import { FORMAT, FORMAT_VERSION } from '../../src/backup/archive-format.js';
+import { reforge } from '../helpers/archives.js';
 import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
 import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 
@@ -46,12 +47,6 @@ afterAll(async () => {
   }
   await Promise.allSettled(writers);
 });
-
-/** An archive with its manifest edited and its checksum recomputed, as a forger who knows the format would. */
-export function reforge(data: Buffer, edit: (manifest: Manifest) => Manifest): Buffer {
-  const { manifest, prefixBytes } = decodePrefix(data, 'archive');
-  return Buffer.concat([encodePrefix(edit(manifest)), data.subarray(prefixBytes)]);
-}
 
 async function sha(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');

@@ -1,66 +1,171 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 /**
- * A real HTTP server on 127.0.0.1 speaking the part of Letta's REST API that animus
- * uses, for tests and benchmarks:
+ * A real HTTP server on 127.0.0.1 that answers as Letta's REST API does (OpenAPI 1.0.0,
+ * server 0.16.8, as /work/shared/README.md describes it), failures included:
  *
- *   POST  /v1/agents/{id}/messages                         → {messages:[assistant_message], stop_reason, usage}
- *   POST  /v1/blocks/                                      → {id, label, value}
- *   PATCH /v1/agents/{id}/core-memory/blocks/attach/{bid}  → {id}
- *   PATCH /v1/agents/{id}/core-memory/blocks/detach/{bid}  → {id}
- *   GET   /v1/agents/{id}                                  → {id, name}
+ *   POST  /v1/agents/{id}/messages          one run, answered when it ends: {messages, stop_reason, usage}
+ *   POST  /v1/agents/{id}/messages/async    a background run, answered at once with the Run
+ *   GET   /v1/runs/{id}  /v1/runs/{id}/messages  /v1/runs/{id}/usage
+ *   GET   /v1/runs/active?agent_id=…  and  /v1/runs/?agent_id=…&active=true
+ *   POST  /v1/agents/{id}/messages/cancel   {run_ids?}
+ *   GET   /v1/agents/{id}/messages?limit&order   the agent's history (user messages keep their otid)
+ *   GET   /v1/agents/{id}
+ *   POST  /v1/identities/ (409 for a taken identifier_key), GET /v1/identities/?identifier_key=
+ *   POST  /v1/blocks/, GET|DELETE /v1/blocks/{id}
+ *   PATCH /v1/agents/{id}/core-memory/blocks/attach|detach/{block_id} (404 for a block that is gone)
+ *
+ * Modelled: every stop reason (with or without assistant text), tool approval requests
+ * and the PENDING_APPROVAL state (until answered, every new message gets
+ * `409 {"detail":{"code":"PENDING_APPROVAL",...}}`), the current and the older answer
+ * form, both error shapes (`{"detail"}` and `{"error":{type,message,detail}}`), slow
+ * runs (think time), connections dropped before or after a run started (the run goes
+ * on), cancellation, uuid4-only ids (422 otherwise), and how many runs overlapped on
+ * one agent (`maxConcurrentRuns`: Letta says concurrent requests are undefined behaviour).
  *
  * Usage:
- *   const letta = await startLettaServer({ apiKey: 'sk-let-4f9a1c2e8b7d' });
- *   letta.url                       // http://127.0.0.1:<port>   (also works with a /v1 suffix)
- *   letta.reply = (text) => `hi: ${text}`;   // default answer (text = the user content)
- *   letta.script({ status: 500 }, { delayMs: 2000 }, { drop: true });  // next requests to /messages, in order
- *   letta.requests                  // every request: {method, path, body, authorization, at}
- *   await letta.waitForRequests(3)  // resolves once 3 message requests arrived
+ *   const letta = await startLettaServer({ apiKey: 'sk-let-…', thinkMs: 150 });
+ *   letta.reply = (text) => `hi: ${text}`;   // default assistant text (text = the user content)
+ *   letta.script({ status: 500 }, { stopReason: 'insufficient_credits' }, { approval: { name: 'send_email' } });  // next user messages, in order
+ *   letta.memoryScript('detach', { status: 500 });   // next calls to a memory route
+ *   letta.requests, letta.messageRequests(), letta.runs, letta.maxConcurrentRuns, letta.approvalAnswers
  *   await letta.close()
- *
- * Unknown agent ids answer 404 when `agents` is given; a wrong bearer key answers 401.
  */
+export type StopReason =
+  | 'end_turn'
+  | 'error'
+  | 'llm_api_error'
+  | 'invalid_llm_response'
+  | 'invalid_tool_call'
+  | 'max_steps'
+  | 'max_tokens_exceeded'
+  | 'no_tool_call'
+  | 'tool_rule'
+  | 'cancelled'
+  | 'insufficient_credits'
+  | 'requires_approval'
+  | 'context_window_overflow_in_system_prompt';
+
 export interface LettaStep {
-  /** Answer with this status and a Letta error body `{detail}` (or `body`). */
+  /** Refuse the POST with this status (no run is made) and an error body (`body`, else one of `shape`). */
   status?: number;
   body?: unknown;
-  /** Wait before answering (a slow agent). */
-  delayMs?: number;
-  /** Destroy the connection without answering. */
-  drop?: boolean;
-  /** Reply text for a 200 (else `reply()` decides). */
-  reply?: string;
+  shape?: 'detail' | 'error';
   headers?: Record<string, string>;
+  /** The run's think time (and, for the blocking endpoint, the delay of the answer). */
+  delayMs?: number;
+  /** Destroy the connection before anything is made. */
+  drop?: boolean;
+  /** Make the run, then destroy the connection without answering: the run goes on. */
+  dropAfterStart?: boolean;
+  /** Answer the POST this long after the run was made (a slow gateway). */
+  answerDelayMs?: number;
+  /** Assistant text; '' for none. Default: `reply()` for end_turn/tool_rule, none for other reasons. */
+  reply?: string;
+  stopReason?: StopReason;
+  /** The run stops for approval of this tool call. */
+  approval?: { name: string; arguments?: string };
 }
 
 export interface LettaRequest {
   method: string;
   path: string;
+  query: URLSearchParams;
   body: unknown;
   authorization: string | undefined;
   at: number;
-  /** The user message text, for /messages requests. */
+  /** The user message text of a POST to /messages or /messages/async. */
   text?: string;
-  /** When the answer was written (performance.now()), for 200 message answers. */
+  otid?: string;
+  senderId?: string;
+  /** When the run this request made ended (performance.now()). */
   answeredAt?: number;
 }
+
+export interface LettaMessageRecord {
+  id: string;
+  message_type: string;
+  date: string;
+  run_id: string;
+  otid?: string | null;
+  content?: unknown;
+  sender_id?: string;
+  [key: string]: unknown;
+}
+
+export interface RunRecord {
+  id: string;
+  agent_id: string;
+  status: 'created' | 'running' | 'completed' | 'failed' | 'cancelled';
+  stop_reason: StopReason | null;
+  background: boolean;
+  created_at: string;
+  completed_at: string | null;
+  messages: LettaMessageRecord[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; step_count: number };
+  /** The input's otid (the user message's or the approval answer's). */
+  otid: string | null;
+  kind: 'message' | 'approval';
+  cancel?: () => void;
+}
+
+export interface ApprovalAnswer {
+  agent: string;
+  form: 'current' | 'legacy';
+  toolCallIds: string[];
+  approve: boolean;
+  reason: string | undefined;
+}
+
+interface PendingApproval {
+  requestId: string;
+  toolCalls: Array<{ name: string; arguments: string; tool_call_id: string }>;
+}
+
+interface AgentRecord {
+  history: LettaMessageRecord[];
+  active: number;
+  maxActive: number;
+  pending: PendingApproval | undefined;
+  attached: Set<string>;
+}
+
+type MemoryRoute = 'attach' | 'detach' | 'identity' | 'block';
 
 export interface LettaServer {
   url: string;
   port: number;
   requests: LettaRequest[];
-  /** Message requests only. */
+  /** Requests that carried a user message (not approval answers). */
   messageRequests(): LettaRequest[];
   reply: (text: string, agentId: string) => string;
-  /** Every answer's usage. */
+  /** The text of the run that follows an approval answer. */
+  afterApproval: (approved: boolean, tool: string) => string;
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; step_count: number };
   script(...steps: LettaStep[]): void;
-  /** Applied to every message request once the script is used up (e.g. `{status: 500}` for an outage). */
+  /** Steps for the runs that answers to approvals start (default: a reply naming the decision). */
+  scriptApproval(...steps: LettaStep[]): void;
+  memoryScript(route: MemoryRoute, ...steps: LettaStep[]): void;
+  /** Applied to every user message once the script is used up. */
   fallback: LettaStep | undefined;
+  /** Default think time of every run. */
+  thinkMs: number;
+  /** `legacy`: an older server that only takes `approval_request_id` answers (422 for `approvals`). */
+  approvalForms: 'both' | 'legacy';
+  runs: Map<string, RunRecord>;
+  /** The most runs ever going on one agent at the same time. */
+  readonly maxConcurrentRuns: number;
+  approvalAnswers: ApprovalAnswer[];
+  blocks: Map<string, { id: string; label: string; value: string }>;
+  identities: Map<string, { id: string; identifier_key: string; name: string }>;
+  attached(agentId: string): string[];
+  pendingApproval(agentId: string): PendingApproval | undefined;
+  /** A user message the agent's history holds with this otid, per agent (how many times it reached the agent). */
+  deliveriesOf(agentId: string, otid: string): number;
+  deleteBlock(id: string): void;
   waitForRequests(count: number, timeoutMs?: number): Promise<LettaRequest[]>;
-  /** Called with each message request as it arrives (benchmarks time it). */
   onMessage: ((request: LettaRequest) => void) | undefined;
   close(): Promise<void>;
 }
@@ -71,13 +176,32 @@ export interface LettaServerOptions {
   /** Known agent ids; others get 404. */
   agents?: string[];
   port?: number;
+  thinkMs?: number;
 }
+
+const UUID4 = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
+const AGENT_ID = new RegExp(`^agent-${UUID4}$`);
+const BLOCK_ID = new RegExp(`^block-${UUID4}$`);
+/** Stop reasons whose runs Letta marks failed (the rest complete, except cancelled). */
+const FAILED = new Set<StopReason>(['error', 'llm_api_error', 'invalid_llm_response', 'invalid_tool_call', 'no_tool_call', 'context_window_overflow_in_system_prompt', 'insufficient_credits']);
 
 export async function startLettaServer(options: LettaServerOptions = {}): Promise<LettaServer> {
   const steps: LettaStep[] = [];
+  const approvalSteps: LettaStep[] = [];
+  const memorySteps: Record<MemoryRoute, LettaStep[]> = { attach: [], detach: [], identity: [], block: [] };
   const sockets = new Set<Socket>();
   const waiters: Array<{ count: number; resolve: (r: LettaRequest[]) => void }> = [];
-  let blockSeq = 0;
+  const agents = new Map<string, AgentRecord>();
+  let maxConcurrent = 0;
+
+  const agentRecord = (id: string): AgentRecord => {
+    let record = agents.get(id);
+    if (!record) {
+      record = { history: [], active: 0, maxActive: 0, pending: undefined, attached: new Set() };
+      agents.set(id, record);
+    }
+    return record;
+  };
 
   const state: LettaServer = {
     url: '',
@@ -85,11 +209,28 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     requests: [],
     messageRequests: () => state.requests.filter((r) => r.text !== undefined),
     reply: (text) => `echo: ${text}`,
+    afterApproval: (approved, tool) => (approved ? `done: ${tool} ran` : `understood: ${tool} was not allowed`),
     usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, step_count: 1 },
-    script: (...more) => {
-      steps.push(...more);
-    },
+    script: (...more) => void steps.push(...more),
+    scriptApproval: (...more) => void approvalSteps.push(...more),
+    memoryScript: (route, ...more) => void memorySteps[route].push(...more),
     fallback: undefined,
+    thinkMs: options.thinkMs ?? 0,
+    approvalForms: 'both',
+    runs: new Map(),
+    get maxConcurrentRuns() {
+      return maxConcurrent;
+    },
+    approvalAnswers: [],
+    blocks: new Map(),
+    identities: new Map(),
+    attached: (id) => [...agentRecord(id).attached],
+    pendingApproval: (id) => agentRecord(id).pending,
+    deliveriesOf: (id, otid) => agentRecord(id).history.filter((m) => m.message_type === 'user_message' && m.otid === otid).length,
+    deleteBlock: (id) => {
+      state.blocks.delete(id);
+      for (const record of agents.values()) record.attached.delete(id);
+    },
     onMessage: undefined,
     waitForRequests: (count, timeoutMs = 20_000) =>
       new Promise((resolve, reject) => {
@@ -111,9 +252,119 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
   };
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    if (res.destroyed || res.headersSent) return;
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.end(text);
+  };
+  const errorBody = (status: number, message: string, shape: 'detail' | 'error' = 'detail') =>
+    shape === 'error' ? { error: { type: errorType(status), message, detail: null } } : { detail: message };
+  const refuse = (res: ServerResponse, step: LettaStep) => send(res, step.status!, step.body ?? errorBody(step.status!, `stand-in error ${step.status}`, step.shape), step.headers);
+  const now = () => new Date().toISOString();
+
+  /** Runs a run to its end: think, then answer as the step says. */
+  const execute = async (agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved?: { approve: boolean; tool: string }) => {
+    const agent = agentRecord(agentId);
+    agent.active++;
+    agent.maxActive = Math.max(agent.maxActive, agent.active);
+    maxConcurrent = Math.max(maxConcurrent, agent.active);
+    run.status = 'running';
+    if (input) agent.history.push(input);
+    const think = step.delayMs ?? state.thinkMs;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, think);
+      run.cancel = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    agent.active--;
+    run.completed_at = now();
+    if ((run.status as RunRecord['status']) === 'cancelled') {
+      run.stop_reason = 'cancelled';
+      return;
+    }
+    const out: LettaMessageRecord[] = [{ id: `message-${randomUUID()}`, message_type: 'reasoning_message', reasoning: 'thinking', date: now(), run_id: run.id }];
+    const stop: StopReason = step.approval ? 'requires_approval' : (step.stopReason ?? 'end_turn');
+    if (step.approval) {
+      const call = { name: step.approval.name, arguments: step.approval.arguments ?? '{}', tool_call_id: `call_${randomUUID().slice(0, 8)}` };
+      const message: LettaMessageRecord = { id: `message-${randomUUID()}`, message_type: 'approval_request_message', date: now(), run_id: run.id, tool_call: call, tool_calls: [call] };
+      out.push(message);
+      agent.pending = { requestId: message.id, toolCalls: [call] };
+    } else {
+      const defaultText = stop === 'end_turn' || stop === 'tool_rule' ? (approved ? state.afterApproval(approved.approve, approved.tool) : state.reply(typeof input?.content === 'string' ? input.content : '', agentId)) : '';
+      const text = step.reply ?? defaultText;
+      if (text !== '') out.push({ id: `message-${randomUUID()}`, message_type: 'assistant_message', content: text, date: now(), run_id: run.id });
+    }
+    agent.history.push(...out);
+    run.messages = [...(input ? [input] : []), ...out];
+    run.stop_reason = stop;
+    run.usage = { ...state.usage };
+    run.status = stop === 'cancelled' ? 'cancelled' : FAILED.has(stop) ? 'failed' : 'completed';
+  };
+
+  /** A POST of messages: validation and the approval state machine, then a run. */
+  const postMessages = async (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, background: boolean) => {
+    const agent = agentRecord(agentId);
+    const messages = (record.body as { messages?: Array<Record<string, unknown>> } | undefined)?.messages;
+    if (!Array.isArray(messages) || messages.length === 0) return send(res, 422, { detail: [{ loc: ['body', 'messages'], msg: 'Field required', type: 'missing' }] });
+    const first = messages[0]!;
+    const isApproval = first.type === 'approval';
+    let step: LettaStep;
+    let input: LettaMessageRecord | undefined;
+    let approved: { approve: boolean; tool: string } | undefined;
+    const runId = `run-${randomUUID()}`;
+    if (isApproval) {
+      if (!agent.pending) return send(res, 400, { detail: 'No tool call is currently awaiting approval.' });
+      const pending = agent.pending;
+      let decisions: Array<{ id: string; approve: boolean; reason?: string }>;
+      if (Array.isArray(first.approvals)) {
+        if (state.approvalForms === 'legacy') return send(res, 422, { detail: [{ loc: ['body', 'messages', 0, 'approval_request_id'], msg: 'Field required', type: 'missing' }] });
+        decisions = (first.approvals as Array<Record<string, unknown>>).map((a) => ({ id: String(a.tool_call_id), approve: a.approve === true, reason: a.reason as string | undefined }));
+        const expected = pending.toolCalls.map((c) => c.tool_call_id).sort().join(',');
+        if (decisions.map((d) => d.id).sort().join(',') !== expected) return send(res, 400, { detail: `Invalid tool call IDs: expected ${expected}` });
+        state.approvalAnswers.push({ agent: agentId, form: 'current', toolCallIds: decisions.map((d) => d.id), approve: decisions.every((d) => d.approve), reason: decisions[0]?.reason });
+      } else if (typeof first.approval_request_id === 'string') {
+        if (first.approval_request_id !== pending.requestId) return send(res, 400, { detail: `Invalid approval request ID ${first.approval_request_id}` });
+        decisions = pending.toolCalls.map((c) => ({ id: c.tool_call_id, approve: first.approve === true, reason: first.reason as string | undefined }));
+        state.approvalAnswers.push({ agent: agentId, form: 'legacy', toolCallIds: decisions.map((d) => d.id), approve: first.approve === true, reason: first.reason as string | undefined });
+      } else return send(res, 422, { detail: [{ loc: ['body', 'messages', 0], msg: 'approval needs approvals or approval_request_id', type: 'value_error' }] });
+      agent.pending = undefined;
+      step = approvalSteps.shift() ?? {};
+      approved = { approve: decisions.every((d) => d.approve), tool: pending.toolCalls[0]!.name };
+      input = { id: `message-${randomUUID()}`, message_type: 'approval_response_message', date: now(), run_id: runId, otid: (first.otid as string | undefined) ?? null, approvals: first.approvals ?? null, approve: first.approve ?? null };
+    } else {
+      step = steps.shift() ?? state.fallback ?? {};
+      if (step.drop) return void req.socket.destroy();
+      if (agent.pending) {
+        return send(res, 409, { detail: { code: 'PENDING_APPROVAL', message: 'Cannot send a new message: the agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.', pending_request_id: agent.pending.requestId } });
+      }
+      if (step.status && step.status !== 200) return refuse(res, step);
+      const content = first.content;
+      if (typeof content !== 'string' && !Array.isArray(content)) return send(res, 422, { detail: [{ loc: ['body', 'messages', 0, 'content'], msg: 'Field required', type: 'missing' }] });
+      input = { id: `message-${randomUUID()}`, message_type: 'user_message', date: now(), run_id: runId, otid: (first.otid as string | undefined) ?? null, content, sender_id: first.sender_id as string | undefined };
+    }
+    const run: RunRecord = { id: runId, agent_id: agentId, status: 'created', stop_reason: null, background, created_at: now(), completed_at: null, messages: [], usage: { ...state.usage }, otid: input.otid ?? null, kind: isApproval ? 'approval' : 'message' };
+    state.runs.set(run.id, run);
+    const finished = execute(agentId, run, step, input, approved).then(() => {
+      record.answeredAt = performance.now();
+    });
+    if (step.dropAfterStart) return void req.socket.destroy();
+    if (step.answerDelayMs) await new Promise((r) => setTimeout(r, step.answerDelayMs));
+    if (background) return send(res, 200, runBody(run));
+    await finished;
+    return send(res, 200, { messages: run.messages.filter((m) => m.message_type !== 'user_message' && m.message_type !== 'approval_response_message'), stop_reason: { message_type: 'stop_reason', stop_reason: run.stop_reason }, usage: { message_type: 'usage_statistics', ...run.usage } });
+  };
+
+  const memory = (route: MemoryRoute, res: ServerResponse): boolean => {
+    const step = memorySteps[route].shift();
+    if (!step) return false;
+    if (step.drop) {
+      res.socket?.destroy();
+      return true;
+    }
+    refuse(res, { status: 500, ...step });
+    return true;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -126,12 +377,19 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     } catch {
       body = raw;
     }
-    const path = (req.url ?? '/').split('?')[0]!;
-    const record: LettaRequest = { method: req.method ?? 'GET', path, body, authorization: req.headers.authorization, at: performance.now() };
-    const messages = /^\/v1\/agents\/([^/]+)\/messages\/?$/.exec(path);
-    if (messages && req.method === 'POST') {
-      const content = (body as { messages?: Array<{ content?: unknown }> })?.messages?.[0]?.content;
-      record.text = typeof content === 'string' ? content : JSON.stringify(content ?? '');
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const record: LettaRequest = { method, path, query: url.searchParams, body, authorization: req.headers.authorization, at: performance.now() };
+    const post = /^\/v1\/agents\/([^/]+)\/messages(\/async)?\/?$/.exec(path);
+    if (post && method === 'POST') {
+      const first = (body as { messages?: Array<Record<string, unknown>> })?.messages?.[0];
+      if (first && first.type !== 'approval') {
+        const content = first.content;
+        record.text = typeof content === 'string' ? content : JSON.stringify(content ?? '');
+        record.otid = first.otid as string | undefined;
+        record.senderId = first.sender_id as string | undefined;
+      }
     }
     state.requests.push(record);
     if (record.text !== undefined) {
@@ -144,54 +402,102 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     }
 
     if (options.apiKey && req.headers.authorization !== `Bearer ${options.apiKey}`) {
-      return send(res, 401, { detail: 'Invalid API key' });
+      return send(res, 401, { error: { type: 'authentication_error', message: 'Invalid API key', detail: 'The API key is not valid for this organization' } });
     }
     const agentId = /^\/v1\/agents\/([^/]+)/.exec(path)?.[1];
-    if (agentId && options.agents && !options.agents.includes(agentId)) {
-      return send(res, 404, { detail: `Agent ${agentId} not found` });
+    if (agentId !== undefined) {
+      if (!AGENT_ID.test(agentId)) return send(res, 422, { detail: [{ loc: ['path', 'agent_id'], msg: `String should match pattern '^agent-[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-4[a-fA-F0-9]{3}-[89abAB][a-fA-F0-9]{3}-[a-fA-F0-9]{12}$'`, type: 'string_pattern_mismatch' }] });
+      if (options.agents && !options.agents.includes(agentId)) return send(res, 404, { detail: `Agent ${agentId} not found` });
     }
 
-    if (messages && req.method === 'POST') {
-      const step = steps.shift() ?? state.fallback ?? {};
-      if (step.delayMs) await new Promise((r) => setTimeout(r, step.delayMs));
-      if (step.drop) {
-        req.socket.destroy();
-        return;
+    if (post && method === 'POST') return postMessages(req, res, record, agentId!, post[2] === '/async');
+
+    const cancel = /^\/v1\/agents\/([^/]+)\/messages\/cancel\/?$/.exec(path);
+    if (cancel && method === 'POST') {
+      const ids = (body as { run_ids?: string[] } | undefined)?.run_ids;
+      const cancelled: string[] = [];
+      for (const run of state.runs.values()) {
+        if (run.agent_id !== agentId || (run.status !== 'created' && run.status !== 'running')) continue;
+        if (ids && !ids.includes(run.id)) continue;
+        run.status = 'cancelled';
+        run.cancel?.();
+        cancelled.push(run.id);
       }
-      if (step.status && step.status !== 200) {
-        return send(res, step.status, step.body ?? { detail: `stand-in error ${step.status}` }, step.headers);
-      }
-      const reply = step.reply ?? state.reply(record.text ?? '', messages[1]!);
-      record.answeredAt = performance.now();
-      return send(
-        res,
-        200,
-        {
-          messages: [
-            { id: 'message-r', message_type: 'reasoning_message', reasoning: 'thinking' },
-            { id: 'message-a', message_type: 'assistant_message', content: reply },
-          ],
-          stop_reason: { message_type: 'stop_reason', stop_reason: 'end_turn' },
-          usage: { message_type: 'usage_statistics', ...state.usage },
-        },
-        step.headers,
-      );
+      return send(res, 200, Object.fromEntries(cancelled.map((id) => [id, 'cancelled'])));
     }
-    if (path.replace(/\/$/, '') === '/v1/blocks' && req.method === 'POST') {
-      const b = body as { label?: string; value?: string };
-      return send(res, 200, { id: `block-${++blockSeq}`, label: b?.label, value: b?.value });
+    const history = /^\/v1\/agents\/([^/]+)\/messages\/?$/.exec(path);
+    if (history && method === 'GET') {
+      const limit = Number(url.searchParams.get('limit') ?? 100);
+      const list = [...agentRecord(agentId!).history];
+      const ordered = url.searchParams.get('order') === 'asc' ? list : list.reverse();
+      return send(res, 200, ordered.slice(0, limit));
     }
     const block = /^\/v1\/agents\/([^/]+)\/core-memory\/blocks\/(attach|detach)\/([^/]+)$/.exec(path);
-    if (block && req.method === 'PATCH') return send(res, 200, { id: block[1], name: 'test agent' });
-    if (agentId && req.method === 'GET') return send(res, 200, { id: agentId, name: 'test agent' });
-    return send(res, 404, { detail: `no route ${req.method} ${path}` });
+    if (block && method === 'PATCH') {
+      const [, , action, blockId] = block as unknown as [string, string, 'attach' | 'detach', string];
+      if (memory(action, res)) return;
+      if (!BLOCK_ID.test(blockId)) return send(res, 422, { detail: [{ loc: ['path', 'block_id'], msg: 'String should match pattern block-<uuid4>', type: 'string_pattern_mismatch' }] });
+      if (!state.blocks.has(blockId)) return send(res, 404, { detail: `Block ${blockId} not found` });
+      const attached = agentRecord(agentId!).attached;
+      if (action === 'attach') attached.add(blockId);
+      else attached.delete(blockId);
+      return send(res, 200, { id: agentId, name: 'stand-in agent', blocks: [...attached].map((id) => ({ id })) });
+    }
+    if (agentId && path === `/v1/agents/${agentId}` && method === 'GET') return send(res, 200, { id: agentId, name: 'stand-in agent' });
+
+    if ((path === '/v1/runs/active' || ((path === '/v1/runs' || path === '/v1/runs/') && url.searchParams.get('active') === 'true')) && method === 'GET') {
+      const agent = url.searchParams.get('agent_id');
+      return send(res, 200, [...state.runs.values()].filter((run) => (!agent || run.agent_id === agent) && (run.status === 'created' || run.status === 'running')).map(runBody));
+    }
+    const run = /^\/v1\/runs\/(run-[^/]+)(\/messages|\/usage)?\/?$/.exec(path);
+    if (run && method === 'GET') {
+      const found = state.runs.get(run[1]!);
+      if (!found) return send(res, 404, { detail: `Run ${run[1]} not found` });
+      if (run[2] === '/messages') return send(res, 200, found.messages);
+      if (run[2] === '/usage') return send(res, 200, { completion_tokens: found.usage.completion_tokens, prompt_tokens: found.usage.prompt_tokens, total_tokens: found.usage.total_tokens });
+      return send(res, 200, runBody(found));
+    }
+
+    const trimmed = path.replace(/\/$/, '');
+    if (trimmed === '/v1/identities' && method === 'POST') {
+      if (memory('identity', res)) return;
+      const b = body as { identifier_key?: string; name?: string; identity_type?: string };
+      if (!b?.identifier_key || !b.name || !b.identity_type) return send(res, 422, { detail: [{ loc: ['body', 'identifier_key'], msg: 'Field required', type: 'missing' }] });
+      if ([...state.identities.values()].some((i) => i.identifier_key === b.identifier_key)) return send(res, 409, { detail: `Identity with identifier key ${b.identifier_key} already exists` });
+      const identity = { id: `identity-${randomUUID()}`, identifier_key: b.identifier_key, name: b.name, identity_type: b.identity_type };
+      state.identities.set(identity.id, identity);
+      return send(res, 200, identity);
+    }
+    if (trimmed === '/v1/identities' && method === 'GET') {
+      const key = url.searchParams.get('identifier_key');
+      return send(res, 200, [...state.identities.values()].filter((i) => !key || i.identifier_key === key));
+    }
+    if (trimmed === '/v1/blocks' && method === 'POST') {
+      if (memory('block', res)) return;
+      const b = body as { label?: string; value?: string };
+      if (typeof b?.label !== 'string' || typeof b.value !== 'string') return send(res, 422, { detail: [{ loc: ['body', 'value'], msg: 'Field required', type: 'missing' }] });
+      const made = { id: `block-${randomUUID()}`, label: b.label, value: b.value };
+      state.blocks.set(made.id, made);
+      return send(res, 200, made);
+    }
+    const oneBlock = /^\/v1\/blocks\/([^/]+)$/.exec(path);
+    if (oneBlock && (method === 'GET' || method === 'DELETE')) {
+      const id = oneBlock[1]!;
+      if (!BLOCK_ID.test(id)) return send(res, 422, { detail: [{ loc: ['path', 'block_id'], msg: 'String should match pattern block-<uuid4>', type: 'string_pattern_mismatch' }] });
+      const found = state.blocks.get(id);
+      if (!found) return send(res, 404, { detail: `Block ${id} not found` });
+      if (method === 'DELETE') state.deleteBlock(id);
+      return send(res, 200, found);
+    }
+    return send(res, 404, { detail: `no route ${method} ${path}` });
   };
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) send(res, 500, { detail: String(error) });
+      send(res, 500, { detail: String(error) });
     });
   });
+  server.keepAliveTimeout = 30_000;
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -200,4 +506,16 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
   state.port = (server.address() as AddressInfo).port;
   state.url = `http://127.0.0.1:${state.port}`;
   return state;
+}
+
+function runBody(run: RunRecord) {
+  return { id: run.id, agent_id: run.agent_id, status: run.status, stop_reason: run.stop_reason, background: run.background, created_at: run.created_at, completed_at: run.completed_at };
+}
+
+function errorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 402) return 'payment_required';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'internal_server_error';
+  return 'invalid_request_error';
 }

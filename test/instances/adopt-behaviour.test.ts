@@ -9,6 +9,7 @@ import { tempDir } from '../helpers/temp.js';
 import { agentPaths } from '../../src/home/layout.js';
 import { agentIdFromUuid } from '../../src/core/agent-id.js';
 import { FAST_ENV, startRuntime } from '../runtime/harness.js';
+import type { AdoptReport } from '../../src/instances/adopt.js';
 
 /**
  * Adopting a folder must keep what Broca did with it (Broca 3's behaviour, from
@@ -19,13 +20,6 @@ import { FAST_ENV, startRuntime } from '../runtime/harness.js';
 const API_KEY = 'sk-let-4f9a1c2e8b7d';
 const BOT_TOKEN = '7012398745:AAFq3kz9Xb2LwPm4Rt7Yc1Vn8Hd6Js5Ge0Q';
 const OWNER = 4242;
-
-interface Report {
-  id: string;
-  changes: string[];
-  warnings: string[];
-  error?: string;
-}
 
 let root: string;
 let letta: LettaServer;
@@ -56,7 +50,7 @@ describe('adopt keeps what Broca did', () => {
       { AGENT_ENDPOINT: `${letta.url}/v1`, AGENT_API_KEY: API_KEY, TELEGRAM_BOT_TOKEN: BOT_TOKEN, TELEGRAM_OWNER_ID: String(OWNER), TELEGRAM_API_ROOT: telegram.url, TELEGRAM_BUFFER_DELAY: '5' },
       { agent: { id: '5b0c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3', name: 'Guide agent' }, message_processing: { mode: 'live', queue_refresh: 5, max_retries: 3 }, plugins: { telegram: { enabled: true, parse_mode: 'MarkdownV2' } } },
     );
-    const plan = json<Report[]>(await runCli(['adopt', '--json'], { home }))[0]!;
+    const plan = json<AdoptReport[]>(await runCli(['adopt', '--json'], { home }))[0]!;
     expect(plan.changes.join('\n')).toMatch(/Telegram bot on, owner-only, parse_mode MarkdownV2, per-user memory on/);
     expect(plan.warnings.join('\n')).toMatch(/does not read[^\n]*TELEGRAM_BUFFER_DELAY/);
 
@@ -105,7 +99,7 @@ describe('adopt keeps what Broca did', () => {
       { AGENT_ENDPOINT: 'https://api.letta.com', AGENT_API_KEY: API_KEY, TELEGRAM_BOT_TOKEN: BOT_TOKEN, ENABLE_IMAGE_HANDLING: 'false' },
       { message_mode: 'live', queue_refresh: 'fast', max_retries: 3, web_chat: { port: 8080 }, plugins: { telegram: { enabled: false, parse_mode: 'BBCode' }, discord: {} } },
     );
-    const plan = json<Report[]>(await runCli(['adopt', '--json'], { home }))[0]!;
+    const plan = json<AdoptReport[]>(await runCli(['adopt', '--json'], { home }))[0]!;
     const warnings = plan.warnings.join('\n');
     expect(warnings).toMatch(/not carried over[^\n]*queue_refresh="fast" \(invalid\)/);
     expect(warnings).toMatch(/not carried over[^\n]*plugins\.telegram\.enabled=false \(Broca has no such switch/);
@@ -125,7 +119,7 @@ describe('adopt keeps what Broca did', () => {
 
   it('a bot plugin folder without a token stays off and says so; the Telethon plugin in plugins/ runs as telegram_user', async () => {
     const { home, paths } = await brocaHome('user', { AGENT_ENDPOINT: 'https://api.letta.com', AGENT_API_KEY: API_KEY }, { message_mode: 'live' }, ['telegram_bot', 'telegram']);
-    const plan = json<Report[]>(await runCli(['adopt', '--json'], { home }))[0]!;
+    const plan = json<AdoptReport[]>(await runCli(['adopt', '--json'], { home }))[0]!;
     expect(plan.warnings.join('\n')).toMatch(/the Telegram bot \(no TELEGRAM_BOT_TOKEN/);
     expect(plan.warnings.join('\n')).toMatch(/TELEGRAM_API_ID is missing/);
     expect((await runCli(['adopt', '--apply'], { home })).code).toBe(0);

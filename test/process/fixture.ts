@@ -28,7 +28,7 @@ if (fs.existsSync(crashFile)) {
   console.error('crash file present: exiting');
   process.exit(1);
 }
-console.log(JSON.stringify({ event: 'start', pid: process.pid, cwd: process.cwd(), value: env.FIXTURE_VALUE ?? null, keys: Object.keys(process.env).sort(), hasKey: 'AGENT_API_KEY' in process.env }));
+console.log(JSON.stringify({ event: 'start', pid: process.pid, cwd: process.cwd(), value: env.FIXTURE_VALUE ?? null, keys: Object.keys(process.env).sort(), hasKey: 'AGENT_API_KEY' in process.env, heapLimitMb: Math.round(require('v8').getHeapStatistics().heap_size_limit / 1048576) }));
 setInterval(() => {
   if (fs.existsSync(crashFile)) {
     console.error('crash file appeared: exiting');
@@ -47,7 +47,7 @@ export async function makeFixtureRuntime(dir: string): Promise<string> {
 }
 
 /** The fixture's JSON start lines in an agent's stdout log. */
-export async function startLines(outLog: string): Promise<Array<{ pid: number; value: string | null; keys: string[]; hasKey: boolean; cwd: string }>> {
+export async function startLines(outLog: string): Promise<Array<{ pid: number; value: string | null; keys: string[]; hasKey: boolean; cwd: string; heapLimitMb: number }>> {
   let text = '';
   try {
     text = await readFile(outLog, 'utf8');

@@ -118,6 +118,20 @@ describe('PM2: deploy --start, status, no secrets', () => {
     expect(typeof row!.cpuPercent).toBe('number');
     const list = json<Array<{ id: string; state: string }>>(await cli(['list', '--json']));
     expect(list.find((a) => a.id === id)?.state).toBe('online');
+
+    // What the running runtime recorded about Letta is the agent's problem in status.
+    const message = `awaiting approval of send_email({}) since 2026-12-01T07:00:00.000Z: \`animus approvals list --agent ${id}\``;
+    const stateFile = join(home, id, 'runtime-state.json');
+    await writeFile(stateFile, JSON.stringify({ format: 1, pid: row!.pid, updatedAt: new Date().toISOString(), sections: { letta: { status: 'warn', message, at: new Date().toISOString() } } }), { mode: 0o600 });
+    try {
+      const held = await cli(['status', id, '--json']);
+      expect(held.code, held.stderr).toBe(0);
+      expect(json<Array<Record<string, unknown>>>(held)[0]).toMatchObject({ id, state: 'online', problem: message });
+      const people = await cli(['status']);
+      expect(people.stderr).toContain(`${id}: awaiting approval of send_email`);
+    } finally {
+      await rm(stateFile, { force: true });
+    }
   });
 
   it('start of a running agent is a no-op with a note, exit 0', async () => {
@@ -139,7 +153,13 @@ describe('PM2: deploy --start, status, no secrets', () => {
     expect(json<Array<{ outcome: string }>>(result)[0]!.outcome).toBe('done');
     const lines = await startLines(paths.outLog);
     expect(lines.at(-1)?.value).toBe('second');
-    expect((await pm2Proc(paths.agent.id))?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
+    const proc = await pm2Proc(paths.agent.id);
+    expect(proc?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
+    // V8's limits follow memory_limit_mb: the running process has them on its command line.
+    expect(proc?.pm2_env.node_args).toEqual(['--max-old-space-size=180', '--max-semi-space-size=1']);
+    // The old space (180) plus the young generation make V8's heap limit.
+    expect(lines.at(-1)!.heapLimitMb).toBeGreaterThanOrEqual(180);
+    expect(lines.at(-1)!.heapLimitMb).toBeLessThan(200);
     await cli(['stop', paths.agent.id]);
   });
 

@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { access, mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { renderUnits } from '../../src/process/systemd-units.js';
+import { renderUnits, unitNames } from '../../src/process/systemd-units.js';
 import { deployTestAgent } from '../helpers/agents.js';
 import { json, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
@@ -40,8 +40,9 @@ function cli(args: string[], env: Record<string, string> = {}) {
 
 /** An instance name beside the template, as systemd would load it. */
 async function instanceOf(dir: string): Promise<string> {
-  const instance = join(dir, `animus-agent@${UUID}.service`);
-  await symlink(join(dir, 'animus-agent@.service'), instance).catch(() => {});
+  const { prefix, template } = unitNames(home);
+  const instance = join(dir, `${prefix}@${UUID}.service`);
+  await symlink(join(dir, template), instance).catch(() => {});
   return instance;
 }
 
@@ -59,17 +60,25 @@ describe('systemd render', () => {
     expect(result.code, result.stderr).toBe(0);
     const rendered = json<{ scope: string; files: string[] }>(result);
     expect(rendered.scope).toBe('system');
-    expect((await readdir(out)).sort()).toEqual(['animus-agent@.service', 'animus.target']);
-    const unit = await readFile(join(out, 'animus-agent@.service'), 'utf8');
+    const names = unitNames(home);
+    expect(names.template).toMatch(/^animus-[0-9a-f]{8}@\.service$/);
+    expect((await readdir(out)).sort()).toEqual([names.template, names.target].sort());
+    const unit = await readFile(join(out, names.template), 'utf8');
     expect(unit).not.toContain('{{');
-    expect(unit).toContain('PartOf=animus.target');
+    expect(unit).toContain(`PartOf=${names.target}`);
+    expect(unit).toContain(`WantedBy=${names.target}`);
     expect(unit).toContain('User=animus\nGroup=animus\n');
     expect(unit).toContain(`WorkingDirectory=${home}/agent-%i\n`);
     expect(unit).toContain(`ExecStart=${process.execPath} ${home}/agent-%i/runtime\n`);
     expect(unit).toContain(`Environment=ANIMUS_AGENT_DIR=${home}/agent-%i`);
     expect(unit).toContain('RestartPreventExitStatus=78');
     expect(unit).toContain('TimeoutStopSec=15');
-    expect(unit).toContain(`StandardOutput=append:${home}/agent-%i/logs/runtime.log`);
+    // Nothing running as root opens a path the agent controls: no append: log files.
+    expect(unit).toContain('StandardOutput=journal\nStandardError=journal\n');
+    expect(unit).not.toContain('append:');
+    // Nothing shared between agents in /dev/shm or /run.
+    expect(unit).toContain('TemporaryFileSystem=/dev/shm:ro /home:ro /root:ro /run/user:ro\n');
+    expect(unit).toContain('ReadOnlyPaths=/run\n');
     // Write access to its own folder only; the rest of the home is an empty tmpfs.
     expect(unit).toContain(`ReadWritePaths=${home}/agent-%i\n`);
     expect(unit).toContain(`TemporaryFileSystem=${home}:ro\n`);
@@ -77,27 +86,52 @@ describe('systemd render', () => {
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
     // No secret can be in a unit: the runtime reads its own .env.
     expect(unit).not.toMatch(/AGENT_API_KEY|EnvironmentFile/);
-    const target = await readFile(join(out, 'animus.target'), 'utf8');
+    const target = await readFile(join(out, names.target), 'utf8');
     expect(target).toContain('WantedBy=multi-user.target');
     // Exactly what install would write.
     const expected = await renderUnits({ home, scope: 'system', user: 'animus' });
-    expect(expected.find((u) => u.name === 'animus-agent@.service')!.content).toBe(unit);
+    expect(expected.find((u) => u.name === names.template)!.content).toBe(unit);
+  });
+
+  it('two homes get units of their own names, so installing one never replaces the other', async () => {
+    const other = join(root, 'other-home');
+    await mkdir(other, { recursive: true });
+    const a = unitNames(home);
+    const b = unitNames(other);
+    expect(b.template).not.toBe(a.template);
+    expect(b.target).not.toBe(a.target);
+    expect(unitNames(`${home}/`).template).toBe(a.template);
+    const out = join(root, 'units-other');
+    const result = await runCli(['systemd', 'render', '--out', out, '--system', '--run-as', 'animus'], { home: other });
+    expect(result.code, result.stderr).toBe(0);
+    expect((await readdir(out)).sort()).toEqual([b.template, b.target].sort());
+    expect(await readFile(join(out, b.template), 'utf8')).toContain(`PartOf=${b.target}`);
+  });
+
+  it('never renders User=root: one line that names --run-as, exit 2, nothing written', async () => {
+    const out = join(root, 'units-root');
+    const result = await cli(['systemd', 'render', '--out', out, '--system', '--run-as', 'root']);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('agents never run as root');
+    expect(result.stderr).toContain('--run-as <account>');
+    await expect(access(out)).rejects.toThrow();
   });
 
   it('a user-scope render has no User= and hangs off default.target', async () => {
     const out = join(root, 'units-user');
     const result = await cli(['systemd', 'render', '--out', out, '--user']);
     expect(result.code, result.stderr).toBe(0);
-    const unit = await readFile(join(out, 'animus-agent@.service'), 'utf8');
+    const unit = await readFile(join(out, unitNames(home).template), 'utf8');
     expect(unit).not.toMatch(/^User=/m);
-    expect(await readFile(join(out, 'animus.target'), 'utf8')).toContain('WantedBy=default.target');
+    expect(await readFile(join(out, unitNames(home).target), 'utf8')).toContain('WantedBy=default.target');
   });
 
   it('systemd-analyze verify is clean and the exposure is at most 1.5', async (context) => {
     if (!analyzeAvailable) context.skip();
     for (const out of [join(root, 'units-system'), join(root, 'units-user')]) {
       const instance = await instanceOf(out);
-      const verify = await execa(ANALYZE, ['verify', '--man=no', instance, join(out, 'animus.target')], { reject: false });
+      const verify = await execa(ANALYZE, ['verify', '--man=no', instance, join(out, unitNames(home).target)], { reject: false });
       expect(verify.exitCode, verify.stderr).toBe(0);
       expect(verify.stderr.trim(), verify.stderr).toBe('');
       const level = await exposure(instance);
@@ -121,10 +155,14 @@ describe('systemd render', () => {
     expect(runAs.code).toBe(2);
     const badUser = await cli(['systemd', 'render', '--out', join(root, 'x3'), '--system', '--run-as', 'bob;rm']);
     expect(badUser.code).toBe(2);
+    await mkdir(join(root, 'my home'), { recursive: true });
     const spaced = await runCli(['systemd', 'render', '--out', join(root, 'x4')], { home: join(root, 'my home') });
     expect(spaced.code).toBe(2);
     expect(spaced.stderr.trim().split('\n')).toHaveLength(1);
-    for (const dir of ['x1', 'x2', 'x3', 'x4']) await expect(access(join(root, dir, 'animus-agent@.service'))).rejects.toThrow();
+    const createWithoutName = await cli(['systemd', 'install', '--system', '--create-user']);
+    expect(createWithoutName.code).toBe(2);
+    expect(createWithoutName.stderr).toContain('--create-user needs --run-as');
+    for (const dir of ['x1', 'x2', 'x3', 'x4']) await expect(access(join(root, dir))).rejects.toThrow();
   });
 });
 

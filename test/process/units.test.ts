@@ -50,10 +50,9 @@ describe('PM2 naming and states', () => {
 });
 
 describe('systemd per-agent drop-in', () => {
-  it('carries the memory ceiling, and journal logging only when asked', () => {
-    expect(renderDropIn({ memory_limit_mb: 300, log_target: 'file' })).toMatch(/^\[Service\]\nMemoryMax=300M\n$/m);
-    expect(renderDropIn({ memory_limit_mb: 300, log_target: 'file' })).not.toContain('journal');
-    expect(renderDropIn({ memory_limit_mb: 64, log_target: 'journal' })).toContain('MemoryMax=64M\nStandardOutput=journal\nStandardError=journal\n');
+  it('carries the memory ceiling and no log lines (the unit always logs to the journal)', () => {
+    expect(renderDropIn({ memory_limit_mb: 300 })).toMatch(/^\[Service\]\nMemoryMax=300M\n$/m);
+    expect(renderDropIn({ memory_limit_mb: 64 })).not.toMatch(/Standard(Output|Error)/);
   });
 
   it('user units go under XDG_CONFIG_HOME, system units under /etc', () => {

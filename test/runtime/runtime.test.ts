@@ -52,6 +52,15 @@ function queueRows(paths: AgentPaths) {
   }
 }
 
+function requestRows(paths: AgentPaths) {
+  const db = new Database(paths.db, { readonly: true });
+  try {
+    return db.prepare('SELECT * FROM agent_requests ORDER BY id').all() as Array<Record<string, unknown>>;
+  } finally {
+    db.close();
+  }
+}
+
 /** Stores a message as `animus send` does and wakes the runtime. */
 async function sendLocal(paths: AgentPaths, text: string): Promise<number> {
   const db = openDatabase(paths.db);
@@ -95,7 +104,7 @@ describe('runtime as a child process', () => {
     const expected = `[Username: @alice, Telegram ID: 42] ${input}`;
     const requests = letta.messageRequests().slice(before);
     expect(requests.map((r) => r.text)).toEqual([expected]);
-    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages`);
+    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages/async`);
     expect(requests[0]!.authorization).toBe(`Bearer ${API_KEY}`);
     expect(sent.at(-1)).toMatchObject({ chat_id: '42', text: `Hello! You said: ${expected.length} chars`, parse_mode: 'Markdown' });
 
@@ -195,21 +204,30 @@ describe('runtime as a child process', () => {
     }
   });
 
-  it('abandons a request slower than letta.timeout_s and retries it', async () => {
-    const { paths } = await liveAgent();
+  it('waits for a run slower than letta.timeout_s, and follows a send whose answer timed out, never sending twice', async () => {
+    const { paths, id } = await liveAgent();
     await updateSettings(paths, (s) => {
-      s.letta.timeout_s = 1;
+      s.letta.timeout_s = 0.3;
     });
     const before = letta.messageRequests().length;
-    letta.script({ delayMs: 5000, reply: 'too late' }, { reply: 'in time' });
+    // A run that thinks far longer than a call may take; then a POST whose answer comes too late (the run exists).
+    letta.script({ delayMs: 1500, reply: 'worth the wait' }, { answerDelayMs: 1000, delayMs: 200, reply: 'found it' });
     const runtime = startRuntime(paths, FAST_ENV);
     await runtime.waitForLog((l) => l.msg === 'runtime ready');
-    const item = await sendLocal(paths, 'quick question');
-    const retry = await runtime.waitForLog((l) => l.msg === 'agent request failed; will retry');
-    expect(retry).toMatchObject({ item, error: 'agent request timed out' });
-    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item);
-    expect(letta.messageRequests().length).toBe(before + 2);
-    expect(queueRows(paths)[0]).toMatchObject({ status: 'completed', attempts: 2, agent_response: 'in time' });
+    const slow = await sendLocal(paths, 'slow question');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === slow);
+    const late = await sendLocal(paths, 'late answer');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === late);
+    expect(runtime.logs.some((l) => l.msg.startsWith('the unanswered send had started a run') && l.item === late)).toBe(true);
+    const requests = letta.messageRequests().slice(before);
+    expect(requests).toHaveLength(2);
+    expect(new Set(requests.map((r) => r.otid)).size).toBe(2);
+    for (const r of requests) expect(letta.deliveriesOf(id, r.otid!)).toBe(1);
+    expect(letta.maxConcurrentRuns).toBe(1);
+    expect(queueRows(paths).map((r) => [r.status, r.attempts, r.agent_response])).toEqual([
+      ['completed', 1, 'worth the wait'],
+      ['completed', 1, 'found it'],
+    ]);
   });
 
   it('fails a non-retryable agent error (401) at once', async () => {
@@ -222,7 +240,8 @@ describe('runtime as a child process', () => {
     const line = await runtime.waitForLog((l) => l.msg === 'agent request failed; not retryable');
     expect(line).toMatchObject({ item, status: 401 });
     expect(letta.messageRequests().length).toBe(before + 1);
-    expect(queueRows(paths)[0]).toMatchObject({ status: 'failed', attempts: 1, last_error: expect.stringContaining('401') });
+    // The {"error":{…}} shape reads as one line, with one prefix.
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'failed', attempts: 1, last_error: 'Letta answered 401: Invalid API key: The API key is not valid for this organization' });
     expect(runtime.stdout()).not.toContain('sk-wrong-key-987654');
   });
 
@@ -253,41 +272,49 @@ describe('runtime as a child process', () => {
     expect(queueRows(paths)[0]).toMatchObject({ status: 'completed', delivery_status: 'sent', delivery_attempts: 2 });
   });
 
-  it('loses nothing when SIGKILLed mid-request: the restarted runtime recovers and answers the item', async () => {
-    const { paths } = await liveAgent();
+  it('loses nothing when SIGKILLed mid-run: the restarted runtime follows the same run instead of sending again', async () => {
+    const { paths, id } = await liveAgent();
     const before = letta.messageRequests().length;
-    letta.script({ delayMs: 60_000 });
+    letta.script({ delayMs: 2500, reply: 'still the first run' });
     const first = startRuntime(paths, FAST_ENV);
     await first.waitForLog((l) => l.msg === 'runtime ready');
     const item = await sendLocal(paths, 'survive this');
     await letta.waitForRequests(before + 1);
+    await waitFor(() => requestRows(paths).some((r) => r.run_id !== null));
     expect(queueRows(paths)[0]).toMatchObject({ status: 'processing', attempts: 1 });
     first.child.kill('SIGKILL');
     await first.exited;
 
     const second = startRuntime(paths, FAST_ENV);
-    await second.waitForLog((l) => l.msg.startsWith('item left processing') && l.item === item);
+    await second.waitForLog((l) => l.msg.startsWith('resuming the open agent request') && l.item === item);
     await second.waitForLog((l) => l.msg === 'item completed' && l.item === item);
     await waitFor(() => queueRows(paths)[0]!.delivery_status === 'sent');
     const rows = queueRows(paths);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ status: 'completed', attempts: 2, processed: 1, delivery_status: 'sent' });
-    expect(letta.messageRequests().length).toBe(before + 2);
+    expect(rows[0]).toMatchObject({ status: 'completed', attempts: 1, processed: 1, delivery_status: 'sent', agent_response: 'still the first run' });
+    expect(letta.messageRequests().length).toBe(before + 1);
+    expect(letta.deliveriesOf(id, letta.messageRequests().at(-1)!.otid!)).toBe(1);
+    expect(requestRows(paths).map((r) => r.outcome)).toEqual(['replied']);
   });
 
-  it('on SIGTERM returns the in-flight item to the queue and exits 0', async () => {
+  it('on SIGTERM leaves the run going on Letta, exits 0, and answers the item from that run at the next start', async () => {
     const { paths } = await liveAgent();
     const before = letta.messageRequests().length;
-    letta.script({ delayMs: 60_000 });
+    letta.script({ delayMs: 2500, reply: 'after the restart' });
     const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_STOP_GRACE_MS: '300' });
     await runtime.waitForLog((l) => l.msg === 'runtime ready');
-    await sendLocal(paths, 'slow one');
+    const item = await sendLocal(paths, 'slow one');
     await letta.waitForRequests(before + 1);
+    await waitFor(() => requestRows(paths).some((r) => r.run_id !== null));
     runtime.child.kill('SIGTERM');
     const exit = await runtime.exited;
     expect(exit.code).toBe(0);
-    expect(runtime.logs.some((l) => l.msg === 'item returned to the queue: the runtime is stopping')).toBe(true);
-    expect(queueRows(paths)[0]).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(runtime.logs.some((l) => l.msg === 'runtime stopping: the agent request stays open and is resumed at the next start')).toBe(true);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'processing', attempts: 1 });
+    const again = startRuntime(paths, FAST_ENV);
+    await again.waitForLog((l) => l.msg === 'item completed' && l.item === item);
+    expect(queueRows(paths)[0]).toMatchObject({ status: 'completed', attempts: 1, agent_response: 'after the restart' });
+    expect(letta.messageRequests().length).toBe(before + 1);
   });
 
   it('splits long replies at 4096 and falls back to plain text when Telegram cannot parse the Markdown', async () => {
@@ -363,34 +390,92 @@ describe('runtime as a child process', () => {
     expect(telegram.sent.slice(sentBefore).map((m) => m.text)).toEqual(parts);
   });
 
-  it("attaches the sender's core block around each request and detaches it on every path", async () => {
+  it("per-user memory: an identity and block on first contact, sender_id sent, a lost block made again, a failed detach done before the next request", async () => {
     const { paths, id } = await liveAgent();
     await updateSettings(paths, (s) => {
       s.letta.attach_user_block = true;
       s.max_retries = 0;
     });
+    letta.reply = (text) => `echo: ${text}`;
     const from = letta.requests.length;
-    const runtime = startRuntime(paths, FAST_ENV);
+    const calls = () =>
+      letta.requests
+        .slice(from)
+        .filter((r) => !r.path.startsWith('/v1/runs') && !(r.method === 'GET' && r.path.endsWith('/messages')))
+        .map((r) => `${r.method} ${r.path.replace(id, '{agent}').replace(/block-[0-9a-f-]{36}/, 'block')}`);
+    const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_BREAKER_THRESHOLD: '2' });
     await runtime.waitForLog((l) => l.msg === 'runtime ready');
-    const ok = await sendLocal(paths, 'remember me');
-    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === ok);
-    letta.script({ status: 500 });
-    const bad = await sendLocal(paths, 'and now fail');
-    await runtime.waitForLog((l) => l.msg === 'agent request failed; no retries left' && l.item === bad);
-    const calls = letta.requests.slice(from).map((r) => `${r.method} ${r.path.replace(id, '{agent}')}`);
-    const block = /attach\/(block-\d+)/.exec(calls.join(' '))![1]!;
-    expect(calls).toEqual([
+    const first = await sendLocal(paths, 'remember me');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === first);
+    const db = () => new Database(paths.db, { readonly: true });
+    const user = () => {
+      const handle = db();
+      try {
+        return handle.prepare('SELECT letta_identity_id AS identity, letta_block_id AS block FROM letta_users').get() as { identity: string; block: string };
+      } finally {
+        handle.close();
+      }
+    };
+    const made = user();
+    expect(made.identity).toMatch(/^identity-/);
+    expect(letta.identities.get(made.identity)).toMatchObject({ identifier_key: 'local-tester', name: '@tester' });
+    expect(letta.messageRequests().at(-1)!.senderId).toBe(made.identity);
+    await waitFor(() => letta.attached(id).length === 0);
+
+    // The server lost the block: it is made again and the user still gets the answer.
+    letta.deleteBlock(made.block);
+    const second = await sendLocal(paths, 'do you still know me?');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === second);
+    const remade = user();
+    expect(remade.block).not.toBe(made.block);
+    expect(letta.blocks.has(remade.block)).toBe(true);
+    expect(queueRows(paths).find((r) => r.id === second)).toMatchObject({ status: 'completed', agent_response: expect.stringContaining('do you still know me?') });
+
+    // A detach that fails is recorded and done before the next request goes out.
+    await waitFor(() => letta.attached(id).length === 0);
+    letta.memoryScript('detach', { status: 500, shape: 'error' });
+    const third = await sendLocal(paths, 'third');
+    await runtime.waitForLog((l) => l.msg === 'could not detach the user block; it is detached before the next request');
+    const fourth = await sendLocal(paths, 'fourth');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === fourth);
+    await waitFor(() => letta.attached(id).length === 0);
+    expect(calls()).toEqual([
+      'POST /v1/identities/',
       'POST /v1/blocks/',
-      `PATCH /v1/agents/{agent}/core-memory/blocks/attach/${block}`,
-      'POST /v1/agents/{agent}/messages',
-      `PATCH /v1/agents/{agent}/core-memory/blocks/detach/${block}`,
-      `PATCH /v1/agents/{agent}/core-memory/blocks/attach/${block}`,
-      'POST /v1/agents/{agent}/messages',
-      `PATCH /v1/agents/{agent}/core-memory/blocks/detach/${block}`,
+      'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
+      'POST /v1/agents/{agent}/messages/async',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
+      'GET /v1/blocks/block',
+      'POST /v1/blocks/',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
+      'POST /v1/agents/{agent}/messages/async',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
+      'POST /v1/agents/{agent}/messages/async',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
+      'POST /v1/agents/{agent}/messages/async',
+      'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
     ]);
-    const db = new Database(paths.db, { readonly: true });
-    expect(db.prepare('SELECT letta_block_id FROM letta_users').all()).toEqual([{ letta_block_id: block }]);
-    db.close();
+    expect(queueRows(paths).find((r) => r.id === third)).toMatchObject({ status: 'completed' });
+
+    // One user's 4xx (Letta refuses to make their block) fails their message only: the breaker stays closed.
+    letta.memoryScript('block', { status: 422, body: { detail: [{ loc: ['body', 'value'], msg: 'value too long' }] } }, { status: 422, body: { detail: [{ loc: ['body', 'value'], msg: 'value too long' }] } });
+    const handle = openDatabase(paths.db);
+    const strangers = ['ann', 'ben'].map((name) => {
+      const stored = storeInbound(handle, { platform: 'local', platformUserId: name, username: name, text: `hi from ${name}` });
+      if (stored.status !== 'queued') throw new Error('not queued');
+      return stored.queueId;
+    });
+    handle.close();
+    await pokeRuntime(paths.dir);
+    for (const item of strangers) await runtime.waitForLog((l) => l.msg === 'agent request failed; not retryable' && l.item === item);
+    const after = await sendLocal(paths, 'and me?');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === after);
+    expect(runtime.logs.some((l) => l.msg.startsWith('agent endpoint keeps failing'))).toBe(false);
+    expect(queueRows(paths).find((r) => r.id === strangers[0])).toMatchObject({ status: 'failed', last_error: 'Letta answered 422: body.value: value too long' });
   });
 
   it('opens the circuit on an endpoint that keeps failing, sends nothing while open, probes and closes when it recovers', async () => {

@@ -149,15 +149,14 @@ describe('queue admin on a Broca-made database', () => {
     expect(statusOf(path)[3]).toBeUndefined();
   });
 
-  it('delete --all leaves what the runtime is processing, and --status narrows it', async () => {
+  it("delete --all means Broca's (pending, processing, failed; completed and flushed stay), leaves what the runtime is processing, and --status narrows it", async () => {
     const path = await brocaDb();
     const { db } = openQueueDatabase(path, 'write');
     expect(deleteQueueItems(db, { all: true, statuses: ['failed'] })).toEqual({ deleted: 2, ids: [4, 10], skipped: [] });
     const rest = deleteQueueItems(db, { all: true });
     db.close();
-    expect(rest.skipped).toEqual([3, 9]);
-    expect(rest.deleted).toBe(8);
-    expect(statusOf(path)).toEqual({ 3: 'processing', 9: 'processing' });
+    expect(rest).toEqual({ deleted: 4, ids: [1, 2, 7, 8], skipped: [3, 9] });
+    expect(statusOf(path)).toEqual({ 3: 'processing', 5: 'completed', 6: 'flushed', 9: 'processing', 11: 'completed', 12: 'flushed' });
   });
 
   it('retries failed items with a fresh attempt count and clears the backoff; refuses other statuses', async () => {

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { parseAgentId, type AgentId } from '../../core/agent-id.js';
+import { lettaAgentIdProblem, parseAgentId, type AgentId } from '../../core/agent-id.js';
 import { AnimusError } from '../../core/errors.js';
 import { parseEnv, parseEnvAssignment, type EnvMap } from '../../config/env-file.js';
-import { MESSAGE_MODES, PROCESS_MANAGERS, type MessageMode, type ProcessManagerName } from '../../config/settings.js';
+import { MESSAGE_MODES, LOCAL_PROCESS_MANAGERS, type MessageMode, type ProcessManagerName } from '../../config/settings.js';
 import type { DeployOptions } from '../../instances/deploy.js';
 import type { CliContext } from '../context.js';
 import { askText } from './prompts.js';
@@ -19,6 +19,10 @@ export async function normalizeDeployOptions(ids: string[], raw: Record<string, 
   const mode = oneOf('--mode', raw.mode, MESSAGE_MODES) as MessageMode;
   const extraEnv = await readExtraEnv(raw);
   const needsAgent = mode === 'live';
+  for (const agent of needsAgent ? agents : []) {
+    const problem = lettaAgentIdProblem(agent);
+    if (problem) throw new AnimusError('EBADID', problem);
+  }
 
   let endpoint = stringOption(raw.endpoint) ?? extraEnv.AGENT_ENDPOINT ?? ctx.env.AGENT_ENDPOINT;
   let apiKey = stringOption(raw.apiKey) ?? extraEnv.AGENT_API_KEY ?? ctx.env.AGENT_API_KEY;
@@ -40,7 +44,7 @@ export async function normalizeDeployOptions(ids: string[], raw: Record<string, 
 
   const { readPreferences } = await import('../../config/preferences.js');
   const saved = await readPreferences(ctx.env);
-  const processManager = oneOf('--process-manager', raw.processManager ?? saved.processManager ?? 'pm2', PROCESS_MANAGERS) as ProcessManagerName;
+  const processManager = oneOf('--process-manager', raw.processManager ?? saved.processManager ?? 'pm2', LOCAL_PROCESS_MANAGERS) as ProcessManagerName;
   const repo = stringOption(raw.repo) ?? saved.runtimeRepo;
   const ref = stringOption(raw.ref) ?? saved.runtimeRef;
   const home = await ctx.home();

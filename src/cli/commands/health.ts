@@ -9,6 +9,7 @@ interface HealthFlags {
   watch?: string | boolean;
   process?: boolean;
   cache?: boolean;
+  offline?: boolean;
   maxPendingAge?: string;
 }
 
@@ -16,9 +17,10 @@ export function registerHealthCommands(program: Command, action: Action): void {
   examples(
     program
       .command('health [ids...]')
-      .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
+      .description('check every agent (or the given ones): permissions, .env, settings, database, schema, clone, logs, process, Letta, queue, last reply. Exit 0 all healthy, 1 any unhealthy, 2 health could not run')
       .option('--watch [seconds]', 're-check every N seconds (default 10) until Ctrl-C; with --json, one compact document per line')
       .option('--no-process', 'do not ask the process managers (the process check reports unknown)')
+      .option('--offline', 'do not call Letta (the letta check shows only what the runtime recorded)')
       .option('--no-cache', 'read every file and open every database, even those unchanged since the last health run')
       .option('--max-pending-age <seconds>', 'a pending queue item older than this fails the queue check', '600')
       .action(
@@ -28,7 +30,7 @@ export function registerHealthCommands(program: Command, action: Action): void {
           const [{ runHealth }, openManager] = await Promise.all([import('../../health/run-health.js'), flags.process === false ? undefined : loadManagerOpener(ctx.env)]);
           const check = async () => {
             try {
-              return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager, cache: flags.cache !== false });
+              return await runHealth({ home: await ctx.home(), ids, thresholds: { maxPendingAgeS: options.maxPendingAgeS }, openManager, cache: flags.cache !== false, offline: flags.offline === true });
             } catch (error) {
               throw cannotRun(error);
             }
@@ -103,7 +105,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-const SHORT: Record<string, string> = { folder: 'DIR', env: 'ENV', settings: 'SET', database: 'DB', schema: 'SCH', clone: 'GIT', logs: 'LOG', process: 'PROC', queue: 'QUEUE', reply: 'REPLY' };
+const SHORT: Record<string, string> = { folder: 'DIR', env: 'ENV', settings: 'SET', database: 'DB', schema: 'SCH', clone: 'GIT', logs: 'LOG', process: 'PROC', letta: 'LETTA', queue: 'QUEUE', reply: 'REPLY' };
 
 function renderReport(ctx: CliContext, report: HealthReport): string[] {
   const { style } = ctx.out;

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { AnimusError, EXIT, type ErrorCode } from '../../core/errors.js';
 import type { ProcessActionResult } from '../../process/types.js';
-import type { StatusRow } from '../../process/fleet.js';
 import type { CliContext } from '../context.js';
 import { EXAMPLE_ID, examples, type Action } from '../program.js';
 
@@ -39,36 +38,6 @@ export function registerProcessCommands(program: Command, action: Action): void 
       [`animus ${verb} ${EXAMPLE_ID}`, `animus ${verb} --all`, ...(verb === 'start' ? [`animus start --all --json | jq -r '.[] | select(.outcome=="failed") | .id'`] : [])],
     );
   }
-
-  examples(
-    program
-      .command('status [id]')
-      .description('per agent: process manager, state, pid, uptime, restarts, memory, CPU')
-      .action(
-        action(async (ctx, id: string | undefined) => {
-          const { fleetStatus, resolveTargets } = await import('../../process/fleet.js');
-          const home = await ctx.home();
-          const agents = await resolveTargets(home, id ? [id] : [], id === undefined);
-          const rows = await fleetStatus(agents, { home, env: ctx.env });
-          if (id && rows[0]?.problem) throw new AnimusError((rows[0].code ?? 'EPM') as ErrorCode, rows[0].problem);
-          for (const row of rows) if (row.problem && !ctx.out.json) ctx.out.warn(`${row.id}: ${row.problem}`);
-          ctx.out.result(rows, () => {
-            if (rows.length === 0) return `no agents in ${home}: deploy one with \`animus deploy <id>\``;
-            return ctx.out.table(rows, [
-              { header: 'AGENT', value: (r) => r.id },
-              { header: 'PM', value: (r) => r.manager ?? '' },
-              { header: 'STATE', value: (r) => colourState(ctx, r) },
-              { header: 'PID', value: (r) => (r.pid ? String(r.pid) : ''), align: 'right' },
-              { header: 'UPTIME', value: (r) => (r.uptimeMs === undefined ? '' : formatDuration(r.uptimeMs)), align: 'right' },
-              { header: 'RESTARTS', value: (r) => (r.restarts === undefined ? '' : String(r.restarts)), align: 'right' },
-              { header: 'MEMORY', value: (r) => (r.memoryBytes === undefined ? '' : formatBytes(r.memoryBytes)), align: 'right' },
-              { header: 'CPU', value: (r) => (r.cpuPercent === undefined ? '' : `${r.cpuPercent}%`), align: 'right' },
-            ]);
-          });
-        }),
-      ),
-    ['animus status', `animus status ${EXAMPLE_ID}`, `animus status --json | jq -r '.[] | select(.state!="online") | .id'`],
-  );
 
   examples(
     program
@@ -138,26 +107,4 @@ export function reportFailures(ctx: CliContext, failures: ProcessActionResult[])
 function exitCodeOf(code: string | undefined): number {
   if (!code || code === 'EINTERNAL') return code ? EXIT.internal : EXIT.failure;
   return new AnimusError(code as ErrorCode, '').exitCode;
-}
-
-function colourState(ctx: CliContext, row: StatusRow): string {
-  const state = row.state;
-  if (state === 'online') return ctx.out.style.green(state);
-  if (state === 'errored' || state === 'unknown') return ctx.out.style.red(state);
-  if (state === 'starting' || state === 'stopping') return ctx.out.style.yellow(state);
-  return ctx.out.style.dim(state);
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
 }

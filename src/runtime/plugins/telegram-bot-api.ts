@@ -87,3 +87,12 @@ export class BotApi {
     throw new TelegramApiError(method, response.status, body.description ?? `HTTP ${response.status}`, body.parameters?.retry_after, body.parameters?.migrate_to_chat_id);
   }
 }
+
+/** A webhook URL can carry a secret in its path: only its scheme and host are ever shown. */
+export function webhookOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'unreadable URL';
+  }
+}

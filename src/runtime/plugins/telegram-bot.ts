@@ -7,7 +7,7 @@ import { envMs } from '../backoff.js';
 import { splitMessage } from '../format.js';
 import { errorText } from '../logger.js';
 import { mediaPlaceholder } from './telegram-media.js';
-import { BotApi, TelegramApiError, type TelegramUpdate, type WebhookInfo } from './telegram-bot-api.js';
+import { BotApi, TelegramApiError, webhookOrigin, type TelegramUpdate, type WebhookInfo } from './telegram-bot-api.js';
 import { SendPacer } from './send-pacer.js';
 import { DeliveryError, type Plugin, type PluginContext, type PluginHealth } from './types.js';
 
@@ -80,7 +80,7 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
   };
 
   const webhookMessage = (info?: WebhookInfo) =>
-    `a webhook is set on this bot token${info?.url ? ` (${originOf(info.url)})` : ''}, so Telegram sends updates there and refuses getUpdates (409): remove it with \`animus telegram webhook delete ${ctx.agentId}\``;
+    `a webhook is set on this bot token${info?.url ? ` (${webhookOrigin(info.url)})` : ''}, so Telegram sends updates there and refuses getUpdates (409): remove it with \`animus telegram webhook delete ${ctx.agentId}\``;
 
   const isOwner = (from: { id: number; username?: string } | undefined): boolean => {
     if (!from) return false;
@@ -255,14 +255,6 @@ function nonEmpty(text: string | undefined): string | undefined {
   return typeof text === 'string' && text.trim() !== '' ? text : undefined;
 }
 
-/** A webhook URL can carry a secret in its path: only its scheme and host are shown. */
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return 'unreadable URL';
-  }
-}
 
 /** Sends with the configured parse_mode; a reply the parser rejects goes again as plain text. */
 async function sendWithFallback(api: BotApi, params: Record<string, unknown>, parseMode: string, signal: AbortSignal): Promise<void> {

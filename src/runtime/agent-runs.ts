@@ -1,0 +1,166 @@
+import type { Database } from 'better-sqlite3';
+import type { LettaClient, LettaMessage, OutgoingMessage, Run, RunUsage } from '../letta/client.js';
+import { LettaCallError } from '../letta/errors.js';
+import { knownRunIds, recordRun, type RequestRow } from '../store/agent-requests.js';
+
+/**
+ * The agent's lane on Letta runs. A message goes out as a background run
+ * (`POST /v1/agents/{id}/messages/async`), whose id Letta returns at once and which is
+ * recorded before anything waits on it; then the run is inspected (`GET /v1/runs/{id}`)
+ * until it ends, and its messages and usage are read. Nothing here holds a long HTTP
+ * request open, so a timeout, a dropped connection or a restart only ever interrupts a
+ * short call, after which the same run is inspected again, never sent again.
+ *
+ * Chosen over a background stream (`streaming + background`, resumed with
+ * `POST /v1/runs/{id}/stream`): the async call names the run in its answer, before the
+ * model has done anything, where a stream names it only with its first event; and
+ * resuming is the same code as waiting, not a second path. Polling costs a request a
+ * second at most while a run goes on.
+ *
+ * A request whose POST got no answer (timeout, dropped connection, 5xx from a proxy, a
+ * SIGKILL in between) is resolved before anything is sent again: runs still active on
+ * the agent are waited for, then the agent's latest messages are searched for the
+ * request's `otid`; only when neither shows it did the message provably never start a
+ * run, and only then does it go out again.
+ */
+
+export interface RunDriverOptions {
+  db: Database;
+  client: () => Promise<LettaClient>;
+  /** Per call. */
+  timeoutMs: () => number;
+  /** A run going on for longer is cancelled. */
+  runTimeoutMs: () => number;
+  /** Longest pause between two looks at a running run. */
+  pollMaxMs: number;
+  /** A call failed for a reason of the endpoint: the breaker counts it. */
+  onEndpointFault: (error: LettaCallError) => void;
+  onEndpointOk: () => void;
+  /** Logs a wait that takes a while (an endpoint down while a run is going on). */
+  onWaitProblem: (runId: string, error: LettaCallError, retryInMs: number) => void;
+}
+
+export interface RunResult {
+  run: Run;
+  messages: LettaMessage[];
+  usage: RunUsage;
+  /** The runtime cancelled the run for going on past letta.run_timeout_s. */
+  cancelledByUs: boolean;
+}
+
+/** How many of the agent's latest messages are searched for a request's otid. */
+const HISTORY_WINDOW = 50;
+const FAULT_BACKOFF_MAX_MS = 30_000;
+
+export class RunDriver {
+  constructor(private readonly options: RunDriverOptions) {}
+
+  private call(signal: AbortSignal) {
+    return { signal, timeoutMs: this.options.timeoutMs() };
+  }
+
+  /** Sends and records the run; throws LettaCallError (the run may or may not exist unless `isDefiniteRefusal`). */
+  async start(row: RequestRow, messages: OutgoingMessage[], signal: AbortSignal): Promise<string> {
+    const client = await this.options.client();
+    const run = await client.createRun(messages, this.call(signal));
+    recordRun(this.options.db, row.id, run.id);
+    this.options.onEndpointOk();
+    return run.id;
+  }
+
+  /**
+   * For a request whose POST got no answer: the run it started, or undefined when it
+   * provably started none. Waits for every run still active on the agent first.
+   */
+  async resolveUnsent(row: RequestRow, signal: AbortSignal): Promise<string | undefined> {
+    const client = await this.options.client();
+    const active = await this.patient('runs/active', signal, () => client.activeRuns(this.call(signal)));
+    for (const run of active) await this.waitUntilEnded(run.id, Date.now(), signal);
+    if (!row.otid || row.queueId === null) return undefined;
+    const known = knownRunIds(this.options.db, row.queueId);
+    const recent = await this.patient('messages', signal, () => client.recentMessages(HISTORY_WINDOW, this.call(signal)));
+    const mine = recent.find((m) => m?.otid === row.otid && typeof m.run_id === 'string' && !known.has(m.run_id));
+    if (!mine) return undefined;
+    recordRun(this.options.db, row.id, mine.run_id as string);
+    return mine.run_id as string;
+  }
+
+  /** Waits for every run Letta still has going on this agent (one run in flight, across restarts too). */
+  async settleActive(signal: AbortSignal): Promise<string[]> {
+    const client = await this.options.client();
+    const active = await this.patient('runs/active', signal, () => client.activeRuns(this.call(signal)));
+    for (const run of active) await this.waitUntilEnded(run.id, Date.now(), signal);
+    return active.map((run) => run.id);
+  }
+
+  /** Inspects a run until it ends (cancelling it past the run deadline), then reads its messages and usage. */
+  async finish(runId: string, startedAt: number, signal: AbortSignal): Promise<RunResult> {
+    const client = await this.options.client();
+    const { run, cancelledByUs } = await this.waitUntilEnded(runId, startedAt, signal);
+    // Both reads at once (two connections): neither starts anything on the agent.
+    const none: RunUsage = { promptTokens: null, completionTokens: null, totalTokens: null };
+    const [messages, usage] = await Promise.all([
+      this.patient(runId, signal, () => client.runMessages(runId, this.call(signal))),
+      // Usage is a figure, not the answer: a run without it still delivers.
+      client.runUsage(runId, this.call(signal)).catch((error: unknown) => {
+        if (error instanceof LettaCallError && error.aborted) throw error;
+        return none;
+      }),
+    ]);
+    return { run, messages, usage, cancelledByUs };
+  }
+
+  private async waitUntilEnded(runId: string, startedAt: number, signal: AbortSignal): Promise<{ run: Run; cancelledByUs: boolean }> {
+    const client = await this.options.client();
+    let cancelledByUs = false;
+    let pause = 0;
+    for (let look = 0; ; look++) {
+      if (pause > 0) await sleep(pause, signal);
+      const run = await this.patient(runId, signal, () => client.getRun(runId, this.call(signal)));
+      if (run.status !== 'created' && run.status !== 'running') return { run, cancelledByUs };
+      if (!cancelledByUs && Date.now() - startedAt > this.options.runTimeoutMs()) {
+        await this.patient(runId, signal, () => client.cancelRuns([runId], this.call(signal)));
+        cancelledByUs = true;
+      }
+      // 1, 2, 4 … ms up to the ceiling: a quick run is read at once, a long one costs a request a second.
+      pause = Math.min(this.options.pollMaxMs, look === 0 ? 1 : pause * 2);
+    }
+  }
+
+  /**
+   * A look at a run that must not give up: while the run may be going on, sending
+   * again is never the answer, so transport faults and 5xx are waited out (with
+   * backoff, counted by the breaker). A 4xx is final; an abort ends the wait.
+   */
+  private async patient<T>(what: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    for (let failures = 0; ; failures++) {
+      try {
+        const value = await fn();
+        if (failures > 0) this.options.onEndpointOk();
+        return value;
+      } catch (error) {
+        if (!(error instanceof LettaCallError) || error.aborted || (error.kind === 'http_4xx' && !error.retryable)) throw error;
+        if (error.endpointFault) this.options.onEndpointFault(error);
+        const delay = Math.max(error.retryAfterMs ?? 0, Math.min(FAULT_BACKOFF_MAX_MS, 100 * 2 ** Math.min(failures, 9)));
+        this.options.onWaitProblem(what, error, delay);
+        await sleep(delay, signal);
+      }
+    }
+  }
+}
+
+/** Resolves after ms, or rejects with an aborted LettaCallError when the runtime stops. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(new LettaCallError('request abandoned: the runtime is stopping', 'aborted'));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new LettaCallError('request abandoned: the runtime is stopping', 'aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

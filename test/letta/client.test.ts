@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLettaServer, type LettaServer } from '../helpers/letta-server.js';
+import { LettaClient, lettaBaseUrl } from '../../src/letta/client.js';
+import { errorBodyText, LettaCallError } from '../../src/letta/errors.js';
+
+const KEY = 'sk-let-4f9a1c2e8b7d';
+const AGENT = 'agent-11111111-2222-4333-8444-555555555555';
+let letta: LettaServer;
+let client: LettaClient;
+const call = (timeoutMs = 5000) => ({ signal: new AbortController().signal, timeoutMs });
+const user = (content: string) => ({ role: 'user' as const, content, otid: '0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3' });
+
+beforeAll(async () => {
+  letta = await startLettaServer({ apiKey: KEY, agents: [AGENT] });
+  client = new LettaClient({ endpoint: `${letta.url}/v1/`, apiKey: KEY, agentId: AGENT });
+});
+afterAll(async () => {
+  client.close();
+  await letta.close();
+});
+
+async function failure(promise: Promise<unknown>): Promise<LettaCallError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(LettaCallError);
+    return error as LettaCallError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('lettaBaseUrl', () => {
+  it.each([
+    ['https://api.letta.com', 'https://api.letta.com'],
+    ['https://api.letta.com/', 'https://api.letta.com'],
+    ['https://host/v1', 'https://host'],
+    ['https://host/v1/', 'https://host'],
+    ['https://host/letta/v1', 'https://host/letta'],
+  ])('%s → %s', (input, expected) => expect(lettaBaseUrl(input)).toBe(expected));
+});
+
+describe('error bodies', () => {
+  it.each([
+    [{ detail: 'Agent not found' }, 'Agent not found'],
+    [{ detail: { code: 'PENDING_APPROVAL', message: 'waiting for approval' } }, 'PENDING_APPROVAL: waiting for approval'],
+    [{ detail: [{ loc: ['path', 'agent_id'], msg: 'String should match pattern' }] }, 'path.agent_id: String should match pattern'],
+    [{ error: { type: 'rate_limit_error', message: 'Rate limited', detail: 'try later' } }, 'Rate limited: try later'],
+    [{ error: { type: 'authentication_error', message: 'Invalid API key', detail: null } }, 'Invalid API key'],
+    [{ error: { type: 'internal_server_error' } }, 'internal_server_error'],
+  ])('%j reads as "%s"', (body, text) => expect(errorBodyText(body)).toBe(text));
+});
+
+describe('LettaClient', () => {
+  it('starts a background run with the message and its otid, then reads the run, its messages and usage', async () => {
+    letta.script({ reply: 'first part' });
+    const run = await client.createRun([user('[Username: @a, Telegram ID: 1] hi')], call());
+    expect(run).toMatchObject({ id: expect.stringMatching(/^run-/), status: expect.stringMatching(/created|running/) });
+    const request = letta.messageRequests().at(-1)!;
+    expect(request.path).toBe(`/v1/agents/${AGENT}/messages/async`);
+    expect(request.otid).toBe('0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3');
+    let state = await client.getRun(run.id, call());
+    while (state.status === 'created' || state.status === 'running') state = await client.getRun(run.id, call());
+    expect(state).toMatchObject({ status: 'completed', stopReason: 'end_turn' });
+    const messages = await client.runMessages(run.id, call());
+    expect(messages.filter((m) => m.message_type === 'assistant_message').map((m) => m.content)).toEqual(['first part']);
+    expect(await client.runUsage(run.id, call())).toEqual({ promptTokens: 10, completionTokens: 5, totalTokens: 15 });
+    expect((await client.recentMessages(10, call())).find((m) => m.message_type === 'user_message')?.otid).toBe('0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3');
+  });
+
+  it('lists the runs still going on the agent and cancels them', async () => {
+    letta.script({ delayMs: 60_000 });
+    const run = await client.createRun([user('slow')], call());
+    expect((await client.activeRuns(call())).map((r) => r.id)).toEqual([run.id]);
+    await client.cancelRuns([run.id], call());
+    expect(await client.getRun(run.id, call())).toMatchObject({ status: 'cancelled', stopReason: 'cancelled' });
+    expect(await client.activeRuns(call())).toEqual([]);
+  });
+
+  it.each([
+    [{ status: 500, shape: 'error' as const }, 'http_5xx', true, true],
+    [{ status: 502, body: '<html>Bad Gateway</html>' }, 'http_5xx', true, true],
+    [{ status: 409, body: { detail: 'database is locked' }, headers: { 'retry-after': '1' } }, 'http_4xx', true, false],
+    [{ status: 429, shape: 'error' as const }, 'rate_limited', true, true],
+    [{ status: 422, body: { detail: [{ msg: 'bad' }] } }, 'http_4xx', false, false],
+    [{ status: 400 }, 'http_4xx', false, false],
+  ])('classifies %j as %s (retryable %s, endpoint fault %s), one request, one prefix', async (step, kind, retryable, endpointFault) => {
+    const before = letta.messageRequests().length;
+    letta.script(step);
+    const error = await failure(client.createRun([user('x')], call()));
+    expect(error).toMatchObject({ kind, retryable, endpointFault, status: step.status });
+    expect(error.message).toMatch(new RegExp(`^Letta answered ${step.status}: `));
+    expect(error.message.match(/Letta answered/g)).toHaveLength(1);
+    expect(letta.messageRequests().length).toBe(before + 1);
+  });
+
+  it('honours Retry-After (a database lock says 1 s) and has none for a provider 429', async () => {
+    letta.script({ status: 409, body: { detail: 'database is locked' }, headers: { 'retry-after': '1' } }, { status: 429, body: { error: { type: 'rate_limit_error', message: 'provider rate limit' } } });
+    expect(await failure(client.createRun([user('x')], call()))).toMatchObject({ retryAfterMs: 1000 });
+    expect(await failure(client.createRun([user('x')], call()))).toMatchObject({ status: 429, retryAfterMs: undefined, message: 'Letta answered 429: provider rate limit' });
+  });
+
+  it('reads PENDING_APPROVAL from a 409 detail object', async () => {
+    letta.script({ approval: { name: 'send_email', arguments: '{"to":"x"}' } });
+    const run = await client.createRun([user('mail it')], call());
+    while ((await client.getRun(run.id, call())).status !== 'completed');
+    const error = await failure(client.createRun([user('next')], call()));
+    expect(error).toMatchObject({ status: 409, code: 'PENDING_APPROVAL', retryable: true, endpointFault: false });
+    const pending = letta.pendingApproval(AGENT)!;
+    await client.createRun([{ type: 'approval', approvals: [{ type: 'approval', tool_call_id: pending.toolCalls[0]!.tool_call_id, approve: false, reason: 'no' }], otid: 'a' }], call());
+    expect(letta.pendingApproval(AGENT)).toBeUndefined();
+  });
+
+  it('treats a dropped connection and a timeout as transport faults, and an abort as ours', async () => {
+    letta.script({ drop: true });
+    expect(await failure(client.createRun([user('x')], call()))).toMatchObject({ kind: 'connection', retryable: true, message: expect.stringContaining('cannot reach Letta') });
+    letta.script({ answerDelayMs: 1500 });
+    expect(await failure(client.createRun([user('x')], call(200)))).toMatchObject({ kind: 'timeout', retryable: true });
+    letta.script({ answerDelayMs: 2000 });
+    const controller = new AbortController();
+    const pending = client.createRun([user('x')], { signal: controller.signal, timeoutMs: 5000 });
+    setTimeout(() => controller.abort(), 50);
+    expect(await failure(pending)).toMatchObject({ aborted: true, endpointFault: false });
+  });
+
+  it('refuses a wrong key (401, error shape) and an unknown agent (404); a non-uuid4 id gets 422', async () => {
+    const wrongKey = new LettaClient({ endpoint: letta.url, apiKey: 'sk-let-0000wrong0000', agentId: AGENT });
+    expect(await failure(wrongKey.getAgent(call()))).toMatchObject({ status: 401, retryable: false, endpointFault: true, message: 'Letta answered 401: Invalid API key: The API key is not valid for this organization' });
+    const unknown = new LettaClient({ endpoint: letta.url, apiKey: KEY, agentId: 'agent-99999999-2222-4333-8444-555555555555' });
+    expect(await failure(unknown.getAgent(call()))).toMatchObject({ status: 404, retryable: false });
+    const v1 = new LettaClient({ endpoint: letta.url, apiKey: KEY, agentId: 'agent-11111111-2222-1333-8444-555555555555' });
+    expect(await failure(v1.getAgent(call()))).toMatchObject({ status: 422 });
+    for (const c of [wrongKey, unknown, v1]) c.close();
+  });
+});
