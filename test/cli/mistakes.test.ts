@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { homeLayout } from '../../src/home/layout.js';
 import { deployTestAgent } from '../helpers/agents.js';
 import { commitToBare, git } from '../helpers/git.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { oneErrorLine, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { makeFixtureRuntime } from '../process/fixture.js';
 
@@ -20,20 +20,12 @@ beforeAll(async () => {
   repo = await makeFixtureRuntime(join(root, 'runtime.git'));
 }, 60_000);
 
-function oneLine(result: CliResult, code: number): string {
-  expect(result.code, result.stderr).toBe(code);
-  expect(result.stderr).not.toMatch(/\n\s+at /);
-  const lines = result.stderr.trim().split('\n');
-  expect(lines).toHaveLength(1);
-  return lines[0]!;
-}
-
 describe('--home that is not a home', () => {
   it.each([['a missing folder'], ['a file']])('%s: every command says the same line, exit 3', async (kind) => {
     const target = join(root, kind === 'a file' ? 'home-file' : 'no-such-home');
     if (kind === 'a file') await writeFile(target, '');
     for (const args of [['list'], ['status'], ['health'], ['start', '--all'], ['stop', '--all'], ['backup', '--all'], ['update', '--all'], ['queue', 'stats'], ['audit']]) {
-      const line = oneLine(await runCli(['--home', target, ...args], { home: target }), 3);
+      const line = oneErrorLine(await runCli(['--home', target, ...args], { home: target }), 3);
       expect(line, args.join(' ')).toBe(`animus: no animus home at ${target}: run \`animus init --home ${target}\``);
     }
   });
@@ -49,7 +41,7 @@ describe('a database that is no agent database', () => {
       db.close();
     }
     for (const args of [['queue', 'list', id], ['queue', 'stats', id], ['users', 'list', id], ['queue', 'retry', id, '--failed']]) {
-      expect(oneLine(await runCli(args, { home }), 5), args.join(' ')).toMatch(/animus\.db (has none of the agent tables|lacks the table).*not an agent database/);
+      expect(oneErrorLine(await runCli(args, { home }), 5), args.join(' ')).toMatch(/animus\.db (has none of the agent tables|lacks the table).*not an agent database/);
     }
   });
 });
@@ -57,7 +49,7 @@ describe('a database that is no agent database', () => {
 describe('exit codes and messages as the README says', () => {
   it('a placeholder --api-key is refused at deploy (exit 2) and nothing is made', async () => {
     const id = 'agent-80000000-0000-4000-8000-000000000008';
-    const line = oneLine(await runCli(['deploy', id, '--endpoint', 'https://letta.internal', '--api-key', 'your_api_key_here', '--repo', repo], { home }), 2);
+    const line = oneErrorLine(await runCli(['deploy', id, '--endpoint', 'https://letta.internal', '--api-key', 'your_api_key_here', '--repo', repo], { home }), 2);
     expect(line).toMatch(/AGENT_API_KEY looks like a placeholder/);
     expect(await readdir(home)).not.toContain(id);
   });
@@ -67,8 +59,8 @@ describe('exit codes and messages as the README says', () => {
     await appendFile(paths.env, 'not an assignment\n');
     const adopt = await runCli(['adopt', id], { home });
     expect(adopt.code, adopt.stdout + adopt.stderr).toBe(5);
-    oneLine(await runCli(['health', 'agent-81000000-0000-4000-8000-000000000008'], { home }), 3);
-    oneLine(await runCli(['settings', 'set', id], { home }), 2);
+    oneErrorLine(await runCli(['health', 'agent-81000000-0000-4000-8000-000000000008'], { home }), 3);
+    oneErrorLine(await runCli(['settings', 'set', id], { home }), 2);
   });
 
   it('a JSON error never holds a raw line break, even when the input did', async () => {
