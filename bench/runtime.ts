@@ -4,8 +4,8 @@
 //     (as a plugin or `animus send` stores it, with the wake poke) to the runtime's
 //     "item completed" line, minus the time the stand-in took to answer
 //   - idle RSS of a fresh instance next to an idle bare `node`, measured in the same run
-//   npm run bench -- runtime [N]      (the runtime gets the V8 flags PM2 passes for memory_limit_mb;
-//                                      BENCH_NODE_OPTIONS replaces them, e.g. '' for none)
+//   npm run bench -- runtime [N]      (the runtime gets the node flags PM2 passes for memory_limit_mb, on its
+//                                      command line as PM2 does; BENCH_NODE_ARGS replaces them, e.g. '' for none)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -28,7 +28,7 @@ const LATENCY_SAMPLES = 300;
 const KEY = 'sk-bench-key-0123456789';
 const { dir, cleanup } = scratch('runtime');
 const children: ChildProcess[] = [];
-const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? runtimeNodeFlags(defaultSettings({ agentId: '' }).memory_limit_mb).join(' ');
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? runtimeNodeFlags(defaultSettings({ agentId: '' }).memory_limit_mb).join(' ')).split(' ').filter(Boolean);
 
 async function deploy(home: string, endpoint: string): Promise<AgentPaths> {
   const agent = agentIdFromUuid(randomUUID());
@@ -47,7 +47,7 @@ interface Runtime {
 }
 
 function start(paths: AgentPaths): Runtime {
-  const child = spawn(process.execPath, [join(paths.clone, 'main.js')], { cwd: paths.dir, env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: NODE_OPTIONS }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_ARGS, join(paths.clone, 'main.js')], { cwd: paths.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const runtime: Runtime = { child, onCompleted: () => {}, ready: Promise.resolve() };
   let partial = '';
@@ -138,7 +138,7 @@ try {
   const bareRss = rssKiB(bare.pid!);
   const busyRss = rssKiB(runtime.child.pid!);
 
-  console.log(`runtime bench: one agent, live mode, zero-latency Letta stand-in on 127.0.0.1 (node ${process.version}; runtime NODE_OPTIONS "${NODE_OPTIONS}")\n`);
+  console.log(`runtime bench: one agent, live mode, zero-latency Letta stand-in on 127.0.0.1 (node ${process.version}; runtime flags "${NODE_ARGS.join(' ')}")\n`);
   console.log(
     table([
       { figure: 'throughput', value: `${fmt(N / seconds)} msg/s`, detail: `${N} messages queued at once, ${fmt(seconds)} s`, goal: '>= 200 msg/s' },

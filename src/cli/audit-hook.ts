@@ -31,6 +31,10 @@ const CHANGING: Record<string, true | ((options: Record<string, unknown>) => boo
   'config set': true,
   'config unset': true,
   'telegram login': true,
+  'telegram webhook delete': true,
+  'approvals approve': true,
+  'approvals deny': true,
+  'kubernetes push': true,
   send: true,
 };
 

@@ -54,8 +54,9 @@ async function findClusterForward(argv: readonly string[]) {
   if (!args.some((arg) => FORWARDED_COMMANDS.has(arg))) return undefined;
   const flag = args.indexOf('--home');
   const { createHomeResolver } = await import('./context.js');
-  const home = await createHomeResolver({ home: flag >= 0 ? args[flag + 1] : args.find((a) => a.startsWith('--home='))?.slice(7), json: false, color: false, yes: false }, process.env).home();
-  return findForward(args, home);
+  const home = await createHomeResolver({ home: flag >= 0 ? args[flag + 1] : args.find((a) => a.startsWith('--home='))?.slice(7), json: false, color: false, yes: false }, process.env).resolveHome();
+  // No home check here: without a home nothing is forwarded, and the command says so itself.
+  return findForward(args, home.home);
 }
 
 function report(error: unknown, json: boolean): number {

@@ -69,6 +69,11 @@ async function prepareHome(root: string): Promise<InitResult> {
   const build = await readRuntimeBuild();
   const published = await publishRuntime(layout.runtimeRepo, build, layout.stagingDir);
   if (published.created) changes.push(`published runtime ${build.version} as ${published.commit.slice(0, 12)}`);
+  if (published.foreign) {
+    changes.push(
+      `left ${layout.runtimeRepo} at ${published.foreign.commit.slice(0, 12)} ("${published.foreign.subject}" by ${published.foreign.author}), a commit animus did not make: runtime ${build.version} was not published over it; agents that follow main get that commit`,
+    );
+  }
 
   const marker: HomeMarker = { format: 1, animusVersion: build.version, runtimeHash: build.hash, runtimeCommit: published.commit };
   await writeFileAtomic(markerPath(layout), `${JSON.stringify(marker, null, 2)}\n`);

@@ -52,6 +52,8 @@ export async function readRuntimeBuild(): Promise<RuntimeBuild> {
 export interface PublishResult {
   commit: string;
   created: boolean;
+  /** `main` holds a commit animus did not make (pushed by someone): left as it is, the build not published over it. */
+  foreign?: { commit: string; author: string; subject: string };
 }
 
 /** Creates the bare repo if needed and commits the build unless `main` already holds it. */
@@ -80,6 +82,12 @@ export async function publishRuntime(repoPath: string, build: RuntimeBuild, scra
     const parent = createdRepo ? undefined : (await bare(['rev-parse', '--verify', '--quiet', `${RUNTIME_BRANCH}^{commit}`]).catch(() => '')).trim() || undefined;
     if (parent && (await bare(['rev-parse', `${parent}^{tree}`])).trim() === tree) {
       return { commit: parent, created: false };
+    }
+    if (parent) {
+      // Someone pushed their own runtime to the home's repository: publishing on top would
+      // replace their code for every agent's next update, silently. Leave it and say so.
+      const [email, author, subject] = (await bare(['log', '-1', '--format=%ae%x00%an <%ae>%x00%s', parent])).split('\0');
+      if (email !== ANIMUS_GIT_IDENTITY.GIT_AUTHOR_EMAIL) return { commit: parent, created: false, foreign: { commit: parent, author: author ?? '', subject: subject ?? '' } };
     }
     const message = `animus runtime ${build.version} (${build.hash.slice(0, 12)})`;
     const commit = (await bare(['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message])).trim();

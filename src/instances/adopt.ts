@@ -44,6 +44,8 @@ export interface AdoptReport {
   warnings: string[];
   /** Set when the folder cannot be adopted until the operator fixes something. */
   error?: string;
+  /** The error's exit code (README's table: 5 for a malformed .env); the command exits with the first. */
+  exitCode?: number;
 }
 
 interface Step {
@@ -86,7 +88,7 @@ async function planAndApply(options: AdoptOptions, paths: AgentPaths): Promise<A
   try {
     steps = await plan(options, paths, report.warnings);
   } catch (error) {
-    return { ...report, error: describeError(error) };
+    return { ...report, error: describeError(error), ...(isAnimusError(error) ? { exitCode: error.exitCode } : {}) };
   }
   for (const step of steps) {
     if (options.apply) {

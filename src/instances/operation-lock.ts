@@ -1,12 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
-import { DIR_MODE, ensureDir } from '../core/fs.js';
+import { DIR_MODE } from '../core/fs.js';
 import { isAlive } from '../core/pid.js';
 import type { AgentPaths } from '../home/layout.js';
 
@@ -128,11 +128,14 @@ export async function lockHolder(paths: AgentPaths): Promise<LockHolder | undefi
 }
 
 async function acquire(file: string, id: string, options: LockOptions): Promise<() => Promise<void>> {
-  await ensureDir(dirname(file), DIR_MODE);
+  // Made 0700 when missing, never chmod'ed after: `systemd install --run-as` opens it to the
+  // agents' account (2770), and a lock taken by root must not close it again. Lock files are
+  // group-readable (no secret in them) so root and the account each see who holds a lock.
+  await mkdir(dirname(file), { recursive: true, mode: DIR_MODE });
   const me = describeSelf(options.command);
   const text = `${JSON.stringify(me)}\n`;
   const temp = `${file}.${me.nonce}.tmp`;
-  await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
+  await writeFile(temp, text, { mode: 0o640, flag: 'wx' });
   try {
     const deadline = Date.now() + (options.waitMs ?? DEFAULT_LOCK_WAIT_MS);
     for (;;) {

@@ -146,7 +146,14 @@ export interface Activation {
  */
 export async function activateDeployed(home: string, ids: string[], options: { start: boolean; env?: NodeJS.ProcessEnv }): Promise<Activation> {
   const agents = await Promise.all(ids.map((id) => requireAgent(home, id)));
-  if (options.start) return { started: await runFleetVerb('start', agents, { home, env: options.env, command: 'deploy --start' }), warnings: [] };
+  if (options.start) {
+    // The agents exist now: a start that failed "with nothing changed" still left them deployed.
+    const started = await runFleetVerb('start', agents, { home, env: options.env, command: 'deploy --start' });
+    return {
+      started: started.map((r) => (r.outcome === 'failed' && r.message ? { ...r, message: `${r.id} was deployed but not started: ${r.message.replace(/: nothing was changed;?/, ';')}` } : r)),
+      warnings: [],
+    };
+  }
   const { groups } = await groupByManager(agents);
   const systemd = groups.find((g) => g.manager === 'systemd');
   if (!systemd) return { warnings: [] };

@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { pathExists, writeFileAtomic } from '../core/fs.js';
-import { agentPaths, type AgentPaths } from '../home/layout.js';
+import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { scanAgentFolders } from '../instances/registry.js';
@@ -127,6 +127,18 @@ async function grantHome(home: string, account: Account): Promise<string[]> {
   if (info.uid === 0) {
     await chown(home, 0, account.gid);
     await chmod(home, 0o750);
+    // The account takes its agents' operation locks too (send, settings set, and stop to be
+    // told it needs root): the state folder is traversable by its group, the lock folder
+    // writable by it (setgid, so root's locks share the group).
+    const { stateDir } = homeLayout(home);
+    const locks = join(stateDir, 'locks');
+    await mkdir(locks, { recursive: true, mode: 0o700 });
+    if ((await lstat(stateDir)).uid === 0) {
+      await chown(stateDir, 0, account.gid);
+      await chmod(stateDir, 0o750);
+      await chown(locks, 0, account.gid);
+      await chmod(locks, 0o2770);
+    }
   }
   const chowned: string[] = [];
   for (const folder of await scanAgentFolders(home)) {

@@ -74,6 +74,12 @@ export async function sendLocalMessage(options: SendOptions): Promise<SendResult
     options.onQueued?.({ item: stored.queueId, runtimeRunning });
     const result: SendResult = { agent: paths.agent.id, item: stored.queueId, message: stored.messageId, mode, status: 'queued', runtimeRunning };
     if (!options.wait) return result;
+    // Nothing will answer while the runtime is stopped: waiting out the timeout tells nothing more.
+    if (!runtimeRunning) {
+      throw new AnimusError('EFAILED', `${paths.agent.id}'s runtime is not running: item ${stored.queueId} is queued and will be answered once it starts (animus start ${paths.agent.id})`, {
+        detail: { item: stored.queueId, status: 'queued' },
+      });
+    }
     return { ...result, ...(await waitForReply(db, stored.queueId, stored.messageId, { ...options, agent: paths.agent.id, runtimeRunning })) };
   } finally {
     db.close();

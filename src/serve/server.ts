@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { userInfo } from 'node:os';
 import { extname, join } from 'node:path';
 import { parseAgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
@@ -176,16 +177,32 @@ async function renderAgent(options: ServeOptions, id: string, csrf: string, flas
 }
 
 async function runVerb(options: ServeOptions, id: string, verb: 'start' | 'stop' | 'restart'): Promise<{ ok: boolean; text: string }> {
-  const { runFleetVerb } = await import('../process/fleet.js');
+  const [{ runFleetVerb }, { appendAudit }] = await Promise.all([import('../process/fleet.js'), import('../audit/audit-log.js')]);
   const paths = await requireAgent(options.home, id);
+  let outcome: { ok: boolean; text: string };
   try {
     // The CLI's own verb: the agent's operation lock, the runtime's configuration check, the manager.
     const [result] = await runFleetVerb(verb, [paths], { home: options.home, env: options.env, command: `serve: ${verb} from the dashboard` });
-    if (!result || result.outcome === 'failed') return { ok: false, text: result?.message ?? `${verb} failed` };
-    if (result.outcome === 'already') return { ok: true, text: `${id}: ${result.message ?? 'unchanged'}` };
-    return { ok: true, text: `${id} ${verb === 'stop' ? 'stopped' : verb === 'start' ? 'started' : 'restarted'}${result.info?.pid ? ` (pid ${result.info.pid})` : ''}` };
+    if (!result || result.outcome === 'failed') outcome = { ok: false, text: result?.message ?? `${verb} failed` };
+    else if (result.outcome === 'already') outcome = { ok: true, text: `${id}: ${result.message ?? 'unchanged'}` };
+    else outcome = { ok: true, text: `${id} ${verb === 'stop' ? 'stopped' : verb === 'start' ? 'started' : 'restarted'}${result.info?.pid ? ` (pid ${result.info.pid})` : ''}` };
   } catch (error) {
-    return { ok: false, text: describeError(error) };
+    outcome = { ok: false, text: describeError(error) };
+  }
+  // The same record the CLI's start, stop and restart leave, naming the dashboard as the command.
+  await appendAudit(
+    options.home,
+    { time: new Date().toISOString(), user: userName(), pid: process.pid, command: `serve ${verb}`, args: [id], agents: [id], outcome: outcome.ok ? 'ok' : 'failed', exitCode: outcome.ok ? 0 : 1, ...(outcome.ok ? {} : { error: outcome.text }) },
+    [paths],
+  );
+  return outcome;
+}
+
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'unknown');
   }
 }
 

@@ -86,6 +86,9 @@ export async function rollbackAgent(options: RollbackOptions): Promise<RollbackR
         await rm(`${dbPath}-shm`, { force: true });
         await snapshotDatabase(snapshot!, dbPath);
         await chmod(dbPath, 0o600);
+        // Opening the (WAL-mode) snapshot made its -wal/-shm; nobody else has it open.
+        await rm(`${snapshot}-wal`, { force: true });
+        await rm(`${snapshot}-shm`, { force: true });
       }
       step(`checking out ${last.from.slice(0, 12)}`);
       await moveTo(clone, last.from, last.fromBranch);

@@ -2,7 +2,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
-import { json, runCli, type CliResult } from '../helpers/cli.js';
+import { json, oneErrorLine, runCli, type CliResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 import { makeFixtureRuntime } from '../process/fixture.js';
 
@@ -17,13 +17,6 @@ beforeAll(async () => {
 }, 60_000);
 
 const cli = (args: string[], input?: string): Promise<CliResult> => runCli(args, { home, input });
-
-function oneLine(result: CliResult, code: number): string {
-  expect(result.code, result.stderr).toBe(code);
-  const lines = result.stderr.trim().split('\n');
-  expect(lines).toHaveLength(1);
-  return lines[0]!;
-}
 
 describe('animus env', () => {
   it('sets, shows (secrets redacted) and unsets one variable, keeping .env at 0600 and its other lines', async () => {
@@ -69,15 +62,15 @@ describe('animus env', () => {
   ])('refuses %s in one line, exit 2, .env untouched', async (_label, args, message) => {
     const { paths } = await deployTestAgent(home, { repo });
     const before = await readFile(paths.env, 'utf8');
-    expect(oneLine(await cli(['env', 'set', paths.agent.id, ...args]), 2)).toMatch(message);
+    expect(oneErrorLine(await cli(['env', 'set', paths.agent.id, ...args]), 2)).toMatch(message);
     expect(await readFile(paths.env, 'utf8')).toBe(before);
   });
 
   it('refuses to write into a malformed .env, naming its line (exit 5), and an unknown agent is exit 3', async () => {
     const { paths } = await deployTestAgent(home, { repo });
     await writeFile(paths.env, 'AGENT_ID=x\nthis is not an assignment\n', { mode: 0o600 });
-    expect(oneLine(await cli(['env', 'set', paths.agent.id, 'LOG_LEVEL', 'debug']), 5)).toMatch(/line 2 is not KEY=VALUE/);
-    expect(oneLine(await cli(['env', 'show', 'agent-00000000-0000-4000-8000-000000000000']), 3)).toMatch(/no agent/);
+    expect(oneErrorLine(await cli(['env', 'set', paths.agent.id, 'LOG_LEVEL', 'debug']), 5)).toMatch(/line 2 is not KEY=VALUE/);
+    expect(oneErrorLine(await cli(['env', 'show', 'agent-00000000-0000-4000-8000-000000000000']), 3)).toMatch(/no agent/);
   });
 
   it("is what health's hint for a broken .env names", async () => {

@@ -227,3 +227,32 @@ describe('health cache', () => {
     expect(cache[other.agent.id]).toBeDefined();
   });
 });
+
+describe('where the cache lives', () => {
+  it("in the home's .animus/ when there is one, else in the user's cache folder, one file per home, never making .animus/", async () => {
+    const { mkdir, readdir } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { cachePath, saveHealthCache } = await import('../../src/health/check-cache.js');
+    const { tempDir } = await import('../helpers/temp.js');
+    const root = await tempDir('cache-where');
+    const byHand = join(root, 'by-hand');
+    const other = join(root, 'other');
+    await mkdir(byHand);
+    await mkdir(other);
+    const env = { XDG_CACHE_HOME: join(root, 'cache') };
+    expect(cachePath(byHand, env).startsWith(join(root, 'cache', 'animus', 'health'))).toBe(true);
+    expect(cachePath(byHand, env)).not.toBe(cachePath(other, env));
+    await mkdir(join(other, '.animus'));
+    expect(cachePath(other, env)).toBe(join(other, '.animus', 'health-cache'));
+    const saved = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = env.XDG_CACHE_HOME;
+    try {
+      await saveHealthCache(byHand, {});
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved;
+    }
+    expect(await readdir(byHand)).toEqual([]);
+    expect(await readdir(join(root, 'cache', 'animus', 'health'))).toHaveLength(1);
+  });
+});

@@ -49,10 +49,10 @@ describe('animus health', () => {
     }
   });
 
-  it('exits 2 with one line when health cannot run', async () => {
-    for (const args of [['health', '--home', join(home, 'missing')], ['health', 'not-an-id'], ['health', 'agent-00000000-0000-4000-8000-000000000000'], ['health', '--watch', '0']]) {
-      const result = await runCli(args, { home });
-      expect(result.code, args.join(' ')).toBe(2);
+  it('exits 2 with one line when health cannot run, 3 for an agent or home that does not exist', async () => {
+    for (const [args, code] of [[['health', '--home', join(home, 'missing')], 3], [['health', 'not-an-id'], 2], [['health', 'agent-00000000-0000-4000-8000-000000000000'], 3], [['health', '--watch', '0'], 2]] as const) {
+      const result = await runCli([...args], { home });
+      expect(result.code, args.join(' ')).toBe(code);
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
       expect(result.stderr).toMatch(/^animus: /);
     }

@@ -63,3 +63,12 @@ export function json<T = unknown>(result: CliResult): T {
     throw new Error(`expected JSON on stdout (exit ${result.code})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
   }
 }
+
+/** The one `animus: …` line a refused command prints, after checking its exit code and that no stack trace came with it. */
+export function oneErrorLine(result: CliResult, code: number): string {
+  if (result.code !== code) throw new Error(`expected exit ${code}, got ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  if (/\n\s+at /.test(result.stderr)) throw new Error(`a stack trace on stderr:\n${result.stderr}`);
+  const lines = result.stderr.trim().split('\n');
+  if (lines.length !== 1) throw new Error(`expected one line on stderr, got ${lines.length}:\n${result.stderr}`);
+  return lines[0]!;
+}

@@ -126,7 +126,7 @@ describe('animus adopt', () => {
   it('refuses a folder with a malformed .env and changes nothing in it', async () => {
     await writeFile(join(dir, '.env'), 'AGENT_API_KEY=x\nnot an assignment\n');
     const result = await runCli(['adopt', '--apply', '--json'], { home });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     const [report] = json<Report[]>(result);
     expect(report!.error).toMatch(/line 2 is not KEY=VALUE/);
     expect(report!.changes).toEqual([]);
@@ -138,7 +138,7 @@ describe('animus adopt', () => {
   it('refuses a corrupt Broca database before changing anything', async () => {
     await writeFile(join(dir, 'broca', 'sanctum.db'), 'this is not sqlite at all, just text '.repeat(200));
     const result = await runCli(['adopt', '--apply', '--json'], { home });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     const [report] = json<Report[]>(result);
     expect(report!.error).toMatch(/not a SQLite database or is corrupt/);
     expect((await stat(dir)).mode & 0o777).toBe(0o755);

@@ -186,8 +186,8 @@ describe('animus deploy refuses, and leaves nothing behind', () => {
     [[A, '--mode', 'echo', '--env', 'NOEQUALS'], /not KEY=VALUE/],
     [[A, '--mode', 'echo', '--env', 'AGENT_ID=x'], /AGENT_ID comes from the deployed id/],
     [[A, '--mode', 'echo', '--process-manager', 'supervisord'], /--process-manager must be one of pm2, systemd/],
-    // A live agent's id must be one Letta takes: uuid4 (this one is version 5).
-    [[B, '--endpoint', 'https://api.letta.com', '--api-key', 'sk-let-4f9a1c2e8b7d'], /Letta agent ids are uuid4 .* this one is version 5/],
+    // A live agent's id must be one Letta takes: uuid4 (this one is version 7).
+    [[B, '--endpoint', 'https://api.letta.com', '--api-key', 'sk-let-4f9a1c2e8b7d'], /Letta agent ids are uuid4 .* this one is version 7/],
   ])('bad input %j: exit 2, one line, no home created', async (args, message) => {
     const h = join(root, `home-bad-${Math.random().toString(36).slice(2)}`);
     const result = await runCli(['deploy', ...args], { home: h });

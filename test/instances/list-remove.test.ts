@@ -48,10 +48,15 @@ describe('animus list', () => {
   });
 
   it('says so when the home is empty or missing', async () => {
-    const empty = join(await tempDir('list-empty'), 'none');
-    const result = await runCli(['list', '--json'], { home: empty });
-    expect(result.code).toBe(0);
-    expect(json(result)).toEqual([]);
+    const missing = join(await tempDir('list-empty'), 'none');
+    const result = await runCli(['list', '--json'], { home: missing });
+    expect(result.code).toBe(3);
+    expect(result.stderr.trim()).toBe(`animus: no animus home at ${missing}: run \`animus init --home ${missing}\``);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(missing);
+    const empty = await runCli(['list', '--json'], { home: missing });
+    expect(empty.code).toBe(0);
+    expect(json(empty)).toEqual([]);
   });
 });
 

@@ -158,6 +158,7 @@ function suite(scope: Scope) {
 
   live('install writes the home\'s units and starts its target now', async () => {
     if (scope.name === 'system') {
+      await ok('animus init');
       // Root without --run-as (and no sudo): refused, nothing installed.
       const bare = await sh('animus systemd install --system');
       expect(bare.code).toBe(2);
@@ -168,7 +169,6 @@ function suite(scope: Scope) {
       const missing = await sh(`animus systemd install --system --run-as ${ACCOUNT}`);
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('--create-user');
-      await ok('animus init');
       const run = await sh(`animus systemd install --system --run-as ${ACCOUNT} --create-user --json`);
       expect(run.code, run.stderr).toBe(0);
       expect(parse<{ account: { name: string; created: boolean } }>(run).account).toEqual({ name: ACCOUNT, group: ACCOUNT, created: true });
@@ -234,7 +234,7 @@ function suite(scope: Scope) {
     if (scope.name === 'system') {
       const denied = await sh(`animus stop ${a}`, 'account');
       expect(denied.code).not.toBe(0);
-      expect(denied.stderr.trim().split('\n')).toHaveLength(1);
+      expect(denied.stderr.trim().split('\n'), denied.stderr).toHaveLength(1);
       expect(denied.stderr).toContain('needs root');
       expect(running(await show(scope, a))).toBe(true);
       // Reading works as the account.
@@ -317,10 +317,12 @@ function suite(scope: Scope) {
       const failed = await until(`${b} to stop`, () => show(scope, b), (s) => s.ActiveState === 'failed' || s.ActiveState === 'inactive');
       // Straight to failed, never through auto-restart.
       expect(failed).toMatchObject({ ActiveState: 'failed', SubState: 'failed', ExecMainStatus: '78', Result: 'exit-code', NRestarts: '0' });
+      // animus reports it: status shows the unit errored, and start refuses the .env in one line before systemd runs it.
+      expect(parse<Array<{ state: string }>>(await sh(`animus status ${b} --json`, scope.who))[0]!.state).toBe('errored');
       const start = await sh(`animus start ${b}`, scope.who);
-      expect(start.code, start.stderr).toBe(1);
-      expect(start.stderr).toContain('exited with code 78 (configuration error)');
-      expect(start.stderr).toContain('AGENT_ID');
+      expect(start.code, start.stderr).toBe(5);
+      expect(start.stderr.trim().split('\n')).toHaveLength(1);
+      expect(start.stderr).toContain('AGENT_ID is missing');
     } finally {
       await ok(`mv ${env}.good ${env}`);
     }

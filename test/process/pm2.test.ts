@@ -157,7 +157,7 @@ describe('PM2: deploy --start, status, no secrets', () => {
     const proc = await pm2Proc(paths.agent.id);
     expect(proc?.pm2_env.max_memory_restart).toBe(300 * 1024 * 1024);
     // V8's limits follow memory_limit_mb: the running process has them on its command line.
-    expect(proc?.pm2_env.node_args).toEqual(['--max-old-space-size=180', '--max-semi-space-size=1']);
+    expect(proc?.pm2_env.node_args).toEqual(['--max-old-space-size=180', '--max-semi-space-size=1', '--optimize-for-size', '--single-threaded-gc']);
     // The old space (180) plus the young generation make V8's heap limit.
     expect(lines.at(-1)!.heapLimitMb).toBeGreaterThanOrEqual(180);
     expect(lines.at(-1)!.heapLimitMb).toBeLessThan(200);

@@ -38,7 +38,9 @@ async function agentInContainer(extraEnv: Record<string, string> = {}, prepare?:
   const waitForProbe = async (kind: string, want: number) => {
     for (let i = 0; i < 300; i++) {
       const result = await probe(kind);
-      if (result.code === want) return result;
+      // Only an answer counts: before the socket is up the probe fails for want of one.
+      const status = result.stdout ? (JSON.parse(result.stdout) as { status?: { reasons: string[] } }).status : undefined;
+      if (result.code === want && status && !status.reasons.includes('starting')) return result;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new Error(`probe ${kind} never exited ${want}`);

@@ -158,6 +158,8 @@ describe.skipIf(missing !== undefined && !required)('dashboard in headless Chrom
     expect(after.pid).not.toBe(before.pid);
     expect(after.restarts).toBe((before.restarts ?? 0) + 1);
     expect(after.crashRestarts).toBe(before.crashRestarts);
+    const audit = (await readFile(join(home, '.animus', 'audit.log'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { command: string; agents: string[]; outcome: string });
+    expect(audit.at(-1)).toMatchObject({ command: 'serve restart', agents: [running], outcome: 'ok' });
     await page.close();
   }, 90_000);
 

@@ -128,7 +128,8 @@ export function registerAgentCommands(program: Command, action: Action): void {
               ...r.warnings.map((w) => `  ${ctx.out.style.yellow('!')} ${w}`),
             ]).concat(!raw.apply && reports.some((r) => r.changes.length > 0) ? ['', 'Run again with --apply to make these changes.'] : []),
           );
-          if (reports.some((r) => r.error)) ctx.setExitCode(EXIT.failure);
+          const failed = reports.find((r) => r.error);
+          if (failed) ctx.setExitCode(failed.exitCode ?? EXIT.failure);
         }),
       ),
     ['animus adopt', `animus adopt ${EXAMPLE_ID} --apply`],

@@ -37,6 +37,10 @@ export async function normalizeDeployOptions(ids: string[], raw: Record<string, 
     if (problem) throw new AnimusError('EUSAGE', `--endpoint "${endpoint}" ${problem}`);
   }
   if (needsAgent && !apiKey) apiKey = await askText(ctx, 'Letta API key (AGENT_API_KEY)', '--api-key <key> or set AGENT_API_KEY', { secret: true });
+  // The runtime refuses a placeholder key at start: refuse it now, before anything is made.
+  const { validateEnvValue } = await import('../../instances/agent-env.js');
+  if (apiKey) validateEnvValue('AGENT_API_KEY', apiKey);
+  if (endpoint) validateEnvValue('AGENT_ENDPOINT', endpoint);
 
   const { readPreferences } = await import('../../config/preferences.js');
   const saved = await readPreferences(ctx.env);

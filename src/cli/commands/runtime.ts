@@ -67,7 +67,7 @@ export function registerRuntimeCommands(program: Command, action: Action): void 
       ),
     [`animus telegram login ${EXAMPLE_ID}`],
   );
-  const webhook = telegram.command('webhook').description("the webhook on an agent's bot token (it keeps the runtime from polling)");
+  const webhook = examples(telegram.command('webhook').description("the webhook on an agent's bot token (it keeps the runtime from polling)"), [`animus telegram webhook delete ${EXAMPLE_ID}`]);
   examples(
     webhook
       .command('delete <id>')
