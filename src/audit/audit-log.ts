@@ -2,7 +2,8 @@ import { closeSync, constants, existsSync, fchmodSync, fstatSync, openSync, read
 import { join } from 'node:path';
 import { ensureAgentDir, openAgentFileSync, readAgentText } from '../core/agent-fs.js';
 import { AnimusError } from '../core/errors.js';
-import { DIR_MODE, SECRET_FILE_MODE, ensureDir } from '../core/fs.js';
+import { mkdir } from 'node:fs/promises';
+import { DIR_MODE, SECRET_FILE_MODE } from '../core/fs.js';
 import { homeLayout, LOGS_DIR, type AgentPaths } from '../home/layout.js';
 
 /**
@@ -41,13 +42,20 @@ export function homeAuditLog(home: string): string {
 export async function appendAudit(home: string, record: AuditRecord, agents: AgentPaths[]): Promise<string[]> {
   const line = `${JSON.stringify(record)}\n`;
   const problems: string[] = [];
+  /** The home's trail refused us for lack of rights (see below). */
+  let homeDenied: string | undefined;
+  let agentWritten = false;
   // A home that is not there is not made by its audit record.
   if (isFolder(home)) {
     try {
-      await ensureDir(homeLayout(home).stateDir, DIR_MODE);
+      // Made 0700 when missing, never chmod'ed after: `systemd install --run-as` opens it to
+      // the agents' account (0750), and a record written by root must not close it again.
+      await mkdir(homeLayout(home).stateDir, { recursive: true, mode: DIR_MODE });
       appendPlain(homeAuditLog(home), line);
     } catch (error) {
-      problems.push(`${homeAuditLog(home)}: ${(error as Error).message}`);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') homeDenied = `${homeAuditLog(home)}: ${(error as Error).message}`;
+      else problems.push(`${homeAuditLog(home)}: ${(error as Error).message}`);
     }
   }
   for (const paths of agents) {
@@ -57,6 +65,7 @@ export async function appendAudit(home: string, record: AuditRecord, agents: Age
       const fd = openAgentFileSync(paths.dir, `${LOGS_DIR}/${AUDIT_FILE}`, { flags: 'a', mode: SECRET_FILE_MODE, singleLink: true })!;
       try {
         writeSync(fd, line);
+        agentWritten = true;
       } finally {
         closeSync(fd);
       }
@@ -64,6 +73,9 @@ export async function appendAudit(home: string, record: AuditRecord, agents: Age
       problems.push(`${paths.dir}/${LOGS_DIR}/${AUDIT_FILE}: ${(error as Error).message}`);
     }
   }
+  // The account a systemd agent runs as may not write the home's trail (root's, 0600); its
+  // record is in the agent's own log then, which is the one that says what it did.
+  if (homeDenied && !agentWritten) problems.push(homeDenied);
   return problems;
 }
 

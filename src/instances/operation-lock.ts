@@ -131,11 +131,17 @@ async function acquire(file: string, id: string, options: LockOptions): Promise<
   // Made 0700 when missing, never chmod'ed after: `systemd install --run-as` opens it to the
   // agents' account (2770), and a lock taken by root must not close it again. Lock files are
   // group-readable (no secret in them) so root and the account each see who holds a lock.
-  await mkdir(dirname(file), { recursive: true, mode: DIR_MODE });
   const me = describeSelf(options.command);
   const text = `${JSON.stringify(me)}\n`;
   const temp = `${file}.${me.nonce}.tmp`;
-  await writeFile(temp, text, { mode: 0o640, flag: 'wx' });
+  try {
+    await mkdir(dirname(file), { recursive: true, mode: DIR_MODE });
+    await writeFile(temp, text, { mode: 0o640, flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const hint = code === 'EACCES' || code === 'EPERM' ? `${dirname(file)} is not writable by you: run it as the home's owner (or root)` : describeError(error);
+    throw new AnimusError('EIO', `cannot lock ${id}: ${hint}`, { cause: error, ...(code === 'EACCES' || code === 'EPERM' ? { exitCode: EXIT.environment } : {}) });
+  }
   try {
     const deadline = Date.now() + (options.waitMs ?? DEFAULT_LOCK_WAIT_MS);
     for (;;) {

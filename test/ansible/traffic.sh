@@ -27,10 +27,10 @@ case "$mode" in
     done
     ;;
   watch)
-    # A runtime counts when a live process holds the agent's runtime.pid anywhere under the home
+    # A runtime counts when a live process holds the agent's runtime.pid (pid, boot id, start time) anywhere under the home
     # (home, moving folder, trash), or when a node process's working directory is its folder.
     probe='pids=
-      for f in $(find '"$home"' -path "*'"$id"'*" -name runtime.pid 2>/dev/null); do p=$(cat "$f" 2>/dev/null); [ -n "$p" ] && kill -0 "$p" 2>/dev/null && pids="$pids $p"; done
+      for f in $(find '"$home"' -path "*'"$id"'*" -name runtime.pid 2>/dev/null); do p=$(cut -d" " -f1 "$f" 2>/dev/null); [ -n "$p" ] && kill -0 "$p" 2>/dev/null && pids="$pids $p"; done
       for p in $(pgrep -x node 2>/dev/null); do case "$(readlink /proc/$p/cwd 2>/dev/null)" in *'"$id"'*) grep -q runtime /proc/$p/cmdline 2>/dev/null && pids="$pids $p";; esac; done
       echo $pids | tr " " "\n" | sort -u | grep -c . || true'
     while [ ! -e "$dir/stop" ]; do
