@@ -5,6 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
+import { runtimeNodeFlags } from './node-flags.js';
 import { checkAccountName, refuseRoot } from './systemd-account.js';
 
 /** The files in `systemd/` that every home's units are rendered from. */
@@ -98,7 +99,16 @@ export async function renderUnits(context: UnitContext): Promise<RenderedUnit[]>
  * among them: the unit always writes to the journal (the runtime writes its own files).
  */
 export function renderDropIn(settings: { memory_limit_mb: number }): string {
-  return ['# Written by animus from the agent\'s settings.json; `animus start` rewrites it.', '[Service]', `MemoryMax=${settings.memory_limit_mb}M`, ''].join('\n');
+  // The V8 limits PM2 passes as node_args; NODE_OPTIONS takes only the heap sizes (it refuses
+  // --optimize-for-size and --single-threaded-gc), and needs no change to the template's ExecStart.
+  const heap = runtimeNodeFlags(settings.memory_limit_mb).filter((flag) => /^--max-(old|semi)-space-size=/.test(flag));
+  return [
+    '# Written by animus from the agent\'s settings.json; `animus start` rewrites it.',
+    '[Service]',
+    `MemoryMax=${settings.memory_limit_mb}M`,
+    `Environment="NODE_OPTIONS=${heap.join(' ')}"`,
+    '',
+  ].join('\n');
 }
 
 export function dropInPath(unitDir: string, home: string, uuid: string): string {

@@ -51,7 +51,7 @@ describe('PM2 naming and states', () => {
 
 describe('systemd per-agent drop-in', () => {
   it('carries the memory ceiling and no log lines (the unit always logs to the journal)', () => {
-    expect(renderDropIn({ memory_limit_mb: 300 })).toMatch(/^\[Service\]\nMemoryMax=300M\n$/m);
+    expect(renderDropIn({ memory_limit_mb: 300 })).toMatch(/^\[Service\]\nMemoryMax=300M\nEnvironment="NODE_OPTIONS=--max-old-space-size=180 --max-semi-space-size=1"\n$/m);
     expect(renderDropIn({ memory_limit_mb: 64 })).not.toMatch(/Standard(Output|Error)/);
   });
 
