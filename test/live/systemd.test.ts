@@ -368,8 +368,12 @@ function suite(scope: Scope) {
     );
     // P is enabled, so the target started it with the real runtime: restart it onto the probe.
     await ok(`${scope.systemctl} restart ${unit(scope, p)}`, scope.who);
-    // The probe exits 1 after its attacks; systemd restarts it and it hands over to the real runtime.
-    await until('the probe to finish and the runtime to take over', () => show(scope, p), (s) => running(s) && Number(s.NRestarts) >= 1, 90_000);
+    // The probe exits 1 after its attacks; systemd restarts it and it hands over to the real
+    // runtime, which either runs or refuses its symlinked logs/runtime.log at start (exit 78,
+    // not restarted): both mean nothing followed the links. Which one is seen is a race of
+    // the poll against the runtime's start, so both are accepted.
+    const after = await until('the probe to finish and the runtime to take over', () => show(scope, p), (s) => Number(s.NRestarts) >= 1 && (running(s) || (s.ActiveState === 'failed' && s.ExecMainStatus === '78')), 90_000);
+    console.log(`after the probe (${scope.name} manager): the real runtime ${running(after) ? 'runs' : 'refused its symlinked logs at start (exit 78, not restarted)'}`);
     const report = JSON.parse(await ok(`cat ${probeDir}/probe-result.json`)) as { uid: number; results: Array<{ name: string; escaped: boolean; detail: string }> };
     expect(report.uid).not.toBe(0);
     for (const r of report.results) {
