@@ -47,7 +47,7 @@ interface Runtime {
 }
 
 function start(paths: AgentPaths): Runtime {
-  const child = spawn(process.execPath, [...NODE_ARGS, join(paths.clone, 'main.js')], { cwd: paths.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_ARGS, join(paths.clone, 'main.js')], { cwd: paths.dir, env: { PATH: process.env.PATH ?? '', ANIMUS_LOG_STDOUT: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const runtime: Runtime = { child, onCompleted: () => {}, ready: Promise.resolve() };
   let partial = '';
