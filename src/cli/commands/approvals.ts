@@ -19,7 +19,7 @@ export function registerApprovalCommands(program: Command, action: Action): void
       .option('--agent <id>', 'the agent (or pass it as the first argument)')
       .action(
         action(async (ctx, agentArg: string | undefined, raw: { agent?: string }) => {
-          const { readAgentDb } = await import('./queue.js');
+          const { readAgentDb } = await import('../agent-db.js');
           const { listApprovals } = await import('../../store/approvals.js');
           const result = await readAgentDb(ctx, raw.agent, agentArg, 'animus approvals list --agent <id>', (db, agent) => listApprovals(db, agent));
           ctx.out.result(result, () => {
@@ -64,7 +64,7 @@ export function registerApprovalCommands(program: Command, action: Action): void
 }
 
 async function decide(ctx: CliContext, agentArg: string | undefined, raw: { agent?: string; reason?: string; request?: string }, approve: boolean) {
-  const { agentOf } = await import('./queue.js');
+  const { agentOf } = await import('../agent-db.js');
   const { requireAgent } = await import('../../instances/registry.js');
   const { withAgentLock } = await import('../../instances/operation-lock.js');
   const { openQueueDatabase } = await import('../../store/queue-admin.js');

@@ -17,7 +17,7 @@ export function registerUserCommands(program: Command, action: Action): void {
       .option('--agent <id>', 'the agent (or pass it as the first argument)')
       .action(
         action(async (ctx, agentArg: string | undefined, raw: { agent?: string }) => {
-          const { readAgentDb } = await import('./queue.js');
+          const { readAgentDb } = await import('../agent-db.js');
           const { listUsers } = await import('../../store/users.js');
           const result = await readAgentDb(ctx, raw.agent, agentArg, 'animus users list --agent <id>', (db, agent) => listUsers(db, agent));
           ctx.out.result(result, () => {
@@ -46,7 +46,7 @@ export function registerUserCommands(program: Command, action: Action): void {
       .action(
         action(async (ctx, args: string[], raw: { agent?: string }) => {
           const { splitAgentArgs, expectArgs } = await import('./agent-arg.js');
-          const { readAgentDb } = await import('./queue.js');
+          const { readAgentDb } = await import('../agent-db.js');
           const { getUser } = await import('../../store/users.js');
           const usage = 'animus users get --agent <id> <user>';
           const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
@@ -81,7 +81,7 @@ export function registerUserCommands(program: Command, action: Action): void {
         .action(
           action(async (ctx, args: string[], raw: { agent?: string }) => {
             const { splitAgentArgs, expectArgs } = await import('./agent-arg.js');
-            const { writeAgentDb } = await import('./queue.js');
+            const { writeAgentDb } = await import('../agent-db.js');
             const { setUserActive } = await import('../../store/users.js');
             const usage = `animus users ${name} --agent <id> <user>`;
             const { agent, rest } = splitAgentArgs(raw.agent, args, usage);
