@@ -33,6 +33,8 @@ export interface RunDriverOptions {
   runTimeoutMs: () => number;
   /** Longest pause between two looks at a running run. */
   pollMaxMs: number;
+  /** How long after a first look that found nothing a second look is made, before a send counts as never made. */
+  settleMs: () => number;
   /** A call failed for a reason of the endpoint: the breaker counts it. */
   onEndpointFault: (error: LettaCallError) => void;
   onEndpointOk: () => void;
@@ -71,8 +73,20 @@ export class RunDriver {
   /**
    * For a request whose POST got no answer: the run it started, or undefined when it
    * provably started none. Waits for every run still active on the agent first.
+   * `mayLandLate`: the POST may still be on its way to a run (see below).
    */
-  async resolveUnsent(row: RequestRow, signal: AbortSignal): Promise<string | undefined> {
+  async resolveUnsent(row: RequestRow, signal: AbortSignal, mayLandLate: boolean): Promise<string | undefined> {
+    const found = await this.lookForRun(row, signal);
+    if (found !== undefined || !mayLandLate || !row.otid || row.queueId === null) return found;
+    // A POST nobody answered (a timeout, a dropped connection, a gateway's 504, a kill)
+    // can still be taken by a busy server after the first look (seen on a loaded machine:
+    // the run appeared later). Only a second look, a settle time after the first, makes
+    // "never reached Letta" safe to act on. A server that answered has finished with it.
+    await sleep(this.options.settleMs(), signal);
+    return this.lookForRun(row, signal);
+  }
+
+  private async lookForRun(row: RequestRow, signal: AbortSignal): Promise<string | undefined> {
     const client = await this.options.client();
     const active = await this.patient('runs/active', signal, () => client.activeRuns(this.call(signal)));
     for (const run of active) await this.waitUntilEnded(run.id, Date.now(), signal);

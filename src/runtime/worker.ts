@@ -93,6 +93,8 @@ export class QueueWorker {
       timeoutMs: () => options.settings().letta.timeout_s * 1000,
       runTimeoutMs: () => options.settings().letta.run_timeout_s * 1000,
       pollMaxMs: options.pollMaxMs,
+      // As long as a call may take (the server held it that long unanswered), from 2 s to 30 s.
+      settleMs: () => Math.min(LATE_LANDING_MS, Math.max(2000, options.settings().letta.timeout_s * 1000)),
       onEndpointFault: () => breaker.failure(),
       onEndpointOk: () => breaker.success(),
       onWaitProblem: (what, error, retryInMs) => logger.warn('Letta call failed while a run may be going on; looking again (never sending twice)', { run: what, retry_in_ms: retryInMs, error: redact(error.message) }),
@@ -251,7 +253,7 @@ export class QueueWorker {
       // The item was deleted, flushed or failed by an operator meanwhile: its run still
       // has to end before anything else is sent; a held approval is found again (409) at the next send.
       if (open.runId) await this.driver.finish(open.runId, open.startedAt ?? Date.now(), signal);
-      else if (open.outcome === 'sending') await this.driver.resolveUnsent(open, signal);
+      else if (open.outcome === 'sending') await this.driver.resolveUnsent(open, signal, sentRecently(open));
       finishRequest(db, open.id, { outcome: 'abandoned', error: 'the queue item was removed while its request was open' });
       logger.warn('request of a removed queue item closed', { item: open.queueId ?? undefined, run: open.runId ?? undefined });
       return false;
@@ -339,7 +341,7 @@ export class QueueWorker {
           continue;
         }
         if (row.outcome === 'sending') {
-          const runId = await this.driver.resolveUnsent(row, signal);
+          const runId = await this.driver.resolveUnsent(row, signal, sentRecently(row));
           if (!runId) {
             finishRequest(db, row.id, { outcome: 'abandoned', error: 'never reached Letta (no run was started): sent again' });
             this.options.logger.warn('an unanswered send never reached Letta; sending it again', { item: item.queueId, kind: row.kind });
@@ -406,7 +408,8 @@ export class QueueWorker {
         // No answer, or a 5xx a proxy may have made up: the run may exist. Find out before anything is sent again.
         if (error.kind === 'timeout' || error.kind === 'connection' || error.kind === 'http_5xx') {
           if (error.endpointFault) this.options.breaker.failure();
-          const runId = await this.driver.resolveUnsent(row, signal);
+          // Unanswered, or a gateway that gave up waiting: the POST may still become a run.
+          const runId = await this.driver.resolveUnsent(row, signal, error.kind !== 'http_5xx' || error.status === 504);
           if (runId) {
             logger.info('the unanswered send had started a run: following it', { item: item.queueId, run: runId, error: this.options.redact(error.message) });
             return { row: getRequest(db, row.id)! };
@@ -458,8 +461,11 @@ export class QueueWorker {
       return { sendMessage: true };
     }
     if (handling === 'reply') {
-      finishRequest(db, row.id, { ...end, outcome: reply ? 'replied' : 'no_reply' });
-      completeItem(db, { queueId: item.queueId, messageId: item.messageId!, reply, latencyMs: Date.now() - conversationStart, usage, stopReason: reason });
+      // One transaction: a kill between the two would leave the item processing with no open request, and recovery would send it again.
+      db.transaction(() => {
+        finishRequest(db, row.id, { ...end, outcome: reply ? 'replied' : 'no_reply' });
+        completeItem(db, { queueId: item.queueId, messageId: item.messageId!, reply, latencyMs: Date.now() - conversationStart, usage, stopReason: reason });
+      })();
       state.answered();
       const fields = { item: item.queueId, attempt: item.attempts, run: row.runId ?? undefined, stop_reason: reason ?? undefined, latency_ms: Date.now() - conversationStart, total_tokens: usage.totalTokens ?? undefined, reply_chars: reply.length };
       if (!reply) logger.warn('agent ended its turn without a reply: nothing is sent to the user', fields);
@@ -470,7 +476,6 @@ export class QueueWorker {
     }
     if (handling === 'approval') {
       const request = findApprovalRequest(result.messages);
-      finishRequest(db, row.id, { ...end, outcome: 'approval' });
       if (!request || request.toolCalls.length === 0 || approvals >= MAX_APPROVALS) {
         this.fail(row, item, settings, {
           message: approvals >= MAX_APPROVALS ? `the agent asked for ${approvals} tool approvals in a row for this message: look at its tools in Letta` : 'Letta stopped for an approval without naming the tool call',
@@ -482,8 +487,13 @@ export class QueueWorker {
         return { done: true };
       }
       if (row.approval?.orphan) request.orphan = true;
-      const id = insertRequest(db, { queueId: item.queueId, messageId: item.messageId, attempt: item.attempts, kind: 'approval', otid: otidFor(this.options.agentId, 'approval', ...request.toolCalls.map((c) => c.tool_call_id)), approval: request });
-      setApproval(db, id, request, 'awaiting_approval');
+      // The run's end and the held approval in one transaction: between them the item has no open request and recovery would send its message again.
+      const id = db.transaction(() => {
+        finishRequest(db, row.id, { ...end, outcome: 'approval' });
+        const held = insertRequest(db, { queueId: item.queueId, messageId: item.messageId, attempt: item.attempts, kind: 'approval', otid: otidFor(this.options.agentId, 'approval', ...request.toolCalls.map((c) => c.tool_call_id)), approval: request });
+        setApproval(db, held, request, 'awaiting_approval');
+        return held;
+      })();
       return { row: getRequest(db, id)! };
     }
     if (reason === 'insufficient_credits') state.outOfCredits(stopReasonText(reason));
@@ -500,14 +510,19 @@ export class QueueWorker {
     const retriesLeft = settings.max_retries - (item.attempts - 1);
     const end = { stopReason: failure.stopReason ?? null, httpStatus: failure.status ?? null, errorKind: failure.kind, error: message, latencyMs: failure.latencyMs, usage: failure.usage };
     const log = failure.kind === 'stop_reason' ? logger.warn.bind(logger) : logger.error.bind(logger);
+    // The request's end and the item's in one transaction, as everywhere a request closes with its item.
     if (failure.retryable && retriesLeft > 0) {
       const delay = this.retryDelay(item.attempts, failure);
-      finishRequest(db, row.id, { ...end, outcome: 'retry' });
-      retryItem(db, item.queueId, message, Date.now() + delay);
+      db.transaction(() => {
+        finishRequest(db, row.id, { ...end, outcome: 'retry' });
+        retryItem(db, item.queueId, message, Date.now() + delay);
+      })();
       logger.warn('agent request failed; will retry', { item: item.queueId, attempt: item.attempts, retry_in_ms: delay, status: failure.status, stop_reason: failure.stopReason ?? undefined, error: message });
     } else {
-      finishRequest(db, row.id, { ...end, outcome: 'failed' });
-      failItem(db, item.queueId, message);
+      db.transaction(() => {
+        finishRequest(db, row.id, { ...end, outcome: 'failed' });
+        failItem(db, item.queueId, message);
+      })();
       log(failure.retryable ? 'agent request failed; no retries left' : 'agent request failed; not retryable', {
         item: item.queueId,
         attempt: item.attempts,
@@ -547,6 +562,14 @@ export class QueueWorker {
   private call(settings: Settings, signal: AbortSignal) {
     return { signal, timeoutMs: settings.letta.timeout_s * 1000 };
   }
+}
+
+/** Any POST on its way when a runtime was killed has long landed or died after this; a recent one may still land. */
+const LATE_LANDING_MS = 30_000;
+
+/** A send cut off by a crash is resumed: one begun this recently may still become a run. */
+function sentRecently(row: RequestRow): boolean {
+  return Date.now() - (row.startedAt ?? 0) < LATE_LANDING_MS;
 }
 
 function asFailure(error: unknown): Failure {

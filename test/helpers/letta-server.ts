@@ -62,6 +62,8 @@ export interface LettaStep {
   dropAfterStart?: boolean;
   /** Answer the POST this long after the run was made (a slow gateway). */
   answerDelayMs?: number;
+  /** Hold the POST this long before the run is made (a busy server: the run lands after the caller gave up waiting). */
+  acceptDelayMs?: number;
   /** Assistant text; '' for none. Default: `reply()` for end_turn/tool_rule, none for other reasons. */
   reply?: string;
   stopReason?: StopReason;
@@ -336,6 +338,7 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     } else {
       step = steps.shift() ?? state.fallback ?? {};
       if (step.drop) return void req.socket.destroy();
+      if (step.acceptDelayMs) await new Promise((r) => setTimeout(r, step.acceptDelayMs));
       if (agent.pending) {
         return send(res, 409, { detail: { code: 'PENDING_APPROVAL', message: 'Cannot send a new message: the agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.', pending_request_id: agent.pending.requestId } });
       }

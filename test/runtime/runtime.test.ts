@@ -230,6 +230,50 @@ describe('runtime as a child process', () => {
     ]);
   });
 
+  it('finds a send the server took only after the runtime stopped waiting (a second look), never sending it twice', async () => {
+    const { paths, id } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.letta.timeout_s = 0.3;
+    });
+    const before = letta.messageRequests().length;
+    // A busy server: the POST is held 900 ms before the run is made, so the first look after the timeout sees nothing.
+    letta.script({ acceptDelayMs: 900, reply: 'landed late' });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'busy server');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item, 20_000);
+    expect(runtime.logs.some((l) => l.msg.startsWith('the unanswered send had started a run') && l.item === item)).toBe(true);
+    const requests = letta.messageRequests().slice(before);
+    expect(requests).toHaveLength(1);
+    expect(letta.deliveriesOf(id, requests[0]!.otid!)).toBe(1);
+    expect(queueRows(paths).map((r) => [r.status, r.attempts, r.agent_response])).toEqual([['completed', 1, 'landed late']]);
+  });
+
+  it('a write that fails as the reply is stored leaves the run open: it is read again, never sent again', async () => {
+    const { paths, id } = await liveAgent();
+    // The queue refuses to complete (a full disk, say) until the trigger goes; recovery looks every 200 ms meanwhile.
+    const db = new Database(paths.db);
+    db.exec("CREATE TRIGGER refuse_complete BEFORE UPDATE OF status ON queue WHEN NEW.status = 'completed' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    const before = letta.messageRequests().length;
+    const runtime = startRuntime(paths, { ...FAST_ENV, ANIMUS_RECOVER_EVERY_MS: '200' });
+    try {
+      await runtime.waitForLog((l) => l.msg === 'runtime ready');
+      const item = await sendLocal(paths, 'full disk');
+      await runtime.waitForLog((l) => l.msg === 'queue worker error; retrying shortly' && String(l.error).includes('disk is full'));
+      // Long enough for recovery to have requeued the item, were the run's end recorded without the item's.
+      await new Promise((r) => setTimeout(r, 1500));
+      db.exec('DROP TRIGGER refuse_complete');
+      await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item, 20_000);
+      const requests = letta.messageRequests().slice(before);
+      expect(requests).toHaveLength(1);
+      expect(letta.deliveriesOf(id, requests[0]!.otid!)).toBe(1);
+      expect(runtime.logs.some((l) => l.msg === 'resuming the open agent request (not sending again)' && l.item === item)).toBe(true);
+      expect(queueRows(paths).map((r) => [r.status, r.attempts])).toEqual([['completed', 1]]);
+    } finally {
+      db.close();
+    }
+  });
+
   it('fails a non-retryable agent error (401) at once', async () => {
     const { paths } = await liveAgent();
     await setEnv(paths, { AGENT_API_KEY: 'sk-wrong-key-987654' });
