@@ -1,4 +1,6 @@
 import { readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureAgentDir } from '../core/agent-fs.js';
 import { parseAgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { isDirectory, pathExists } from '../core/fs.js';
@@ -10,11 +12,11 @@ import { gitError } from '../git/repo.js';
 import { runGit } from '../git/run.js';
 import { findModifiedFiles } from '../git/clone-state.js';
 import { readCloneCommit } from '../git/refs.js';
-import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
+import { agentPaths, homeLayout, LOGS_DIR, type AgentPaths } from '../home/layout.js';
 import { deployAgent } from '../instances/deploy.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir } from '../instances/registry.js';
-import { printable, type ArchivedFile, type Manifest } from './archive-format.js';
+import { ARCHIVED_FILES, AUDIT_ENTRY, printable, type ArchivedFile, type Manifest } from './archive-format.js';
 import { readManifest } from './read-archive.js';
 import { makeWorkDir, proveArchive } from './verify-backup.js';
 
@@ -251,12 +253,16 @@ async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, 
   // The database goes where the runtime will read it: the restored .env's DB_PATH (inside the folder), else the default.
   const restoredEnv = files['.env'] ? await readFile(files['.env'], 'utf8').then((text) => parseEnv(text, '.env'), () => undefined) : undefined;
   const db = restoredEnv ? resolveDbLocation(paths.dir, restoredEnv.DB_PATH).path : agentDbPath(paths);
-  const targets: Record<ArchivedFile, string> = { 'animus.db': db, '.env': paths.env, 'settings.json': paths.settings };
+  const targets: Record<ArchivedFile, string> = { 'animus.db': db, '.env': paths.env, 'settings.json': paths.settings, [AUDIT_ENTRY]: join(paths.dir, AUDIT_ENTRY) };
+  // The audit trail goes into logs/ only when that is a real folder of the agent's: a
+  // rename through a logs/ that links elsewhere would move files outside the folder.
+  const auditInto = files[AUDIT_ENTRY] ? auditFolderProblem(paths) : undefined;
+  if (auditInto) result.notes.push(`${AUDIT_ENTRY} not restored: ${auditInto}`);
   const undo: Array<() => Promise<void>> = [];
   try {
-    for (const name of ['animus.db', '.env', 'settings.json'] as const) {
+    for (const name of ARCHIVED_FILES) {
       const source = files[name];
-      if (!source) continue;
+      if (!source || (name === AUDIT_ENTRY && auditInto)) continue;
       const target = targets[name];
       // The database's WAL and shared-memory files belong to the old database: a stale WAL
       // beside the restored file would be replayed into it.
@@ -278,5 +284,16 @@ async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, 
   } catch (error) {
     for (const step of undo.reverse()) await step().catch(() => {});
     throw new AnimusError('EIO', `restore of ${paths.agent.id} failed while moving files (${describeError(error)}); the previous files were put back`, { cause: error });
+  }
+}
+
+/** Why the audit trail cannot be put into the agent's logs/ (made when missing), or undefined. */
+function auditFolderProblem(paths: AgentPaths): string | undefined {
+  try {
+    ensureAgentDir(paths.dir, LOGS_DIR);
+    return undefined;
+  } catch (error) {
+    if (error instanceof AnimusError) return error.message;
+    throw error;
   }
 }
