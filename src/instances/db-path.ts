@@ -80,11 +80,19 @@ export function agentDbProblem(paths: AgentPaths): string | undefined {
   }
 }
 
-function readDbPathSetting(paths: AgentPaths): string | undefined {
-  const text = readAgentText(paths.dir, ENV_FILE);
+/** What the .env says of DB_PATH: its value (undefined: none, or a .env that cannot be parsed), or why the .env cannot be read (a link). */
+export type DbPathSetting = { value: string | undefined } | { problem: string };
+
+/** The .env's DB_PATH, read through core/agent-fs; throws EUNSAFEPATH for a .env that is a link. */
+export function readDbPathSetting(paths: AgentPaths): string | undefined {
+  return dbPathOf(readAgentText(paths.dir, ENV_FILE), paths.env);
+}
+
+/** DB_PATH in a .env's text; undefined when there is none, or the text does not parse (the runtime reports that itself). */
+export function dbPathOf(text: string | undefined, file: string): string | undefined {
   if (text === undefined) return undefined;
   try {
-    return parseEnv(text, paths.env).DB_PATH;
+    return parseEnv(text, file).DB_PATH;
   } catch (error) {
     if (isAnimusError(error) && error.code === 'EBADENV') return undefined;
     throw error;
