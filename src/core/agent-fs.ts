@@ -48,12 +48,17 @@ export function pathInside(dir: string, rel: string): string {
 }
 
 /** `rel` split at `/` when every part is a plain name (no `.`, `..` or empty part), else undefined. */
-function plainParts(rel: string): string[] | undefined {
-  if (rel === '' || rel.includes('\0')) return undefined;
-  const parts = rel.split('/');
-  for (const part of parts) if (part === '' || part === '.' || part === '..') return undefined;
-  return parts;
+function plainParts(rel: string): readonly string[] | undefined {
+  const known = plainNames.get(rel);
+  if (known !== undefined) return known ?? undefined;
+  let parts: string[] | null = rel === '' || rel.includes('\0') ? null : rel.split('/');
+  if (parts?.some((part) => part === '' || part === '.' || part === '..')) parts = null;
+  // The names asked for are a handful of animus's own, asked for every agent.
+  if (plainNames.size < 256) plainNames.set(rel, parts);
+  return parts ?? undefined;
 }
+
+const plainNames = new Map<string, readonly string[] | null>();
 
 let lastDir: string | undefined;
 let lastRoot = '';
@@ -79,23 +84,33 @@ export function isInside(dir: string, path: string): boolean {
  * component below it, is lstat'ed. A link anywhere on the way makes it `symlink`.
  */
 export function statAgentPath(dir: string, rel: string): AgentFileStat {
-  return walkAgentPath(rootOf(dir), rel, lstatOrThrow);
+  return walkAgentPath(rootOf(dir), rel, (path) => lstatOrThrow(path));
 }
 
-/** lstat results by absolute path, shared by the statAgentPaths calls of one look at a folder. */
-export type LstatMemo = Map<string, Stats | undefined>;
+/**
+ * What statAgentPaths lstat'ed in one agent folder, by path relative to it: one look at a
+ * folder (health's, list's) shares it across its calls. One memo serves one folder.
+ */
+export class LstatMemo {
+  root: string | undefined;
+  readonly taken = new Map<string, Stats | undefined>();
+}
 
 /**
  * statAgentPath for several names in one folder, each path component lstat'ed once
  * (across calls given the same `seen`): `list` and `health` look at a dozen names per
  * agent, all below the same folder, within a few microseconds.
  */
-export function statAgentPaths(dir: string, rels: readonly string[], seen: LstatMemo = new Map()): AgentFileStat[] {
-  const lstat = (path: string) => {
-    if (!seen.has(path)) seen.set(path, lstatOrThrow(path));
-    return seen.get(path);
-  };
+export function statAgentPaths(dir: string, rels: readonly string[], seen: LstatMemo = new LstatMemo()): AgentFileStat[] {
   const root = rootOf(dir);
+  seen.root ??= root;
+  if (seen.root !== root) throw new Error(`one LstatMemo serves one folder: ${seen.root}, not ${root}`);
+  const lstat = (path: string, key: string) => {
+    if (seen.taken.has(key)) return seen.taken.get(key);
+    const info = lstatOrThrow(path);
+    seen.taken.set(key, info);
+    return info;
+  };
   return rels.map((rel) => walkAgentPath(root, rel, lstat));
 }
 
@@ -107,15 +122,25 @@ function lstatOrThrow(path: string): Stats | undefined {
   }
 }
 
-function walkAgentPath(root: string, rel: string, lstat: (path: string) => Stats | undefined): AgentFileStat {
+/**
+ * Walks `rel` down from the folder, lstat-ing each component (`lstat` gets the absolute
+ * path and the path relative to the folder, by which a memo keeps it).
+ */
+function walkAgentPath(root: string, rel: string, lstat: (path: string, key: string) => Stats | undefined): AgentFileStat {
   const self = rel === '' || rel === '.';
   const target = self ? root : pathInside(root, rel);
-  const parts = target === root ? [] : (plainParts(rel) ?? relative(root, target).split(sep));
+  const plain = plainParts(rel);
+  const parts = target === root ? [] : (plain ?? relative(root, target).split(sep));
   let current = root;
+  let key = '';
   for (let i = -1; i < parts.length; i++) {
-    if (i >= 0) current = `${current === sep ? '' : current}${sep}${parts[i]}`;
-    const info = lstat(current);
     const last = i === parts.length - 1;
+    if (i >= 0) {
+      current = `${current === sep ? '' : current}${sep}${parts[i]}`;
+      // The names animus asks for are constants: their strings (and hashes) are reused.
+      key = i === 0 ? parts[0]! : last && plain ? rel : `${key}/${parts[i]}`;
+    }
+    const info = lstat(current, key);
     if (!info) return { path: target, kind: 'missing' };
     if (info.isSymbolicLink()) return { path: target, kind: 'symlink', ...(last ? {} : { via: current }) };
     if (last) return { path: target, kind: info.isFile() ? 'file' : info.isDirectory() ? 'dir' : 'other', stats: info };

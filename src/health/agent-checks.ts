@@ -1,5 +1,5 @@
 import { accessSync, constants, readdirSync } from 'node:fs';
-import { agentFileProblem, readAgentText, statAgentPaths, type LstatMemo } from '../core/agent-fs.js';
+import { agentFileProblem, LstatMemo, readAgentText, statAgentPaths } from '../core/agent-fs.js';
 import { DB_COMPANIONS, dbPathOf, type DbPathSetting } from '../instances/db-path.js';
 import { INSPECTED_NAMES, inspectFolder } from '../instances/folder-safety.js';
 import { join } from 'node:path';
@@ -119,7 +119,7 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
  * the stats the checks and the cache keys need: for anything but a link they are the same.
  */
 function seedStats(paths: AgentPaths, stats: FolderStats): LstatMemo {
-  const lstats: LstatMemo = new Map();
+  const lstats = new LstatMemo();
   const names = [...INSPECTED_NAMES, DB_FILE, ...DB_COMPANIONS.map((suffix) => `${DB_FILE}${suffix}`)];
   let found;
   try {

@@ -1,4 +1,4 @@
-import { kindProblem, statAgentPaths, type LstatMemo } from '../core/agent-fs.js';
+import { kindProblem, LstatMemo, statAgentPaths } from '../core/agent-fs.js';
 import { isAnimusError } from '../core/errors.js';
 import { ENV_FILE, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import { DB_COMPANIONS, readDbPathSetting, resolveDbLocation, type DbLocation, type DbPathSetting } from './db-path.js';
@@ -30,7 +30,7 @@ export const INSPECTED_NAMES = ['.', ENV_FILE, SETTINGS_FILE, LOGS_DIR, `${LOGS_
  * `dbPath` is what the caller already read of the .env's DB_PATH (health remembers it
  * with the .env's identity); without it the .env is read here.
  */
-export function inspectFolder(paths: AgentPaths, dbPath?: DbPathSetting, seen: LstatMemo = new Map()): FolderInspection {
+export function inspectFolder(paths: AgentPaths, dbPath?: DbPathSetting, seen: LstatMemo = new LstatMemo()): FolderInspection {
   const relative = (text: string) => text.replace(`${paths.dir}/`, '');
   let found;
   try {

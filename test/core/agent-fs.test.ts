@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { agentFileProblem, ensureAgentDir, ensureAgentFile, kindProblem, openAgentFileSync, pathInside, readAgentFile, readAgentText, statAgentPath, statAgentPaths, writeAgentFileAtomic } from '../../src/core/agent-fs.js';
+import { agentFileProblem, ensureAgentDir, ensureAgentFile, kindProblem, LstatMemo, openAgentFileSync, pathInside, readAgentFile, readAgentText, statAgentPath, statAgentPaths, writeAgentFileAtomic } from '../../src/core/agent-fs.js';
 import { AnimusError } from '../../src/core/errors.js';
 import { errorOf } from '../helpers/errors.js';
 import { tempDir } from '../helpers/temp.js';
@@ -95,15 +95,14 @@ describe('looking at many names at once (list, health)', () => {
     symlinkSync(other, join(agent, 'linked'));
     writeFileSync(join(agent, 'plain'), '');
     const names = ['.', '', 'settings.json', '.env', 'logs', 'logs/runtime.log', 'logs/missing.log', 'missing/below', 'linked/.env', 'plain/below', 'logs/../settings.json'];
-    const seen = new Map();
+    const seen = new LstatMemo();
     const found = statAgentPaths(agent, names, seen);
     expect(found.map((f) => [f.kind, f.via])).toEqual(names.map((name) => [statAgentPath(agent, name).kind, statAgentPath(agent, name).via]));
     expect(found.map((f) => f.kind)).toEqual(['dir', 'dir', 'file', 'symlink', 'dir', 'file', 'missing', 'missing', 'symlink', 'other', 'file']);
     expect(found[8]!.via).toBe(join(agent, 'linked'));
     // Each component once: the folder, its names and logs/'s, whatever the number of names below them.
-    expect([...seen.keys()].sort()).toEqual(
-      ['', 'settings.json', '.env', 'logs', 'logs/runtime.log', 'logs/missing.log', 'missing', 'linked', 'plain'].map((name) => (name ? join(agent, name) : agent)).sort(),
-    );
+    expect([...seen.taken.keys()].sort()).toEqual(['', 'settings.json', '.env', 'logs', 'logs/runtime.log', 'logs/missing.log', 'missing', 'linked', 'plain'].sort());
+    expect(() => statAgentPaths(other, ['.env'], seen)).toThrow(/one LstatMemo serves one folder/);
     expect(kindProblem(found[3]!)).toContain('(to /etc/passwd)');
     expect(kindProblem(found[2]!)).toBeUndefined();
     expect(errorOf(() => statAgentPaths(agent, ['../agent-b/.env'])).message).toContain('is outside the agent folder');
