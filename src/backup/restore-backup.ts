@@ -1,4 +1,4 @@
-import { readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureAgentDir } from '../core/agent-fs.js';
 import { parseAgentId } from '../core/agent-id.js';
@@ -14,6 +14,7 @@ import { findModifiedFiles } from '../git/clone-state.js';
 import { readCloneCommit } from '../git/refs.js';
 import { agentPaths, homeLayout, LOGS_DIR, type AgentPaths } from '../home/layout.js';
 import { deployAgent } from '../instances/deploy.js';
+import { swapAgentFiles, type FileMove } from '../instances/file-swap.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir } from '../instances/registry.js';
 import { ARCHIVED_FILES, AUDIT_ENTRY, printable, type ArchivedFile, type Manifest } from './archive-format.js';
@@ -248,7 +249,13 @@ async function recreate(options: RestoreOptions, manifest: Manifest, settings: S
   return agentPaths(home, agent);
 }
 
-/** Renames the proven files into place; the current ones move aside first, and back if a rename fails. */
+/**
+ * Renames the proven files into place, the current ones aside first (kept as
+ * `*.pre-restore-<stamp>`, or removed once the swap is whole for a recreated agent),
+ * as one journaled swap (instances/file-swap): a restore killed between two renames is
+ * finished or undone by the next command on the agent, never left with the database
+ * restored beside the old .env.
+ */
 async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, string>>, stamp: string, keepOld: boolean, result: RestoreResult): Promise<void> {
   // The database goes where the runtime will read it: the restored .env's DB_PATH (inside the folder), else the default.
   const restoredEnv = files['.env'] ? await readFile(files['.env'], 'utf8').then((text) => parseEnv(text, '.env'), () => undefined) : undefined;
@@ -258,33 +265,29 @@ async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, 
   // rename through a logs/ that links elsewhere would move files outside the folder.
   const auditInto = files[AUDIT_ENTRY] ? auditFolderProblem(paths) : undefined;
   if (auditInto) result.notes.push(`${AUDIT_ENTRY} not restored: ${auditInto}`);
-  const undo: Array<() => Promise<void>> = [];
-  try {
-    for (const name of ARCHIVED_FILES) {
-      const source = files[name];
-      if (!source || (name === AUDIT_ENTRY && auditInto)) continue;
-      const target = targets[name];
-      // The database's WAL and shared-memory files belong to the old database: a stale WAL
-      // beside the restored file would be replayed into it.
-      const companions = name === 'animus.db' ? ['', '-wal', '-shm', '-journal'] : [''];
-      for (const suffix of companions) {
-        const current = `${target}${suffix}`;
-        if (!(await pathExists(current))) continue;
-        if (keepOld) {
-          const kept = `${target}.pre-restore-${stamp}${suffix}`;
-          await rename(current, kept);
-          undo.push(() => rename(kept, current));
-          if (suffix === '') result.preRestore.push(kept);
-        } else await rm(current, { force: true });
-      }
-      await rename(source, target);
-      undo.push(() => rm(target, { force: true }));
-      result.restored.push(name);
+  const moves: FileMove[] = [];
+  const kept: string[] = [];
+  const restored: ArchivedFile[] = [];
+  for (const name of ARCHIVED_FILES) {
+    const source = files[name];
+    if (!source || (name === AUDIT_ENTRY && auditInto)) continue;
+    const target = targets[name];
+    // The database's WAL and shared-memory files belong to the old database: a stale WAL
+    // beside the restored file would be replayed into it.
+    const companions = name === 'animus.db' ? ['', '-wal', '-shm', '-journal'] : [''];
+    for (const suffix of companions) {
+      const current = `${target}${suffix}`;
+      if (!(await pathExists(current))) continue;
+      const aside = `${target}.pre-restore-${stamp}${suffix}`;
+      moves.push({ kind: 'aside', from: current, to: aside });
+      kept.push(aside);
+      if (suffix === '' && keepOld) result.preRestore.push(aside);
     }
-  } catch (error) {
-    for (const step of undo.reverse()) await step().catch(() => {});
-    throw new AnimusError('EIO', `restore of ${paths.agent.id} failed while moving files (${describeError(error)}); the previous files were put back`, { cause: error });
+    moves.push({ kind: 'install', from: source, to: target });
+    restored.push(name);
   }
+  await swapAgentFiles(paths, moves, { label: 'restore', source: result.archive, discard: keepOld ? [] : kept });
+  result.restored.push(...restored);
 }
 
 /** Why the audit trail cannot be put into the agent's logs/ (made when missing), or undefined. */
