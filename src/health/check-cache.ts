@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
+import { ensureHomeDir, writeFileAtomic } from '../core/fs.js';
 import type { TelegramPlugin } from './telegram-check.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
@@ -126,7 +126,8 @@ export async function saveHealthCache(home: string, cache: HealthCache): Promise
   try {
     if (!existsSync(home)) return;
     const file = cachePath(home);
-    await ensureDir(dirname(file), DIR_MODE);
+    // .animus/ (or the user's cache folder): made 0700, never closed again after `systemd install --run-as` opened it to the agents' group.
+    await ensureHomeDir(dirname(file));
     const lines = [HEADER];
     for (const [id, text] of Object.entries(cache)) lines.push(`${id} ${text}`);
     await writeFileAtomic(file, `${lines.join('\n')}\n`);
