@@ -97,11 +97,6 @@ export function openRotatingLog(options: RotatingLogOptions): RotatingLog {
   };
 }
 
-/** The rotated files of a log (newest first) as they are named: `<log>.1.gz` … `<log>.N.gz`, plus a `<log>.1` left mid-compression. */
-export function rotatedNames(name: string, keep: number): string[] {
-  return [`${name}.1`, ...Array.from({ length: keep }, (_, i) => `${name}.${i + 1}.gz`)];
-}
-
 export interface LogSink {
   write(line: string): void;
   close(): void;
