@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { readAgentFile, readAgentText } from '../core/agent-fs.js';
 import { AnimusError, describeError, isAnimusError } from '../core/errors.js';
-import { agentDbPath } from '../instances/db-path.js';
+import { agentDbLocationFrom, dbPathOf } from '../instances/db-path.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
@@ -64,7 +64,8 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
     const env = readAgentText(paths.dir, '.env');
     const settings = readAgentText(paths.dir, 'settings.json');
     const notes = checkAgentConfig(paths.agent.id, { env, settings }, '');
-    const dbPath = agentDbPath(paths);
+    // Where the runtime finds the database, from the .env just read (not read a second time).
+    const dbPath = agentDbLocationFrom(paths, dbPathOf(env, paths.env)).path;
     const data = await readImage(dbPath, dir);
     const { version, rows } = checkImage(data, dbPath, paths);
     // The agent's stamp in the image's application_id: restore tells this agent's database from another's.

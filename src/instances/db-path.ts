@@ -59,7 +59,12 @@ export function assertDatabaseFiles(agentDir: string, location: DbLocation): voi
  * that is a link, or a DB_PATH outside the folder, is refused.
  */
 export function agentDbLocation(paths: AgentPaths): DbLocation {
-  const location = resolveDbLocation(paths.dir, readDbPathSetting(paths));
+  return agentDbLocationFrom(paths, readDbPathSetting(paths));
+}
+
+/** agentDbLocation for a caller that has read the .env already (its DB_PATH: dbPathOf). */
+export function agentDbLocationFrom(paths: AgentPaths, dbPathSetting: string | undefined): DbLocation {
+  const location = resolveDbLocation(paths.dir, dbPathSetting);
   assertDatabaseFiles(paths.dir, location);
   return location;
 }
