@@ -30,8 +30,12 @@ export interface DbLocation {
 
 export const DB_COMPANIONS = ['-wal', '-shm', '-journal'] as const;
 
-/** Resolves a DB_PATH value (or its absence) for a folder; throws EBADENV (exit 5) for one outside it. */
-export function resolveDbLocation(agentDir: string, dbPathSetting: string | undefined): DbLocation {
+/**
+ * Resolves a DB_PATH value (or its absence) for a folder; throws EBADENV (exit 5) for one
+ * outside it. `exists` answers existsSync's question for the default names (health answers
+ * from the lstats it took anyway).
+ */
+export function resolveDbLocation(agentDir: string, dbPathSetting: string | undefined, exists: (path: string) => boolean = existsSync): DbLocation {
   const dir = resolve(agentDir);
   const setting = dbPathSetting?.trim() ?? '';
   if (setting !== '') {
@@ -44,7 +48,7 @@ export function resolveDbLocation(agentDir: string, dbPathSetting: string | unde
     return { path, rel: relative(dir, path), source: 'env' };
   }
   const primary = resolve(dir, DB_FILE);
-  if (!existsSync(primary) && existsSync(resolve(dir, LEGACY_DB_FILE))) return { path: resolve(dir, LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
+  if (!exists(primary) && exists(resolve(dir, LEGACY_DB_FILE))) return { path: resolve(dir, LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
   return { path: primary, rel: DB_FILE, source: 'default' };
 }
 

@@ -1,6 +1,7 @@
 import { kindProblem, LstatMemo, statAgentPaths } from '../core/agent-fs.js';
 import { isAnimusError } from '../core/errors.js';
-import { ENV_FILE, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
+import { existsSync } from 'node:fs';
+import { DB_FILE, ENV_FILE, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import { DB_COMPANIONS, readDbPathSetting, resolveDbLocation, type DbLocation, type DbPathSetting } from './db-path.js';
 
 /**
@@ -66,13 +67,21 @@ function readSetting(paths: AgentPaths): DbPathSetting {
 function locateDatabase(paths: AgentPaths, setting: DbPathSetting, seen: LstatMemo): FolderInspection['database'] {
   if ('problem' in setting) return setting;
   try {
-    const location = resolveDbLocation(paths.dir, setting.value);
+    const location = resolveDbLocation(paths.dir, setting.value, (path) => existsFrom(seen, path));
     const files = statAgentPaths(paths.dir, ['', ...DB_COMPANIONS].map((suffix) => `${location.rel}${suffix}`), seen);
     const bad = files.map((file) => kindProblem(file)).find((p) => p !== undefined);
     return bad ? { problem: bad } : { location };
   } catch (error) {
     return { problem: messageOf(error) };
   }
+}
+
+/** existsSync's answer from an lstat the caller took anyway; a link (which existsSync follows) or a name not looked at is asked of the disk. */
+function existsFrom(seen: LstatMemo, path: string): boolean {
+  if (seen.root === undefined || path !== `${seen.root}/${DB_FILE}` || !seen.taken.has(DB_FILE)) return existsSync(path);
+  const info = seen.taken.get(DB_FILE);
+  if (info === undefined) return false;
+  return info.isSymbolicLink() ? existsSync(path) : true;
 }
 
 function messageOf(error: unknown): string {
