@@ -114,6 +114,12 @@ try {
   const guide: number[] = [];
   const animus: number[] = [];
   const before: number[] = [];
+  const cpu = { guide: [] as number[], animus: [] as number[], before: [] as number[] };
+  const timed = (into: number[], cpuInto: number[], command: string, args: string[], withEnv = env) => {
+    const run = time(command, args, withEnv);
+    into.push(run.ms);
+    cpuInto.push(run.cpuMs);
+  };
   const uncached: number[] = [];
   const live: number[] = [];
   // A busy fleet: a tenth of the agents took a message since the last run (a row written
@@ -127,9 +133,9 @@ try {
     }
   };
   for (let i = 0; i < rounds; i++) {
-    guide.push(time('bash', [script]).ms);
-    animus.push(time(process.execPath, [bin, 'health', '--json']).ms);
-    if (beforeBin) before.push(time(process.execPath, [beforeBin, 'health', '--json'], beforeEnv).ms);
+    timed(guide, cpu.guide, 'bash', [script]);
+    timed(animus, cpu.animus, process.execPath, [bin, 'health', '--json']);
+    if (beforeBin) timed(before, cpu.before, process.execPath, [beforeBin, 'health', '--json'], beforeEnv);
     uncached.push(time(process.execPath, [bin, 'health', '--json', '--no-cache']).ms);
   }
   // After the rounds above: written databases stay unsettled for SETTLE_MS, so they are read every time.
@@ -151,6 +157,9 @@ try {
   }
   console.log(`  animus health --json --no-cache    ${u.toFixed(0).padStart(7)} ms   ${(u / g).toFixed(2)}x (every file read, every database opened and quick_checked)`);
   console.log(`  ${`animus health --json, ${busy.length} busy`.padEnd(34)} ${l.toFixed(0).padStart(7)} ms   ${(l / g).toFixed(2)}x (${busy.length} databases written since the last run)`);
+  const cg = median(cpu.guide);
+  const ca = median(cpu.animus);
+  console.log(`  CPU time (user + system, median): guide ${cg.toFixed(0)} ms, animus ${ca.toFixed(0)} ms (${(ca / cg).toFixed(2)}x)${beforeBin ? `, the build before ${median(cpu.before).toFixed(0)} ms (${(median(cpu.before) / cg).toFixed(2)}x)` : ''}`);
   console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')} |${beforeBin ? ` before ${before.map((v) => v.toFixed(0)).join(' ')} |` : ''} no-cache ${uncached.map((v) => v.toFixed(0)).join(' ')} | busy ${live.map((v) => v.toFixed(0)).join(' ')}`);
   const start = time(process.execPath, [bin, '--version']).ms;
   console.log(`  for scale: \`animus --version\` (process start alone) ${start.toFixed(0)} ms`);

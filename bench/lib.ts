@@ -37,11 +37,21 @@ export function run(command: string, args: string[], env: NodeJS.ProcessEnv = pr
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
 }
 
-/** Runs a command to the end and times it (wall time, process start included). */
-export function timeCommand(command: string, args: string[], env: NodeJS.ProcessEnv): { ms: number; status: number | null; stdout: string; stderr: string } {
+/**
+ * Runs a command to the end and times it: wall time (process start included) and the CPU
+ * time (user + system) it and the children it waited for used, which a shared machine's
+ * load changes far less than the wall time. The CPU time comes from bash's `times`
+ * around the command (a bash of a few milliseconds, counted in neither figure's command).
+ */
+export function timeCommand(command: string, args: string[], env: NodeJS.ProcessEnv): { ms: number; cpuMs: number; status: number | null; stdout: string; stderr: string } {
   const start = performance.now();
-  const result = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
-  return { ms: performance.now() - start, status: result.status, stdout: result.stdout, stderr: result.stderr };
+  const result = spawnSync('bash', ['-c', '"$@"; status=$?; times >&2; exit $status', 'bash', command, ...args], { env, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  const ms = performance.now() - start;
+  const lines = result.stderr.trimEnd().split('\n');
+  // `times`: the shell's own user and system time, then its children's: `0m1.234s 0m0.056s`.
+  const children = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(lines.at(-1) ?? '');
+  const cpuMs = children ? (Number(children[1]) * 60 + Number(children[2]) + Number(children[3]) * 60 + Number(children[4])) * 1000 : NaN;
+  return { ms, cpuMs, status: result.status, stdout: result.stdout, stderr: lines.slice(0, -2).join('\n') };
 }
 
 export function median(values: number[]): number {
