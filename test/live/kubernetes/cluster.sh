@@ -42,6 +42,9 @@ inside() {
     local deadline=$((SECONDS + $1)); shift
     until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $deadline ] || return 1; sleep 1; done
   }
+  until_ready() { # until_ready POD: the StatefulSet's new pod exists and is Ready (kubectl wait fails on a pod not made yet)
+    until_ok 180 sh -c "kubectl -n animus get pod $1 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  }
   daemon() { # daemon NAME COMMAND...: in the background, its output in $T/logs/NAME.log
     "${@:2}" >"$T/logs/$1.log" 2>&1 &
     pids+=($!)
@@ -333,7 +336,7 @@ scenario() {
   count_before=$(kubectl -n "$ns" exec "$pod1" -c runtime -- node -e "const D=require('/opt/animus/node_modules/better-sqlite3');const d=new D('/var/lib/animus/$a1/animus.db',{readonly:true});console.log(d.prepare('select count(*) n from messages').get().n)" 2>&1)
   t=$SECONDS
   kubectl -n "$ns" delete pod "$pod1" --wait=true >/dev/null
-  kubectl -n "$ns" wait --for=condition=Ready "pod/$pod1" --timeout=180s >/dev/null 2>&1 || true
+  until_ready "$pod1"
   count_after=$(kubectl -n "$ns" exec "$pod1" -c runtime -- node -e "const D=require('/opt/animus/node_modules/better-sqlite3');const d=new D('/var/lib/animus/$a1/animus.db',{readonly:true});console.log(d.prepare('select count(*) n from messages').get().n)" 2>&1)
   out=$("${animus[@]}" --json queue list "$a1" --status all 2>&1 | node -e "const q=JSON.parse(require('fs').readFileSync(0,'utf8'));const l=q.items??q;console.log(l.length+' items: '+l.map(i=>i.status).join(','))" 2>&1)
   check "data survives the pod being deleted" "$([ -n "$count_before" ] && [ "$count_before" = "$count_after" ] && [ "$count_before" -ge 3 ] 2>/dev/null; echo $?)" \
@@ -377,8 +380,13 @@ scenario() {
     "$(node -e "const [a]=JSON.parse(process.argv[1]);console.log(a.id.slice(0,14)+' state='+a.state+' manager='+a.manager)" "$out" 2>/dev/null || head -c 200 <<<"$out")"
   kubectl -n "$ns" patch secret "animus-${a2#agent-}-env" -p "{\"data\":{\".env\":\"$good\"}}" >/dev/null
   kubectl -n "$ns" delete pod "$pod2" --wait=true >/dev/null
-  kubectl -n "$ns" wait --for=condition=Ready "pod/$pod2" --timeout=180s >/dev/null 2>&1; rc=$?
+  until_ready "$pod2"; rc=$?
   check "good .env again: Ready" "$rc" "$((SECONDS - t)) s from the bad Secret"
+
+  # The kubernetes process manager: restart deletes the pod and waits for the new one to be ready.
+  t=$SECONDS
+  out=$("${animus[@]}" --json restart "$a2" 2>&1); rc=$?
+  check "animus restart (kubernetes manager)" "$rc" "exit $rc in $((SECONDS - t)) s: $(tr -d '\n ' <<<"$out" | head -c 160)"
 }
 
 pod_debug() {
