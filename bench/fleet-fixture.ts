@@ -1,4 +1,6 @@
 import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -7,6 +9,7 @@ import Database from 'better-sqlite3';
 import { agentIdFromUuid } from '../src/core/agent-id.js';
 import { runPool } from '../src/core/pool.js';
 import { deployAgent } from '../src/instances/deploy.js';
+import { REPO_ROOT } from './lib.js';
 
 /**
  * A home of `count` agent folders for benchmarks: one real deploy (clone, .env,
@@ -51,4 +54,40 @@ export async function makeFleet(count: number, options: { fill?: (dbPath: string
 /** The environment that points the CLI at a fleet: its home, and its own preferences and PM2_HOME. */
 export function fleetEnv(fleet: { root: string; home: string }): NodeJS.ProcessEnv {
   return { ...process.env, ANIMUS_HOME: fleet.home, PM2_HOME: join(fleet.root, 'pm2'), ANIMUS_CONFIG_DIR: join(fleet.root, 'config'), XDG_CACHE_HOME: join(fleet.root, 'cache'), NO_COLOR: '1' };
+}
+
+/**
+ * Registers every agent of a fleet with a PM2 daemon of the fleet's own (PM2_HOME in
+ * fleetEnv) as a running process named as animus names it (`animus-<uuid>`, working
+ * directory the agent folder), so `animus health` finds a healthy fleet. The process
+ * is a stand-in, `sleep infinity` (about 1 MiB each): a thousand real runtimes would
+ * need some 50 GiB. PM2's own cost (its list of a thousand processes) is real.
+ * Returns what stops the daemon and its processes.
+ */
+export async function registerStandIns(fleet: { root: string; home: string; ids: string[] }): Promise<() => void> {
+  const env = fleetEnv(fleet);
+  const pm2 = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+  // Registered as animus registers an agent (src/process/pm2.ts): the same name and folder, and
+  // no copy of the caller's environment, so PM2's list of them is as large as a real fleet's.
+  const apps = fleet.ids.map((id) => {
+    const cwd = join(fleet.home, id);
+    const appEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C.UTF-8', ANIMUS_AGENT_DIR: cwd, NODE_ENV: 'production' };
+    return { name: `animus-${id.slice('agent-'.length)}`, script: 'sleep', args: 'infinity', interpreter: 'none', cwd, filter_env: [''], env: appEnv, vizion: false, autorestart: false, out_file: '/dev/null', error_file: '/dev/null' };
+  });
+  const file = join(fleet.root, 'stand-ins.json');
+  await writeFile(file, JSON.stringify({ apps }));
+  const started = spawnSync(process.execPath, [pm2, 'start', file], { env, encoding: 'utf8' });
+  const stop = () => {
+    spawnSync(process.execPath, [pm2, 'kill'], { env, stdio: 'ignore' });
+    try {
+      process.kill(Number(readFileSync(join(env.PM2_HOME!, 'pm2.pid'), 'utf8')), 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  };
+  if (started.status !== 0) {
+    stop();
+    throw new Error(`pm2 start of the stand-ins failed (${started.status}): ${started.stderr.slice(-500)}`);
+  }
+  return stop;
 }

@@ -1,13 +1,18 @@
 // `npm run bench -- health [agents] [rounds] [by-hand]`: `animus health --json` against the
-// multi-agent guide's health-check.sh on the same generated home, side by side.
+// multi-agent guide's health-check.sh on the same generated home, side by side. Every agent
+// is registered with a PM2 daemon of the fleet's own (a stand-in process each, see
+// registerStandIns), so the fleet is healthy for animus as it is for the guide's script.
+// ANIMUS_BENCH_BEFORE=<another animus's bin/animus.js> also times that build in the same
+// rounds (with a cache of its own: in a by-hand home the cache is per user, not per home).
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SETTLE_MS } from '../src/health/check-cache.js';
-import { fleetEnv, makeFleet } from './fleet-fixture.js';
+import { fleetEnv, makeFleet, registerStandIns } from './fleet-fixture.js';
 import { median, timeCommand } from './lib.js';
 
 const count = Number(process.argv[2] ?? 1000);
@@ -74,14 +79,24 @@ console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${flee
 const script = join(fleet.root, 'health-check.sh');
 writeFileSync(script, GUIDE_HEALTH, { mode: 0o700 });
 const env = fleetEnv(fleet);
+const beforeBin = process.env.ANIMUS_BENCH_BEFORE;
+const beforeEnv = { ...env, XDG_CACHE_HOME: join(fleet.root, 'cache-before') };
+if (beforeBin && !byHand) console.log('note: ANIMUS_BENCH_BEFORE on an init-ed home: both builds share .animus/health-cache, so each run finds the other\'s cache');
 
-const time = (command: string, args: string[]) => timeCommand(command, args, env);
+const time = (command: string, args: string[], withEnv = env) => timeCommand(command, args, withEnv);
+const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+
+console.log(`registering ${count} stand-in processes with the fleet's PM2…`);
+const t1 = performance.now();
+const stopStandIns = await registerStandIns(fleet);
+console.log(`  done in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
 
 try {
   // health remembers only files that held still for SETTLE_MS: let the new fleet settle, then
   // warm the page cache and health's own cache, and check both scripts work before timing.
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 100));
   time(process.execPath, [bin, 'health', '--json']);
+  if (beforeBin) time(process.execPath, [beforeBin, 'health', '--json'], beforeEnv);
   const guideOut = time('bash', [script]);
   const animusOut = time(process.execPath, [bin, 'health', '--json']);
   const report = JSON.parse(animusOut.stdout) as { agents: Array<{ checks: unknown[]; healthy: boolean }>; summary: unknown; processManagers: unknown };
@@ -89,8 +104,16 @@ try {
   console.log(`guide: ${guideOut.stdout.split('\n').filter((l) => l.startsWith('Agent ')).length} agents, 4 existence tests each (exit ${guideOut.status})`);
   console.log(`animus: ${report.agents.length} agents, ${checks} checks (exit ${animusOut.status}; summary ${JSON.stringify(report.summary)}; managers ${JSON.stringify(report.processManagers)})`);
 
+  if (beforeBin) {
+    const out = time(process.execPath, [beforeBin, 'health', '--json'], beforeEnv);
+    const summary = (JSON.parse(out.stdout) as { summary: unknown }).summary;
+    console.log(`before (${beforeBin}): exit ${out.status}; summary ${JSON.stringify(summary)}`);
+  }
+  console.log(`load average at start: ${load()}`);
+
   const guide: number[] = [];
   const animus: number[] = [];
+  const before: number[] = [];
   const uncached: number[] = [];
   const live: number[] = [];
   // A busy fleet: a tenth of the agents took a message since the last run (a row written
@@ -106,6 +129,7 @@ try {
   for (let i = 0; i < rounds; i++) {
     guide.push(time('bash', [script]).ms);
     animus.push(time(process.execPath, [bin, 'health', '--json']).ms);
+    if (beforeBin) before.push(time(process.execPath, [beforeBin, 'health', '--json'], beforeEnv).ms);
     uncached.push(time(process.execPath, [bin, 'health', '--json', '--no-cache']).ms);
   }
   // After the rounds above: written databases stay unsettled for SETTLE_MS, so they are read every time.
@@ -121,12 +145,17 @@ try {
   console.log(`health over ${count} agents${byHand ? ' in a home laid out by hand (no init)' : ''}, median of ${rounds} runs (wall time, including process start):`);
   console.log(`  guide health-check.sh              ${g.toFixed(0).padStart(7)} ms`);
   console.log(`  animus health --json               ${a.toFixed(0).padStart(7)} ms   ${(a / g).toFixed(2)}x the guide (goal ≤ 0.30x; unchanged files answered from health's cache)`);
+  if (beforeBin) {
+    const b = median(before);
+    console.log(`  the build before, health --json    ${b.toFixed(0).padStart(7)} ms   ${(b / g).toFixed(2)}x (same rounds; this build is ${(a / b).toFixed(2)}x of it)`);
+  }
   console.log(`  animus health --json --no-cache    ${u.toFixed(0).padStart(7)} ms   ${(u / g).toFixed(2)}x (every file read, every database opened and quick_checked)`);
   console.log(`  ${`animus health --json, ${busy.length} busy`.padEnd(34)} ${l.toFixed(0).padStart(7)} ms   ${(l / g).toFixed(2)}x (${busy.length} databases written since the last run)`);
-  console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')} | no-cache ${uncached.map((v) => v.toFixed(0)).join(' ')} | busy ${live.map((v) => v.toFixed(0)).join(' ')}`);
+  console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')} |${beforeBin ? ` before ${before.map((v) => v.toFixed(0)).join(' ')} |` : ''} no-cache ${uncached.map((v) => v.toFixed(0)).join(' ')} | busy ${live.map((v) => v.toFixed(0)).join(' ')}`);
   const start = time(process.execPath, [bin, '--version']).ms;
   console.log(`  for scale: \`animus --version\` (process start alone) ${start.toFixed(0)} ms`);
-  console.log(`  machine: ${execFileSync('nproc').toString().trim()} cores, node ${process.version}`);
+  console.log(`  machine: ${execFileSync('nproc').toString().trim()} cores, node ${process.version}; load average at the end: ${load()}`);
 } finally {
+  stopStandIns();
   await fleet.cleanup();
 }

@@ -8,8 +8,9 @@ import { homeLayout, LOGS_DIR, type AgentPaths } from '../home/layout.js';
 
 /**
  * The audit trail: one JSON line per command that changed something, appended to the
- * home's `.animus/audit.log` and to the log of each agent it touched
- * (`<agent>/logs/audit.log`, which travels with the agent's backups). Both are 0600;
+ * home's `.animus/audit.log` (naming every agent the command touched) and to the log of
+ * each agent it touched (`<agent>/logs/audit.log`, naming that agent; it travels with
+ * the agent's backups). Both are 0600;
  * the agent's is opened through core/agent-fs (no link followed out of the folder).
  * Appends of one line each, O_APPEND: two commands at once interleave whole lines.
  */
@@ -41,6 +42,10 @@ export function homeAuditLog(home: string): string {
  */
 export async function appendAudit(home: string, record: AuditRecord, agents: AgentPaths[]): Promise<string[]> {
   const line = `${JSON.stringify(record)}\n`;
+  // An agent's own trail names that agent only: a fleet command over a thousand agents
+  // would otherwise append the thousand ids to each of the thousand trails (45 KB each,
+  // archived with every backup). The home's trail lists them all.
+  const own = (paths: AgentPaths) => (record.agents.length > 1 ? `${JSON.stringify({ ...record, agents: [paths.agent.id] })}\n` : line);
   const problems: string[] = [];
   /** The home's trail refused us for lack of rights (see below). */
   let homeDenied: string | undefined;
@@ -64,7 +69,7 @@ export async function appendAudit(home: string, record: AuditRecord, agents: Age
       ensureAgentDir(paths.dir, LOGS_DIR);
       const fd = openAgentFileSync(paths.dir, `${LOGS_DIR}/${AUDIT_FILE}`, { flags: 'a', mode: SECRET_FILE_MODE, singleLink: true })!;
       try {
-        writeSync(fd, line);
+        writeSync(fd, own(paths));
         agentWritten = true;
       } finally {
         closeSync(fd);

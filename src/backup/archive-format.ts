@@ -28,13 +28,18 @@ import { AnimusError } from '../core/errors.js';
  * image's SQLite application_id with the agent (see agentStamp), so an empty
  * database, a table-less file or another agent's database relabelled is refused.
  * Format 1 archives (before this) are still read, with a note that they lack these.
+ *
+ * Format 3 adds the agent's audit trail, `logs/audit.log`, when it has one: the only
+ * entry whose name has a folder in it. An older animus refuses a format 3 archive by
+ * its version (one line naming it) rather than as a damaged one; format 2 archives,
+ * which never hold it, are read as before.
  */
 export const MAGIC = Buffer.from('ANIMUSBK', 'latin1');
 export const PREFIX_BYTES = MAGIC.length + 4;
 export const FORMAT = 'animus-backup';
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** Older formats this animus still reads. */
-const READABLE_VERSIONS = [1, 2];
+const READABLE_VERSIONS = [1, 2, 3];
 export const ARCHIVE_EXT = '.animus-backup';
 /** An interrupted backup's temporary file: `<archive>.<pid>.partial`. Never an archive. */
 export const PARTIAL_EXT = '.partial';
@@ -42,9 +47,28 @@ export const TAG_BYTES = 16;
 /** A header larger than this is not one of ours (they are a few hundred bytes). */
 const MAX_HEADER_BYTES = 64 * 1024;
 
-/** The files an archive may hold, restored to the same names in the agent folder. */
-export const ARCHIVED_FILES = ['animus.db', '.env', 'settings.json'] as const;
+/**
+ * The files an archive may hold, restored to the same names in the agent folder (the
+ * database where the restored .env's DB_PATH puts it). Only animus.db is required.
+ */
+export const ARCHIVED_FILES = ['animus.db', '.env', 'settings.json', 'logs/audit.log'] as const;
 export type ArchivedFile = (typeof ARCHIVED_FILES)[number];
+/** The agent's audit trail (src/audit), archived when it is a regular file of its own. */
+export const AUDIT_ENTRY = 'logs/audit.log' satisfies ArchivedFile;
+
+/**
+ * Why an entry name is not one animus restores, or undefined when it is. The name is
+ * a path inside the agent folder: relative, at most one folder deep, no `.` or `..`
+ * part, and then one of ARCHIVED_FILES (a name the format allows but this animus does
+ * not write is refused too: nothing unknown is ever written into an agent folder).
+ */
+export function entryNameProblem(name: string): string | undefined {
+  const parts = name.split('/');
+  if (name === '' || name.startsWith('/') || parts.some((part) => part === '' || part === '.' || part === '..')) return 'not a plain path inside the agent folder';
+  if (parts.length > 2) return 'more than one folder deep';
+  if (!ARCHIVED_FILES.includes(name as ArchivedFile)) return 'not a file animus archives';
+  return undefined;
+}
 
 /** Broca's four tables: a database without all of them is not an agent's. */
 export const BROCA_TABLES = ['letta_users', 'platform_profiles', 'messages', 'queue'] as const;
@@ -188,7 +212,9 @@ function parseManifest(raw: unknown, source: string): Manifest {
 
   if (!Array.isArray(raw.files) || raw.files.length === 0 || raw.files.length > ARCHIVED_FILES.length) throw bad('files');
   const files: ArchiveFileEntry[] = raw.files.map((file: unknown) => {
-    if (!isObject(file) || !ARCHIVED_FILES.includes(file.name as ArchivedFile)) throw bad('file entry');
+    if (!isObject(file) || typeof file.name !== 'string') throw bad('file entry');
+    const problem = entryNameProblem(file.name);
+    if (problem) throw bad(`file entry "${printable(file.name).slice(0, 80)}": ${problem}`);
     return {
       name: file.name as ArchivedFile,
       size: whole(file.size, 'file size', 0, Number.MAX_SAFE_INTEGER),

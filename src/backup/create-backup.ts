@@ -3,15 +3,15 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from
 import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { readAgentText } from '../core/agent-fs.js';
-import { AnimusError, describeError } from '../core/errors.js';
-import { agentDbPath } from '../instances/db-path.js';
+import { readAgentFile, readAgentText } from '../core/agent-fs.js';
+import { AnimusError, describeError, isAnimusError } from '../core/errors.js';
+import { agentDbLocationFrom, dbPathOf } from '../instances/db-path.js';
 import { packageManifest } from '../core/package-root.js';
 import { readCloneCommit, readRemoteUrl } from '../git/refs.js';
 import { homeLayout, LEGACY_CLONE_DIR, type AgentPaths } from '../home/layout.js';
 import { databaseError } from '../store/database.js';
 import { snapshotDatabase } from '../store/snapshot.js';
-import { agentStamp, archiveName, FORMAT, FORMAT_VERSION, isArchiveName, type BrocaTable, type Manifest } from './archive-format.js';
+import { agentStamp, archiveName, AUDIT_ENTRY, FORMAT, FORMAT_VERSION, isArchiveName, type BrocaTable, type Manifest } from './archive-format.js';
 import { removeDebris } from './debris.js';
 import { checkAgentConfig, countBrocaRows } from './archive-checks.js';
 import type { ArchiveKey } from './cipher.js';
@@ -64,7 +64,8 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
     const env = readAgentText(paths.dir, '.env');
     const settings = readAgentText(paths.dir, 'settings.json');
     const notes = checkAgentConfig(paths.agent.id, { env, settings }, '');
-    const dbPath = agentDbPath(paths);
+    // Where the runtime finds the database, from the .env just read (not read a second time).
+    const dbPath = agentDbLocationFrom(paths, dbPathOf(env, paths.env)).path;
     const data = await readImage(dbPath, dir);
     const { version, rows } = checkImage(data, dbPath, paths);
     // The agent's stamp in the image's application_id: restore tells this agent's database from another's.
@@ -74,6 +75,8 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
     const sources: ArchiveSource[] = [{ name: 'animus.db', data, mode: 0o600 }];
     if (env !== undefined) sources.push({ name: '.env', data: Buffer.from(env, 'utf8'), mode: 0o600 });
     if (settings !== undefined) sources.push({ name: 'settings.json', data: Buffer.from(settings, 'utf8'), mode: 0o600 });
+    const audit = readAuditTrail(paths, notes);
+    if (audit !== undefined) sources.push({ name: AUDIT_ENTRY, data: audit, mode: 0o600 });
     const clone = [paths.clone, join(paths.dir, LEGACY_CLONE_DIR)].find((d) => existsSync(join(d, '.git')));
     const base: Omit<Manifest, 'files' | 'bodyBytes' | 'encrypted' | 'encryption'> = {
       format: FORMAT,
@@ -106,6 +109,21 @@ export async function backupAgent(paths: AgentPaths, options: BackupOptions): Pr
   } catch (error) {
     if (error instanceof AnimusError) throw error;
     throw new AnimusError('EIO', `backup of ${paths.agent.id} failed: ${describeError(error)}`, { cause: error });
+  }
+}
+
+/**
+ * The agent's audit trail, read without following a link (nor a second hard link: another
+ * agent's file under this name). It is a record, not what makes the agent run: one that is
+ * a link, a FIFO or unreadable is left out with a note, and the database is still saved.
+ */
+function readAuditTrail(paths: AgentPaths, notes: string[]): Buffer | undefined {
+  try {
+    return readAgentFile(paths.dir, AUDIT_ENTRY, { singleLink: true });
+  } catch (error) {
+    if (!isAnimusError(error)) throw error;
+    notes.push(`${AUDIT_ENTRY} not archived: ${error.message}`);
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { decodePrefix, PARTIAL_EXT, TAG_BYTES, type ArchivedFile, type Manifest } from './archive-format.js';
 import { decryptor, deriveKeyFor } from './cipher.js';
@@ -179,7 +179,9 @@ class FileSplitter {
 
   private async openCurrent(): Promise<void> {
     const file = this.manifest.files[this.index]!;
+    // The name was checked at the manifest's edge (entryNameProblem): at most `logs/audit.log`.
     const target = join(this.destDir, file.name);
+    if (dirname(target) !== this.destDir) await mkdir(dirname(target), { recursive: true, mode: 0o700 });
     this.handle = await open(target, 'wx', 0o600);
     this.hash = createHash('sha256');
     this.remaining = file.size;

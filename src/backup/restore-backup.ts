@@ -1,4 +1,6 @@
-import { readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureAgentDir } from '../core/agent-fs.js';
 import { parseAgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { isDirectory, pathExists } from '../core/fs.js';
@@ -10,11 +12,12 @@ import { gitError } from '../git/repo.js';
 import { runGit } from '../git/run.js';
 import { findModifiedFiles } from '../git/clone-state.js';
 import { readCloneCommit } from '../git/refs.js';
-import { agentPaths, homeLayout, type AgentPaths } from '../home/layout.js';
+import { agentPaths, homeLayout, LOGS_DIR, type AgentPaths } from '../home/layout.js';
 import { deployAgent } from '../instances/deploy.js';
+import { swapAgentFiles, type FileMove } from '../instances/file-swap.js';
 import { withAgentLock } from '../instances/operation-lock.js';
 import { cloneDir } from '../instances/registry.js';
-import { printable, type ArchivedFile, type Manifest } from './archive-format.js';
+import { ARCHIVED_FILES, AUDIT_ENTRY, printable, type ArchivedFile, type Manifest } from './archive-format.js';
 import { readManifest } from './read-archive.js';
 import { makeWorkDir, proveArchive } from './verify-backup.js';
 
@@ -246,37 +249,54 @@ async function recreate(options: RestoreOptions, manifest: Manifest, settings: S
   return agentPaths(home, agent);
 }
 
-/** Renames the proven files into place; the current ones move aside first, and back if a rename fails. */
+/**
+ * Renames the proven files into place, the current ones aside first (kept as
+ * `*.pre-restore-<stamp>`, or removed once the swap is whole for a recreated agent),
+ * as one journaled swap (instances/file-swap): a restore killed between two renames is
+ * finished or undone by the next command on the agent, never left with the database
+ * restored beside the old .env.
+ */
 async function swapFiles(paths: AgentPaths, files: Partial<Record<ArchivedFile, string>>, stamp: string, keepOld: boolean, result: RestoreResult): Promise<void> {
   // The database goes where the runtime will read it: the restored .env's DB_PATH (inside the folder), else the default.
   const restoredEnv = files['.env'] ? await readFile(files['.env'], 'utf8').then((text) => parseEnv(text, '.env'), () => undefined) : undefined;
   const db = restoredEnv ? resolveDbLocation(paths.dir, restoredEnv.DB_PATH).path : agentDbPath(paths);
-  const targets: Record<ArchivedFile, string> = { 'animus.db': db, '.env': paths.env, 'settings.json': paths.settings };
-  const undo: Array<() => Promise<void>> = [];
-  try {
-    for (const name of ['animus.db', '.env', 'settings.json'] as const) {
-      const source = files[name];
-      if (!source) continue;
-      const target = targets[name];
-      // The database's WAL and shared-memory files belong to the old database: a stale WAL
-      // beside the restored file would be replayed into it.
-      const companions = name === 'animus.db' ? ['', '-wal', '-shm', '-journal'] : [''];
-      for (const suffix of companions) {
-        const current = `${target}${suffix}`;
-        if (!(await pathExists(current))) continue;
-        if (keepOld) {
-          const kept = `${target}.pre-restore-${stamp}${suffix}`;
-          await rename(current, kept);
-          undo.push(() => rename(kept, current));
-          if (suffix === '') result.preRestore.push(kept);
-        } else await rm(current, { force: true });
-      }
-      await rename(source, target);
-      undo.push(() => rm(target, { force: true }));
-      result.restored.push(name);
+  const targets: Record<ArchivedFile, string> = { 'animus.db': db, '.env': paths.env, 'settings.json': paths.settings, [AUDIT_ENTRY]: join(paths.dir, AUDIT_ENTRY) };
+  // The audit trail goes into logs/ only when that is a real folder of the agent's: a
+  // rename through a logs/ that links elsewhere would move files outside the folder.
+  const auditInto = files[AUDIT_ENTRY] ? auditFolderProblem(paths) : undefined;
+  if (auditInto) result.notes.push(`${AUDIT_ENTRY} not restored: ${auditInto}`);
+  const moves: FileMove[] = [];
+  const kept: string[] = [];
+  const restored: ArchivedFile[] = [];
+  for (const name of ARCHIVED_FILES) {
+    const source = files[name];
+    if (!source || (name === AUDIT_ENTRY && auditInto)) continue;
+    const target = targets[name];
+    // The database's WAL and shared-memory files belong to the old database: a stale WAL
+    // beside the restored file would be replayed into it.
+    const companions = name === 'animus.db' ? ['', '-wal', '-shm', '-journal'] : [''];
+    for (const suffix of companions) {
+      const current = `${target}${suffix}`;
+      if (!(await pathExists(current))) continue;
+      const aside = `${target}.pre-restore-${stamp}${suffix}`;
+      moves.push({ kind: 'aside', from: current, to: aside });
+      kept.push(aside);
+      if (suffix === '' && keepOld) result.preRestore.push(aside);
     }
+    moves.push({ kind: 'install', from: source, to: target });
+    restored.push(name);
+  }
+  await swapAgentFiles(paths, moves, { label: 'restore', source: result.archive, discard: keepOld ? [] : kept });
+  result.restored.push(...restored);
+}
+
+/** Why the audit trail cannot be put into the agent's logs/ (made when missing), or undefined. */
+function auditFolderProblem(paths: AgentPaths): string | undefined {
+  try {
+    ensureAgentDir(paths.dir, LOGS_DIR);
+    return undefined;
   } catch (error) {
-    for (const step of undo.reverse()) await step().catch(() => {});
-    throw new AnimusError('EIO', `restore of ${paths.agent.id} failed while moving files (${describeError(error)}); the previous files were put back`, { cause: error });
+    if (error instanceof AnimusError) return error.message;
+    throw error;
   }
 }

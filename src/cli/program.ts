@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { onNotice } from '../core/notices.js';
 import { loadOnUse } from '../core/load-package.js';
 import { VERSION } from '../core/version.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
@@ -61,6 +62,8 @@ export function buildProgram(options: ProgramOptions): Command {
       yes: raw.yes === true,
     };
     const out = new Output({ json: globals.json, color: globals.color, style: await loadStyle(globals.color) });
+    // What the domain says outside its results (an interrupted restore finished by this command).
+    onNotice((text) => out.warn(text));
     const homes = createHomeResolver(globals, options.env, commandPath(command));
     const ctx: CliContext = {
       out,

@@ -38,11 +38,39 @@ export interface AgentFileStat {
 
 /** The absolute path of `rel` inside `dir`; refuses anything that climbs out (`..`, an absolute path elsewhere). */
 export function pathInside(dir: string, rel: string): string {
-  const root = resolve(dir);
+  const root = rootOf(dir);
+  // The names animus itself passes (`.env`, `logs/runtime.log`) need no resolving: health asks for a dozen per agent.
+  if (plainParts(rel)) return `${root === sep ? '' : root}${sep}${rel}`;
   const target = resolve(root, rel);
   const back = relative(root, target);
   if (back === '' || (!back.startsWith('..') && !isAbsolute(back))) return target;
   throw unsafe(target, `${target} is outside the agent folder ${root}`, 'keep every agent file inside its own folder');
+}
+
+/** `rel` split at `/` when every part is a plain name (no `.`, `..` or empty part), else undefined. */
+function plainParts(rel: string): readonly string[] | undefined {
+  const known = plainNames.get(rel);
+  if (known !== undefined) return known ?? undefined;
+  let parts: string[] | null = rel === '' || rel.includes('\0') ? null : rel.split('/');
+  if (parts?.some((part) => part === '' || part === '.' || part === '..')) parts = null;
+  // The names asked for are a handful of animus's own, asked for every agent.
+  if (plainNames.size < 256) plainNames.set(rel, parts);
+  return parts ?? undefined;
+}
+
+const plainNames = new Map<string, readonly string[] | null>();
+
+let lastDir: string | undefined;
+let lastRoot = '';
+/** resolve(dir), remembered for the last absolute folder (pure for those): each agent's names are asked one after another. */
+function rootOf(dir: string): string {
+  if (dir === lastDir) return lastRoot;
+  const root = resolve(dir);
+  if (isAbsolute(dir)) {
+    lastDir = dir;
+    lastRoot = root;
+  }
+  return root;
 }
 
 /** Whether `path` (absolute or relative to `dir`) stays inside `dir`, by name only. */
@@ -56,19 +84,63 @@ export function isInside(dir: string, path: string): boolean {
  * component below it, is lstat'ed. A link anywhere on the way makes it `symlink`.
  */
 export function statAgentPath(dir: string, rel: string): AgentFileStat {
-  const root = resolve(dir);
-  const target = rel === '' || rel === '.' ? root : pathInside(root, rel);
-  const parts = target === root ? [] : relative(root, target).split(sep);
+  return walkAgentPath(rootOf(dir), rel, (path) => lstatOrThrow(path));
+}
+
+/**
+ * What statAgentPaths lstat'ed in one agent folder, by path relative to it: one look at a
+ * folder (health's, list's) shares it across its calls. One memo serves one folder.
+ */
+export class LstatMemo {
+  root: string | undefined;
+  readonly taken = new Map<string, Stats | undefined>();
+}
+
+/**
+ * statAgentPath for several names in one folder, each path component lstat'ed once
+ * (across calls given the same `seen`): `list` and `health` look at a dozen names per
+ * agent, all below the same folder, within a few microseconds.
+ */
+export function statAgentPaths(dir: string, rels: readonly string[], seen: LstatMemo = new LstatMemo()): AgentFileStat[] {
+  const root = rootOf(dir);
+  seen.root ??= root;
+  if (seen.root !== root) throw new Error(`one LstatMemo serves one folder: ${seen.root}, not ${root}`);
+  const lstat = (path: string, key: string) => {
+    if (seen.taken.has(key)) return seen.taken.get(key);
+    const info = lstatOrThrow(path);
+    seen.taken.set(key, info);
+    return info;
+  };
+  return rels.map((rel) => walkAgentPath(root, rel, lstat));
+}
+
+function lstatOrThrow(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    throw ioError(path, error);
+  }
+}
+
+/**
+ * Walks `rel` down from the folder, lstat-ing each component (`lstat` gets the absolute
+ * path and the path relative to the folder, by which a memo keeps it).
+ */
+function walkAgentPath(root: string, rel: string, lstat: (path: string, key: string) => Stats | undefined): AgentFileStat {
+  const self = rel === '' || rel === '.';
+  const target = self ? root : pathInside(root, rel);
+  const plain = plainParts(rel);
+  const parts = target === root ? [] : (plain ?? relative(root, target).split(sep));
   let current = root;
+  let key = '';
   for (let i = -1; i < parts.length; i++) {
-    if (i >= 0) current = `${current}${sep}${parts[i]}`;
-    let info: Stats | undefined;
-    try {
-      info = lstatSync(current, { throwIfNoEntry: false });
-    } catch (error) {
-      throw ioError(current, error);
-    }
     const last = i === parts.length - 1;
+    if (i >= 0) {
+      current = `${current === sep ? '' : current}${sep}${parts[i]}`;
+      // The names animus asks for are constants: their strings (and hashes) are reused.
+      key = i === 0 ? parts[0]! : last && plain ? rel : `${key}/${parts[i]}`;
+    }
+    const info = lstat(current, key);
     if (!info) return { path: target, kind: 'missing' };
     if (info.isSymbolicLink()) return { path: target, kind: 'symlink', ...(last ? {} : { via: current }) };
     if (last) return { path: target, kind: info.isFile() ? 'file' : info.isDirectory() ? 'dir' : 'other', stats: info };
@@ -78,13 +150,18 @@ export function statAgentPath(dir: string, rel: string): AgentFileStat {
 }
 
 /** The one-line problem with `rel` as a regular file (missing is fine), or undefined: what list and health report. */
-export function agentFileProblem(dir: string, rel: string, expect: 'file' | 'dir' = 'file'): string | undefined {
+export function agentFileProblem(dir: string, rel: string, expect: 'file' | 'dir' = 'file', seen?: LstatMemo): string | undefined {
   let found: AgentFileStat;
   try {
-    found = statAgentPath(dir, rel);
+    found = seen ? statAgentPaths(dir, [rel], seen)[0]! : statAgentPath(dir, rel);
   } catch (error) {
     return error instanceof AnimusError ? error.message : String(error);
   }
+  return kindProblem(found, expect);
+}
+
+/** agentFileProblem for what statAgentPath(s) found. */
+export function kindProblem(found: AgentFileStat, expect: 'file' | 'dir' = 'file'): string | undefined {
   if (found.kind === 'missing' || found.kind === expect) return undefined;
   return describeKind(found, expect);
 }
@@ -133,6 +210,11 @@ function openFlags(flags: 'r' | 'a' | 'w'): number {
  * fd, or undefined when the file is missing (for `r`). The caller closes it.
  */
 export function openAgentFileSync(dir: string, rel: string, options: OpenAgentFileOptions = {}): number | undefined {
+  return openAgentFd(dir, rel, options)?.fd;
+}
+
+/** openAgentFileSync, with the size the opened file had (its fstat is taken anyway). */
+function openAgentFd(dir: string, rel: string, options: OpenAgentFileOptions): { fd: number; size: number } | undefined {
   const flags = options.flags ?? 'r';
   const found = assertAgentPath(dir, rel);
   if (found.kind === 'missing' && flags === 'r') return undefined;
@@ -143,9 +225,9 @@ export function openAgentFileSync(dir: string, rel: string, options: OpenAgentFi
     return refusedOpen(error, dir, rel, found.path, flags);
   }
   try {
-    verifyOpened(fd, dir, found.path, options);
+    const { size } = verifyOpened(fd, dir, found.path, options);
     if (flags !== 'r') fchmodSync(fd, options.mode ?? SECRET_FILE_MODE);
-    return fd;
+    return { fd, size };
   } catch (error) {
     closeSync(fd);
     throw error;
@@ -181,7 +263,7 @@ function refusedOpen(error: unknown, dir: string, rel: string, path: string, fla
   throw ioError(path, error);
 }
 
-function verifyOpened(fd: number, dir: string, path: string, options: OpenAgentFileOptions): void {
+function verifyOpened(fd: number, dir: string, path: string, options: OpenAgentFileOptions): Stats {
   const info = fstatSync(fd);
   if (!info.isFile()) throw new AnimusError('EUNSAFEPATH', `${path} is not a regular file: move it away`, { detail: { path, kind: 'other' } });
   if (options.singleLink && info.nlink > 1) {
@@ -191,6 +273,7 @@ function verifyOpened(fd: number, dir: string, path: string, options: OpenAgentF
   if (real !== undefined && !isInside(realRoot(dir), real)) {
     throw new AnimusError('EUNSAFEPATH', `${path} resolves to ${real}, outside the agent folder: a link was swapped in; replace it with the real file`, { detail: { path, kind: 'symlink' } });
   }
+  return info;
 }
 
 /** Where an fd really points (Linux); undefined where /proc is not there. */
@@ -212,17 +295,21 @@ function realRoot(dir: string): string {
 
 /** The whole file, or undefined when it is missing. */
 export function readAgentFile(dir: string, rel: string, options: Omit<OpenAgentFileOptions, 'flags' | 'mode'> = {}): Buffer | undefined {
-  const fd = openAgentFileSync(dir, rel, options);
-  if (fd === undefined) return undefined;
+  const opened = openAgentFd(dir, rel, options);
+  if (!opened) return undefined;
+  const { fd, size } = opened;
   try {
-    const chunks: Buffer[] = [];
+    // Sized by the fstat (plus a byte to see the end in one read): health reads two files
+    // per agent, and a 64 KiB buffer for each of a few hundred bytes kept the GC busy.
+    let data = Buffer.allocUnsafe(size + 1);
+    let length = 0;
     for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
-      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (length === data.length) data = Buffer.concat([data, Buffer.allocUnsafe(Math.max(data.length, 64 * 1024))]);
+      const n = readSync(fd, data, length, data.length - length, null);
       if (n === 0) break;
-      chunks.push(chunk.subarray(0, n));
+      length += n;
     }
-    return Buffer.concat(chunks);
+    return data.subarray(0, length);
   } catch (error) {
     throw ioError(pathInside(dir, rel), error);
   } finally {

@@ -16,6 +16,26 @@ export async function isDirectory(path: string): Promise<boolean> {
   return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
+/**
+ * The modes a folder of the home (the home itself, `.animus/`) keeps when it has one:
+ * 0700, or the group's traverse (and read) that `systemd install --system --run-as`
+ * grants the agents' account on purpose. Nothing wider: no group write, nothing for others.
+ */
+const GRANTED_HOME_MODES = new Set([0o700, 0o710, 0o750]);
+
+/**
+ * ensureDir at 0700 for the home's own folders, keeping a mode from GRANTED_HOME_MODES
+ * (`animus init` after `systemd install --run-as` must not lock the account out); any
+ * other mode is made 0700. Returns the mode it set, or undefined when it left it.
+ */
+export async function ensureHomeDir(path: string): Promise<number | undefined> {
+  await mkdir(path, { recursive: true, mode: DIR_MODE });
+  const mode = (await stat(path)).mode & 0o777;
+  if (GRANTED_HOME_MODES.has(mode)) return undefined;
+  await chmod(path, DIR_MODE);
+  return DIR_MODE;
+}
+
 /** mkdir -p, then force the mode (mkdir's mode is filtered by the umask). */
 export async function ensureDir(path: string, mode: number = DIR_MODE): Promise<void> {
   await mkdir(path, { recursive: true, mode });

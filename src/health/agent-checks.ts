@@ -1,7 +1,7 @@
 import { accessSync, constants, readdirSync } from 'node:fs';
-import { agentFileProblem, readAgentText } from '../core/agent-fs.js';
-import { agentDbLocation } from '../instances/db-path.js';
-import { folderSafetyProblems } from '../instances/folder-safety.js';
+import { agentFileProblem, LstatMemo, readAgentText, statAgentPaths } from '../core/agent-fs.js';
+import { DB_COMPANIONS, dbPathOf, type DbPathSetting } from '../instances/db-path.js';
+import { INSPECTED_NAMES, inspectFolder } from '../instances/folder-safety.js';
 import { join } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 import { describeError } from '../core/errors.js';
@@ -51,6 +51,7 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const { thresholds, now, cache, settledBefore } = context;
   const paths = agentPaths(home, agent);
   const stats = new FolderStats(paths.dir);
+  const lstats = seedStats(paths, stats);
   const health: AgentHealth = {
     id: agent.id,
     dir: paths.dir,
@@ -63,10 +64,12 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const folder = checkFolder(paths, stats);
   add(folder);
   if (folder.status === 'fail' && folder.message.startsWith('missing')) return { paths, processManager: undefined, health };
-  // Links where animus's files should be (never followed): reported at every run, never cached.
-  const unsafe = folderSafetyProblems(paths);
-  if (unsafe.length > 0) add({ name: 'files', status: 'fail', message: unsafe.join('; ') });
-  if (unsafe[0]?.startsWith(paths.dir)) return { paths, processManager: undefined, health };
+  // The folder itself a link out of the home: nothing in it is read.
+  const self = agentFileProblem(paths.dir, '.', 'dir', lstats);
+  if (self) {
+    add({ name: 'files', status: 'fail', message: self });
+    return { paths, processManager: undefined, health };
+  }
 
   const memory: AgentMemory = {};
   const remembered = cache && recall(cache, agent.id);
@@ -78,20 +81,19 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   }
   health.facts.mode = reading.settings.mode ?? null;
   health.facts.processManager = reading.settings.processManager ?? null;
+  // Links where animus's files should be (never followed): looked at every run, never cached.
+  // The database's place comes from the .env's DB_PATH as read above (remembered with the .env).
+  const inspection = inspectFolder(paths, reading.dbPath, lstats);
+  if (inspection.problems.length > 0) add({ name: 'files', status: 'fail', message: inspection.problems.join('; ') });
 
   const clone = await checkClone(paths, reading.clone, health, context.origins);
-  const logs = checkLogs(paths, health, thresholds, () => listLogs(paths, stats, remembered?.logs, settledBefore, memory));
+  const logs = checkLogs(paths, health, thresholds, stats, lstats, () => listLogs(paths, stats, remembered?.logs, settledBefore, memory));
   add(reading.env);
   add(reading.settings.check);
   // The database the runtime uses (instances/db-path); the cache knows only animus.db by its stats.
-  let dbPath: string | undefined;
-  let dbProblem: string | undefined;
-  try {
-    const location = agentDbLocation(paths);
-    dbPath = location.rel === DB_FILE ? paths.db : location.path;
-  } catch (error) {
-    dbProblem = describeError(error);
-  }
+  const located = inspection.database;
+  const dbPath = 'location' in located ? (located.location.rel === DB_FILE ? paths.db : located.location.path) : undefined;
+  const dbProblem = 'problem' in located ? located.problem : undefined;
   const key = cache && dbPath === paths.db ? databaseKey(stats.get(DB_FILE), stats.get(WAL_FILE), settledBefore) : undefined;
   const cached = key !== undefined && remembered?.db?.key === key.key ? remembered.db.value : undefined;
   const db = cached ? ageProbe(cached, now) : dbPath ? probeDatabase(dbPath, now) : { problem: dbProblem };
@@ -112,6 +114,26 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   return { paths, processManager: reading.settings.processManager, health, ...(Object.keys(memory).length > 0 ? { memory } : {}) };
 }
 
+/**
+ * The folder's own names, lstat'ed once for the safety look (inspectFolder) and taken as
+ * the stats the checks and the cache keys need: for anything but a link they are the same.
+ */
+function seedStats(paths: AgentPaths, stats: FolderStats): LstatMemo {
+  const lstats = new LstatMemo();
+  const names = [...INSPECTED_NAMES, DB_FILE, ...DB_COMPANIONS.map((suffix) => `${DB_FILE}${suffix}`)];
+  let found;
+  try {
+    found = statAgentPaths(paths.dir, names, lstats);
+  } catch {
+    return lstats; // An unreadable folder: the checks stat (and report) it themselves.
+  }
+  found.forEach((file, i) => {
+    if (file.via || file.kind === 'symlink') return;
+    stats.seed(names[i] === '.' ? '' : names[i]!, file.stats);
+  });
+  return lstats;
+}
+
 function identityOf(inputs: string[], stats: FolderStats): string {
   return inputs.map((input) => fileIdentity(stats.get(input))).join('/');
 }
@@ -120,9 +142,9 @@ function identityOf(inputs: string[], stats: FolderStats): string {
 function readFolder(paths: AgentPaths, agent: AgentId, stats: FolderStats): FolderReading {
   stats.get(SETTINGS_FILE);
   const { parsed, ...settings } = checkSettings(paths, agent);
-  const env = checkEnvFile(paths, agent, settings.mode, parsed, stats.get(ENV_FILE));
+  const { check: env, dbPath } = checkEnvFile(paths, agent, settings.mode, parsed, stats.get(ENV_FILE));
   const clone = readClone(paths, stats);
-  return { settings, env, ...(clone ? { clone } : {}) };
+  return { settings, env, dbPath, ...(clone ? { clone } : {}) };
 }
 
 /** The clone folders looked for, in order: animus's own, then Broca's. */
@@ -207,14 +229,19 @@ function checkSettings(paths: AgentPaths, agent: AgentId): FolderReading['settin
   return { ...found, check: { name: 'settings', status: 'ok', message: `valid, mode ${settings.message_mode}, ${settings.process_manager}` } };
 }
 
-function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, settings: Settings | undefined, info: FileInfo | undefined): CheckResult {
-  if (!info) return { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' };
+/** The env check, and the .env's DB_PATH as instances/db-path reads it (one read of the file for both). */
+function checkEnvFile(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, settings: Settings | undefined, info: FileInfo | undefined): { check: CheckResult; dbPath: DbPathSetting } {
+  if (!info) return { check: { name: 'env', status: 'fail', message: '.env is missing: restore it from a backup or redeploy' }, dbPath: { value: undefined } };
   let text: string;
   try {
     text = readAgentText(paths.dir, ENV_FILE) ?? '';
   } catch (error) {
-    return { name: 'env', status: 'fail', message: describeError(error) };
+    return { check: { name: 'env', status: 'fail', message: describeError(error) }, dbPath: { problem: describeError(error) } };
   }
+  return { check: judgeEnv(paths, agent, mode, settings, info, text), dbPath: { value: dbPathOf(text, paths.env) } };
+}
+
+function judgeEnv(paths: AgentPaths, agent: AgentId, mode: MessageMode | undefined, settings: Settings | undefined, info: FileInfo, text: string): CheckResult {
   const bits = info.mode & 0o777;
   if (bits !== 0o600) return { name: 'env', status: 'fail', message: `.env mode ${formatMode(bits)}, expected 0600: chmod 600 ${paths.env}` };
   let env;
@@ -260,8 +287,8 @@ async function checkClone(paths: AgentPaths, found: FolderReading['clone'], heal
   return { name: 'clone', status: 'ok', message: `${short}${state.behind === 0 ? ', up to date' : ''}` };
 }
 
-function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds, files: () => string[]): CheckResult {
-  if (agentFileProblem(paths.dir, LOGS_DIR, 'dir')) return { name: 'logs', status: 'fail', message: 'logs/ is a symbolic link or not a folder: animus never writes through it; replace it with a real folder' };
+function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThresholds, stats: FolderStats, lstats: LstatMemo, files: () => string[]): CheckResult {
+  if (agentFileProblem(paths.dir, LOGS_DIR, 'dir', lstats)) return { name: 'logs', status: 'fail', message: 'logs/ is a symbolic link or not a folder: animus never writes through it; replace it with a real folder' };
   try {
     accessSync(paths.logs, constants.W_OK);
   } catch (error) {
@@ -269,9 +296,9 @@ function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThr
     return { name: 'logs', status: 'fail', message: missing ? `logs/ is missing: mkdir -m 700 ${paths.logs}` : `logs/ is not writable: check its owner and mode` };
   }
   let bytes = 0;
-  for (const file of files()) bytes += statFile(`${paths.logs}/${file}`)?.size ?? 0;
+  for (const file of files()) bytes += stats.get(`${LOGS_DIR}/${file}`)?.size ?? 0;
   health.facts.logsBytes = bytes;
-  const unbounded = unboundedLog(paths);
+  const unbounded = unboundedLog(paths, stats);
   if (unbounded) return { name: 'logs', status: 'warn', message: unbounded };
   if (bytes > thresholds.maxLogsBytes) return { name: 'logs', status: 'warn', message: `writable, ${formatBytes(bytes)}: rotate or prune old logs` };
   return { name: 'logs', status: 'ok', message: `writable, ${formatBytes(bytes)}` };
@@ -283,8 +310,8 @@ function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThr
  * runtime.err.log is trimmed only at start. settings.json is read only for a log over 1 MiB,
  * so a healthy fleet costs two stats per agent.
  */
-function unboundedLog(paths: AgentPaths): string | undefined {
-  const sizes = [paths.outLog, paths.errLog].map((path) => [path, statFile(path)?.size ?? 0] as const);
+function unboundedLog(paths: AgentPaths, stats: FolderStats): string | undefined {
+  const sizes = [paths.outLog, paths.errLog].map((path) => [path, stats.get(path.slice(paths.dir.length + 1))?.size ?? 0] as const);
   if (sizes.every(([, size]) => size <= 1024 * 1024)) return undefined;
   let limitMb = 10;
   try {

@@ -3,13 +3,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { DIR_MODE, ensureDir, writeFileAtomic } from '../core/fs.js';
+import { ensureHomeDir, writeFileAtomic } from '../core/fs.js';
 import type { TelegramPlugin } from './telegram-check.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
 import { homeLayout } from '../home/layout.js';
 import { VERSION } from '../core/version.js';
 import type { DatabaseProbe } from './database-probe.js';
+import type { DbPathSetting } from '../instances/db-path.js';
 import type { FileInfo } from './folder-stats.js';
 import type { CheckResult } from './types.js';
 
@@ -33,6 +34,8 @@ export interface Remembered<T> {
 export interface FolderReading {
   settings: { check: CheckResult; mode?: MessageMode; processManager?: ProcessManagerName; telegram?: TelegramPlugin[] };
   env: CheckResult;
+  /** The .env's DB_PATH (where the database is), read with it. */
+  dbPath: DbPathSetting;
   /** The clone folder (relative to the agent folder) and its .git files; absent when there is none. */
   clone?: { dir: string; files: CloneFiles; indexTooLarge?: boolean };
 }
@@ -73,7 +76,7 @@ export function remember(cache: HealthCache, id: string, memory: AgentMemory): v
  * header names the animus version: what an older animus judged (its checks, its
  * messages) is not served by a newer one, even for files that did not change.
  */
-const HEADER = `animus health cache 3 ${VERSION}`;
+const HEADER = `animus health cache 4 ${VERSION}`;
 
 /**
  * A file changed less than this long before it was read is not remembered: a change
@@ -123,7 +126,8 @@ export async function saveHealthCache(home: string, cache: HealthCache): Promise
   try {
     if (!existsSync(home)) return;
     const file = cachePath(home);
-    await ensureDir(dirname(file), DIR_MODE);
+    // .animus/ (or the user's cache folder): made 0700, never closed again after `systemd install --run-as` opened it to the agents' group.
+    await ensureHomeDir(dirname(file));
     const lines = [HEADER];
     for (const [id, text] of Object.entries(cache)) lines.push(`${id} ${text}`);
     await writeFileAtomic(file, `${lines.join('\n')}\n`);

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { DB_FILE } from '../home/layout.js';
 
 export const WAL_FILE = `${DB_FILE}-wal`;
@@ -19,7 +19,10 @@ export interface FileInfo {
 
 /** undefined when the path does not exist. */
 export function statFile(path: string): FileInfo | undefined {
-  const info = statSync(path, { throwIfNoEntry: false });
+  return fileInfo(statSync(path, { throwIfNoEntry: false }));
+}
+
+function fileInfo(info: Stats | undefined): FileInfo | undefined {
   return info && { mode: info.mode, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, directory: info.isDirectory() };
 }
 
@@ -28,6 +31,16 @@ export class FolderStats {
   private readonly taken = new Map<string, FileInfo | undefined>();
 
   constructor(private readonly dir: string) {}
+
+  /**
+   * What an lstat of `relative` found, taken as its stat: the same for anything but a
+   * link (a link is left for stat to follow, as before). Health's safety look lstats the
+   * folder's files anyway; a second syscall for each would tell nothing new.
+   */
+  seed(relative: string, info: Stats | undefined): void {
+    if (this.taken.has(relative) || info?.isSymbolicLink()) return;
+    this.taken.set(relative, fileInfo(info));
+  }
 
   get(relative: string): FileInfo | undefined {
     if (this.taken.has(relative)) return this.taken.get(relative);

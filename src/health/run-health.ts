@@ -7,13 +7,13 @@ import { parseAgentId, type AgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { runPool } from '../core/pool.js';
 import type { ProcessManagerName } from '../config/settings.js';
-import { DB_FILE, type AgentPaths } from '../home/layout.js';
+import { agentPaths, DB_FILE, type AgentPaths } from '../home/layout.js';
 import { scanAgentFolders } from '../instances/registry.js';
 import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
 import { checkLetta, LETTA_CHECK_TIMEOUT_MS } from './letta-check.js';
 import { databaseKey, loadHealthCache, recall, remember, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
 import { statFile, WAL_FILE } from './folder-stats.js';
-import { probeProcesses, type ManagerOpener } from './process-probe.js';
+import { probeProcesses, type ManagerOpener, type ProcessProbe } from './process-probe.js';
 import { DEFAULT_THRESHOLDS, type AgentHealth, type HealthReport, type HealthThresholds } from './types.js';
 
 export interface HealthOptions {
@@ -50,6 +50,12 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
 
   const cache = options.cache === false ? undefined : loadHealthCache(options.home);
   const settledBefore = started - (options.settleMs ?? SETTLE_MS);
+  // PM2 (the default manager) is asked about every agent while the folders are checked:
+  // listing a thousand processes keeps its daemon busy for a tenth of a second, which
+  // overlaps with the checks instead of following them. Only the agents the folders
+  // show under PM2 take its answer (see below).
+  const early = options.openManager ? probeProcesses(options.home, new Map([['pm2', targetPaths(options.home, targets)]]), options.openManager) : undefined;
+  early?.catch(() => {});
   const folders = await checkFolders({ home: options.home, targets, thresholds, now: now(), cache, settledBefore }, options.threads);
   if (cache) {
     const fresh = folders.flatMap((f) => ('memory' in f && f.memory ? [[f.health.id, f.memory] as const] : []));
@@ -72,7 +78,7 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   // Live agents are asked of Letta while the process managers answer.
   const liveFolders = folders.filter((f): f is FolderHealth => 'paths' in f && f.health.facts.mode === 'live' && f.health.checks[0]?.status !== 'fail');
   const lettaChecks = runPool(liveFolders, 16, (f) => checkLetta(f.paths, { offline: options.offline === true, timeoutMs: options.lettaTimeoutMs ?? LETTA_CHECK_TIMEOUT_MS }));
-  const processes = await probeProcesses(options.home, groups, options.openManager);
+  const processes = early ? await mergeProbes(early, groups, (rest) => probeProcesses(options.home, rest, options.openManager)) : await probeProcesses(options.home, groups, undefined);
   const letta = new Map((await lettaChecks).map((outcome, i) => [liveFolders[i]!.health.id, outcome.ok ? outcome.value : { name: 'letta' as const, status: 'unknown' as const, message: describeError(outcome.error) }]));
 
   const agents = folders.map((folder) => {
@@ -111,6 +117,23 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   };
 }
 
+function targetPaths(home: string, targets: Array<{ agent?: AgentId }>): AgentPaths[] {
+  return targets.flatMap((target) => (target.agent ? [agentPaths(home, target.agent)] : []));
+}
+
+/** PM2's early answer for the agents that are PM2's, the other managers asked now; managers no agent uses are not reported. */
+async function mergeProbes(early: Promise<ProcessProbe>, groups: Map<ProcessManagerName, AgentPaths[]>, probeRest: (rest: Map<ProcessManagerName, AgentPaths[]>) => Promise<ProcessProbe>): Promise<ProcessProbe> {
+  const rest = new Map([...groups].filter(([name]) => name !== 'pm2'));
+  const [pm2, others] = await Promise.all([early, probeRest(rest)]);
+  const probe: ProcessProbe = { managers: others.managers, states: others.states };
+  for (const paths of groups.get('pm2') ?? []) {
+    const state = pm2.states.get(paths.agent.id);
+    if (state) probe.states.set(paths.agent.id, state);
+  }
+  if (groups.has('pm2')) probe.managers = [...pm2.managers, ...probe.managers].sort((a, b) => a.name.localeCompare(b.name));
+  return probe;
+}
+
 interface FolderJob {
   home: string;
   targets: Array<{ name: string; agent?: AgentId }>;
@@ -120,6 +143,8 @@ interface FolderJob {
   settledBefore: number;
 }
 
+/** Agents checked between two turns of the event loop. */
+const YIELD_EVERY = 8;
 /** Below this many agents a thread's start-up costs more than it saves. */
 const AGENTS_PER_THREAD = 150;
 /** Agents whose databases are looked at to estimate how many changed. */
@@ -167,9 +192,23 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
 
 async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
   const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, origins: new Map<string, string | undefined>() };
-  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, (target) =>
-    target.agent ? checkAgentFolder(job.home, target.agent, context) : Promise.resolve(invalidFolder(job.home, target.name)),
-  );
+  // The checks are synchronous file calls that the pool's workers chain through microtasks
+  // alone: every few agents all of them wait at one gate for a turn of the event loop, so
+  // what the process managers were asked meanwhile (PM2 loading, connecting, answering)
+  // goes on during the checks instead of after them.
+  let gate: Promise<void> | undefined;
+  const outcomes = await runPool<FolderJob['targets'][number], FolderHealth | AgentHealth>(job.targets, 16, async (target, index) => {
+    if (index % YIELD_EVERY === YIELD_EVERY - 1) {
+      gate ??= new Promise((resolve) =>
+        setImmediate(() => {
+          gate = undefined;
+          resolve();
+        }),
+      );
+    }
+    if (gate) await gate;
+    return target.agent ? checkAgentFolder(job.home, target.agent, context) : invalidFolder(job.home, target.name);
+  });
   return outcomes.map((outcome, i): FolderHealth | AgentHealth => {
     if (outcome.ok) return outcome.value;
     // A check that threw is a bug or an I/O fault on that folder: report it on the agent, keep the rest.

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { removeBackupDebris } from '../backup/debris.js';
 import { isAlive } from '../core/pid.js';
-import { DIR_MODE, ensureDir, fileMode, pathExists, writeFileAtomic } from '../core/fs.js';
+import { DIR_MODE, ensureDir, ensureHomeDir, pathExists, writeFileAtomic } from '../core/fs.js';
 import { homeLayout, type HomeLayout } from './layout.js';
 import { publishRuntime, readRuntimeBuild } from './runtime-source.js';
 import { ensureSharedRuntime, type LinkRepair } from './shared-runtime.js';
@@ -54,11 +54,13 @@ async function prepareHome(root: string): Promise<InitResult> {
   const changes: string[] = [];
   const created = !(await pathExists(layout.root));
   await assertUsableHome(layout, created);
-  if (!created && (await fileMode(layout.root)) !== DIR_MODE) changes.push(`set ${layout.root} to mode 0700`);
-  await ensureDir(layout.root, DIR_MODE);
+  // The home and .animus/ keep the group's read that `systemd install --run-as` granted (0750);
+  // anything looser becomes 0700. Staging (deploys being assembled) is always 0700.
+  if ((await ensureHomeDir(layout.root)) !== undefined && !created) changes.push(`set ${layout.root} to mode 0700`);
   for (const dir of [layout.stateDir, layout.stagingDir]) {
     if (!(await pathExists(dir))) changes.push(`created ${dir}`);
-    await ensureDir(dir, DIR_MODE);
+    if (dir === layout.stagingDir) await ensureDir(dir, DIR_MODE);
+    else await ensureHomeDir(dir);
   }
   changes.push(...(await removeAbandonedStaging(layout)));
   changes.push(...removeBackupDebris(layout.backupsDir).map((file) => `removed unfinished archive ${file}`));
@@ -150,3 +152,4 @@ export async function removeAbandonedStaging(layout: HomeLayout): Promise<string
   }
   return removed;
 }
+

@@ -30,8 +30,12 @@ export interface DbLocation {
 
 export const DB_COMPANIONS = ['-wal', '-shm', '-journal'] as const;
 
-/** Resolves a DB_PATH value (or its absence) for a folder; throws EBADENV (exit 5) for one outside it. */
-export function resolveDbLocation(agentDir: string, dbPathSetting: string | undefined): DbLocation {
+/**
+ * Resolves a DB_PATH value (or its absence) for a folder; throws EBADENV (exit 5) for one
+ * outside it. `exists` answers existsSync's question for the default names (health answers
+ * from the lstats it took anyway).
+ */
+export function resolveDbLocation(agentDir: string, dbPathSetting: string | undefined, exists: (path: string) => boolean = existsSync): DbLocation {
   const dir = resolve(agentDir);
   const setting = dbPathSetting?.trim() ?? '';
   if (setting !== '') {
@@ -44,7 +48,7 @@ export function resolveDbLocation(agentDir: string, dbPathSetting: string | unde
     return { path, rel: relative(dir, path), source: 'env' };
   }
   const primary = resolve(dir, DB_FILE);
-  if (!existsSync(primary) && existsSync(resolve(dir, LEGACY_DB_FILE))) return { path: resolve(dir, LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
+  if (!exists(primary) && exists(resolve(dir, LEGACY_DB_FILE))) return { path: resolve(dir, LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
   return { path: primary, rel: DB_FILE, source: 'default' };
 }
 
@@ -59,7 +63,12 @@ export function assertDatabaseFiles(agentDir: string, location: DbLocation): voi
  * that is a link, or a DB_PATH outside the folder, is refused.
  */
 export function agentDbLocation(paths: AgentPaths): DbLocation {
-  const location = resolveDbLocation(paths.dir, readDbPathSetting(paths));
+  return agentDbLocationFrom(paths, readDbPathSetting(paths));
+}
+
+/** agentDbLocation for a caller that has read the .env already (its DB_PATH: dbPathOf). */
+export function agentDbLocationFrom(paths: AgentPaths, dbPathSetting: string | undefined): DbLocation {
+  const location = resolveDbLocation(paths.dir, dbPathSetting);
   assertDatabaseFiles(paths.dir, location);
   return location;
 }
@@ -80,11 +89,19 @@ export function agentDbProblem(paths: AgentPaths): string | undefined {
   }
 }
 
-function readDbPathSetting(paths: AgentPaths): string | undefined {
-  const text = readAgentText(paths.dir, ENV_FILE);
+/** What the .env says of DB_PATH: its value (undefined: none, or a .env that cannot be parsed), or why the .env cannot be read (a link). */
+export type DbPathSetting = { value: string | undefined } | { problem: string };
+
+/** The .env's DB_PATH, read through core/agent-fs; throws EUNSAFEPATH for a .env that is a link. */
+export function readDbPathSetting(paths: AgentPaths): string | undefined {
+  return dbPathOf(readAgentText(paths.dir, ENV_FILE), paths.env);
+}
+
+/** DB_PATH in a .env's text; undefined when there is none, or the text does not parse (the runtime reports that itself). */
+export function dbPathOf(text: string | undefined, file: string): string | undefined {
   if (text === undefined) return undefined;
   try {
-    return parseEnv(text, paths.env).DB_PATH;
+    return parseEnv(text, file).DB_PATH;
   } catch (error) {
     if (isAnimusError(error) && error.code === 'EBADENV') return undefined;
     throw error;

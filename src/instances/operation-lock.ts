@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -60,6 +60,21 @@ export function lockFileOf(paths: AgentPaths): string {
   return join(dirname(paths.dir), '.animus', 'locks', `${paths.agent.id}.lock`);
 }
 
+/** Where a swap of the agent's files keeps its journal (file-swap.ts), beside the lock. */
+export function swapJournalOf(paths: AgentPaths): string {
+  return join(dirname(lockFileOf(paths)), `${paths.agent.id}.swap.json`);
+}
+
+/**
+ * A swap of the agent's files that a killed command left half-done is finished or undone
+ * by whoever takes the lock next, before its own work: one stat when there is none.
+ */
+async function recoverInterrupted(paths: AgentPaths): Promise<void> {
+  if (!existsSync(swapJournalOf(paths))) return;
+  const { recoverSwap } = await import('./file-swap.js');
+  await recoverSwap(paths);
+}
+
 /** Runs `work` holding the agent's operation lock; re-entrant within one async call chain. */
 export async function withAgentLock<T>(paths: AgentPaths, options: LockOptions, work: () => Promise<T>): Promise<T> {
   const file = lockFileOf(paths);
@@ -67,6 +82,7 @@ export async function withAgentLock<T>(paths: AgentPaths, options: LockOptions, 
   if (mine?.has(file)) return work();
   const release = await acquire(file, paths.agent.id, options);
   try {
+    await recoverInterrupted(paths);
     return await held.run(new Set([...(mine ?? []), file]), work);
   } finally {
     await release();
@@ -76,7 +92,7 @@ export async function withAgentLock<T>(paths: AgentPaths, options: LockOptions, 
 export interface LockedFleet {
   /** The agents whose lock was taken, in the order given. */
   locked: AgentPaths[];
-  /** The agents another command holds (after the wait), each with its one-line error. */
+  /** The agents another command holds (after the wait), or whose interrupted swap could not be put in order, each with its one-line error. */
   busy: Array<{ paths: AgentPaths; error: AnimusError }>;
 }
 
@@ -90,7 +106,7 @@ export async function withAgentLocks<T>(agents: AgentPaths[], options: LockOptio
   const releases: Array<() => Promise<void>> = [];
   const busy: LockedFleet['busy'] = [];
   const locked: AgentPaths[] = [];
-  const outcomes: Array<{ paths: AgentPaths; ok: boolean; error?: unknown }> = new Array(agents.length);
+  const outcomes: Array<{ paths: AgentPaths; ok: boolean; error?: unknown; skip?: boolean }> = new Array(agents.length);
   let next = 0;
   const slot = async () => {
     for (let i = next++; i < agents.length; i = next++) {
@@ -100,11 +116,21 @@ export async function withAgentLocks<T>(agents: AgentPaths[], options: LockOptio
         outcomes[i] = { paths, ok: true };
         continue;
       }
+      let release: (() => Promise<void>) | undefined;
       try {
-        releases.push(await acquire(file, paths.agent.id, options));
-        outcomes[i] = { paths, ok: true };
+        release = await acquire(file, paths.agent.id, options);
       } catch (error) {
         outcomes[i] = { paths, ok: false, error };
+        continue;
+      }
+      try {
+        await recoverInterrupted(paths);
+        releases.push(release);
+        outcomes[i] = { paths, ok: true };
+      } catch (error) {
+        // An interrupted swap that cannot be put in order: that agent is left alone, the others go on.
+        await release();
+        outcomes[i] = { paths, ok: false, error, skip: true };
       }
     }
   };
@@ -112,7 +138,7 @@ export async function withAgentLocks<T>(agents: AgentPaths[], options: LockOptio
     await Promise.all(Array.from({ length: Math.min(16, agents.length) }, slot));
     for (const outcome of outcomes) {
       if (outcome.ok) locked.push(outcome.paths);
-      else if (outcome.error instanceof AnimusError && outcome.error.code === 'EEXISTS') busy.push({ paths: outcome.paths, error: outcome.error });
+      else if (outcome.error instanceof AnimusError && (outcome.error.code === 'EEXISTS' || outcome.skip)) busy.push({ paths: outcome.paths, error: outcome.error });
       else throw outcome.error;
     }
     return await held.run(new Set([...mine, ...locked.map(lockFileOf)]), () => work({ locked, busy }));

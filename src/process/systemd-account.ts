@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { lchown, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
@@ -9,6 +8,15 @@ export interface Account {
   uid: number;
   gid: number;
   group: string;
+}
+
+/**
+ * execa (some 150 files) on first use: this module's name checks are imported by
+ * systemd-units, which every process-manager lookup loads (health, status, list), and
+ * those never create or look up an account.
+ */
+async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }
 
 const NAME = /^[a-z_][a-z0-9_.-]*\$?$/i;
@@ -28,6 +36,7 @@ export function refuseRoot(name: string): never {
 /** The account by name through NSS (so LDAP accounts count too); undefined when there is none. */
 export async function lookupAccount(name: string): Promise<Account | undefined> {
   checkAccountName(name);
+  const execa = await loadExeca();
   const passwd = await execa('getent', ['passwd', name], { reject: false });
   if (passwd.exitCode !== 0) return undefined;
   const [, , uid, gid] = passwd.stdout.trim().split(':');
@@ -38,6 +47,7 @@ export async function lookupAccount(name: string): Promise<Account | undefined> 
 /** `--create-user`: a system account with its own group, no home and no login shell. */
 export async function createSystemAccount(name: string): Promise<Account> {
   checkAccountName(name);
+  const execa = await loadExeca();
   const made = await execa('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name], { reject: false });
   if (made.exitCode !== 0) throw new AnimusError('EIO', `cannot create the account ${name} (${describeError(made.stderr || `exit ${made.exitCode}`)}): create it yourself and pass --run-as ${name}`);
   const account = await lookupAccount(name);

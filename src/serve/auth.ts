@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { AnimusError } from '../core/errors.js';
-import { ensureDir, writeFileAtomic } from '../core/fs.js';
+import { ensureHomeDir, writeFileAtomic } from '../core/fs.js';
 import { homeLayout } from '../home/layout.js';
 
 /**
@@ -40,7 +40,8 @@ export async function loadOrCreateToken(home: string): Promise<string> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  await ensureDir(homeLayout(home).stateDir);
+  // Not chmod'ed 0700 when `systemd install --run-as` opened it to the agents' group (0750).
+  await ensureHomeDir(homeLayout(home).stateDir);
   const token = randomBytes(32).toString('hex');
   await writeFileAtomic(path, `${token}\n`, 0o600);
   return token;

@@ -59,6 +59,20 @@ describe('the audit log', () => {
     expect(table.stdout).toMatch(/settings set .* max_retries 4\s+ok/);
   });
 
+  it("a fleet command's record names every agent in the home's trail, and only itself in each agent's own", async () => {
+    const fleet = await Promise.all([0, 1, 2].map(async () => (await deployTestAgent(home, { repo })).paths));
+    const before = await Promise.all(fleet.map((paths) => readFile(join(paths.logs, 'audit.log'), 'utf8').catch(() => '')));
+    expect((await cli(['backup', '--all', '--out', join(root, 'fleet-backups')])).code).toBe(0);
+    const all = json<Records>(await cli(['audit', '--json']));
+    const record = all.records.at(-1)!;
+    expect(record.command).toBe('backup');
+    expect(record.agents).toEqual(expect.arrayContaining(fleet.map((paths) => paths.agent.id)));
+    for (const [i, paths] of fleet.entries()) {
+      const text = (await readFile(join(paths.logs, 'audit.log'), 'utf8')).slice(before[i]!.length);
+      expect(JSON.parse(text.trim())).toMatchObject({ command: 'backup', args: ['backup', '--all', '--out', join(root, 'fleet-backups')], agents: [paths.agent.id], outcome: 'ok' });
+    }
+  });
+
   it('redacts a secret given through the environment wherever it appears in the arguments', () => {
     expect(redactArgs(['deploy', 'x', '--api-key', KEY, '--env', `TELEGRAM_BOT_TOKEN=${TOKEN}`, `--passphrase=hunter22`], {})).toEqual([
       'deploy', 'x', '--api-key', '[REDACTED]', '--env', 'TELEGRAM_BOT_TOKEN=[REDACTED]', '--passphrase=[REDACTED]',

@@ -57,7 +57,10 @@ describe('animus backup / restore', () => {
     expect(out.failed).toEqual([]);
     archiveOfA = out.backups.find((x) => x.id === a.agent.id)!.archive;
     expect((await stat(archiveOfA)).mode & 0o777).toBe(0o600);
-    expect(out.backups[0]!.files.map((f) => f.name)).toEqual(['animus.db', '.env', 'settings.json']);
+    // a's refused backup above left a record in its audit trail, which its archive carries; b has none yet.
+    const names = (id: string) => out.backups.find((x) => x.id === id)!.files.map((f) => f.name);
+    expect(names(a.agent.id)).toEqual(['animus.db', '.env', 'settings.json', 'logs/audit.log']);
+    expect(names(b.agent.id)).toEqual(['animus.db', '.env', 'settings.json']);
 
     const list = await runCli(['backup', 'list', a.agent.id, '--json'], { home });
     expect(list.code, list.stderr).toBe(0);
@@ -96,7 +99,7 @@ describe('animus backup / restore', () => {
   it('restores with --yes and reports what it did', async () => {
     const result = await runCli(['restore', a.agent.id, '--from', archiveOfA, '--yes', '--json'], { home, pm2Home: `${home}.pm2-restore` });
     expect(result.code, result.stderr).toBe(0);
-    expect(json(result)).toMatchObject({ id: a.agent.id, recreated: false, restored: ['animus.db', '.env', 'settings.json'], process: { stopped: 'was-not-running', started: 'skipped' } });
+    expect(json(result)).toMatchObject({ id: a.agent.id, recreated: false, restored: ['animus.db', '.env', 'settings.json', 'logs/audit.log'], process: { stopped: 'was-not-running', started: 'skipped' } });
   });
 
   it('encrypts with the passphrase from the environment, and refuses to guess one', async () => {

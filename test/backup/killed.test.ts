@@ -1,12 +1,12 @@
-import { execa, type ResultPromise } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
-import { BIN, cliEnv, json, runCli } from '../helpers/cli.js';
+import { json, runCli } from '../helpers/cli.js';
+import { killMidway as killMidwayIn } from '../helpers/kill-midway.js';
 import { tempDir } from '../helpers/temp.js';
 import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
 
@@ -14,16 +14,13 @@ import { homeLayout, type AgentPaths } from '../../src/home/layout.js';
  * backup, verify and restore SIGKILLed mid-way, as real CLI processes: what each
  * leaves behind is removed by the next run of the same command and by `animus init`,
  * a `.partial` is never taken for an archive, and a killed restore changes nothing.
- *
- * "Mid-way" is found, not timed: the child is polled for the state it must be in
- * (a `.partial` being written, a staging folder holding the extracted database),
- * then stopped with SIGSTOP, the state checked again, and only then SIGKILLed. A run
- * that finished before it could be caught is started again.
+ * "Mid-way" is found, not timed (helpers/kill-midway.ts): a `.partial` being written,
+ * a staging folder holding the extracted database.
  */
 let root: string;
 let home: string;
 let a: AgentPaths;
-const children: ResultPromise[] = [];
+const killMidway = (args: string[], caught: () => boolean) => killMidwayIn(args, { home }, caught);
 
 beforeAll(async () => {
   root = await tempDir('killed');
@@ -34,49 +31,6 @@ beforeAll(async () => {
   db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO messages (role, message, timestamp) SELECT 'user', hex(randomblob(4000)), datetime('now') FROM n");
   db.close();
 }, 60_000);
-
-afterEach(() => {
-  for (const child of children.splice(0)) {
-    if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-  }
-});
-
-/** Runs the CLI and SIGKILLs it once `caught()` holds while it is stopped; false when it finished first. */
-async function killWhen(args: string[], caught: () => boolean): Promise<boolean> {
-  const child = execa('node', [BIN, ...args], { env: cliEnv({ home }), extendEnv: false, reject: false });
-  children.push(child);
-  let done = false;
-  void child.finally(() => (done = true));
-  while (!done) {
-    if (caught()) {
-      try {
-        process.kill(child.pid!, 'SIGSTOP');
-      } catch {
-        break;
-      }
-      if (caught()) {
-        process.kill(child.pid!, 'SIGKILL');
-        await child;
-        return true;
-      }
-      process.kill(child.pid!, 'SIGCONT');
-    }
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  await child;
-  return false;
-}
-
-async function killMidway(args: string[], caught: () => boolean): Promise<void> {
-  for (let attempt = 0; attempt < 10; attempt++) if (await killWhen(args, caught)) return;
-  throw new Error(`could not catch \`animus ${args.join(' ')}\` mid-way in 10 runs`);
-}
 
 function list(dir: string): string[] {
   try {

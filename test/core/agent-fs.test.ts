@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { agentFileProblem, ensureAgentDir, ensureAgentFile, openAgentFileSync, pathInside, readAgentText, statAgentPath, writeAgentFileAtomic } from '../../src/core/agent-fs.js';
+import { agentFileProblem, ensureAgentDir, ensureAgentFile, kindProblem, LstatMemo, openAgentFileSync, pathInside, readAgentFile, readAgentText, statAgentPath, statAgentPaths, writeAgentFileAtomic } from '../../src/core/agent-fs.js';
 import { AnimusError } from '../../src/core/errors.js';
 import { errorOf } from '../helpers/errors.js';
 import { tempDir } from '../helpers/temp.js';
@@ -83,6 +83,37 @@ describe('reading a file inside an agent folder', () => {
     expect(statAgentPath(agent, 'animus.db').kind).toBe('missing');
     expect(agentFileProblem(agent, 'settings.json')).toBeUndefined();
     expect(agentFileProblem(agent, '.env')).toContain('(to /etc/passwd)');
+  });
+});
+
+describe('looking at many names at once (list, health)', () => {
+  it('finds what statAgentPath finds for each name, lstat-ing each component once', () => {
+    mkdirSync(join(agent, 'logs'));
+    writeFileSync(join(agent, 'logs', 'runtime.log'), 'x');
+    writeFileSync(join(agent, 'settings.json'), '{}');
+    symlinkSync('/etc/passwd', join(agent, '.env'));
+    symlinkSync(other, join(agent, 'linked'));
+    writeFileSync(join(agent, 'plain'), '');
+    const names = ['.', '', 'settings.json', '.env', 'logs', 'logs/runtime.log', 'logs/missing.log', 'missing/below', 'linked/.env', 'plain/below', 'logs/../settings.json'];
+    const seen = new LstatMemo();
+    const found = statAgentPaths(agent, names, seen);
+    expect(found.map((f) => [f.kind, f.via])).toEqual(names.map((name) => [statAgentPath(agent, name).kind, statAgentPath(agent, name).via]));
+    expect(found.map((f) => f.kind)).toEqual(['dir', 'dir', 'file', 'symlink', 'dir', 'file', 'missing', 'missing', 'symlink', 'other', 'file']);
+    expect(found[8]!.via).toBe(join(agent, 'linked'));
+    // Each component once: the folder, its names and logs/'s, whatever the number of names below them.
+    expect([...seen.taken.keys()].sort()).toEqual(['', 'settings.json', '.env', 'logs', 'logs/runtime.log', 'logs/missing.log', 'missing', 'linked', 'plain'].sort());
+    expect(() => statAgentPaths(other, ['.env'], seen)).toThrow(/one LstatMemo serves one folder/);
+    expect(kindProblem(found[3]!)).toContain('(to /etc/passwd)');
+    expect(kindProblem(found[2]!)).toBeUndefined();
+    expect(errorOf(() => statAgentPaths(agent, ['../agent-b/.env'])).message).toContain('is outside the agent folder');
+  });
+
+  it('reads files of every size whole, sized by their stat', () => {
+    for (const size of [0, 1, 4095, 65_536, 300_001]) {
+      const data = Buffer.alloc(size, size % 251);
+      writeFileSync(join(agent, 'blob'), data);
+      expect(readAgentFile(agent, 'blob')!.equals(data)).toBe(true);
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { appendFile, chmod, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, cp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +134,48 @@ describe('health cache', () => {
     await writeFile(agent.db, Buffer.alloc(8192, 3));
     health = await settled(agent);
     expect(check(health, 'database').status).toBe('fail');
+    await rm(agent.dir, { recursive: true });
+  });
+
+  it("checks the database DB_PATH names, from memory too, and follows a new DB_PATH at the next run", async () => {
+    const agent = (await deployTestAgent(home)).paths;
+    const pending = async (file: string, rows: number) => {
+      const db = new Database(join(agent.dir, file));
+      for (let i = 0; i < rows; i++) db.prepare("INSERT INTO queue (status) VALUES ('pending')").run();
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      db.close();
+    };
+    await mkdir(join(agent.dir, 'data'), { mode: 0o700 });
+    await cp(agent.db, join(agent.dir, 'data', 'one.db'));
+    await cp(agent.db, join(agent.dir, 'data', 'two.db'));
+    await pending('data/one.db', 2);
+    await pending('data/two.db', 5);
+    const env = await readFile(agent.env, 'utf8');
+    await writeFile(agent.env, `${env}DB_PATH=data/one.db\n`, { mode: 0o600 });
+    expect((await settled(agent)).facts.queue?.pending).toBe(2);
+    // From memory: the .env did not move, nor did the database.
+    const remembered = await settled(agent);
+    expect(remembered.facts.queue?.pending).toBe(2);
+    expect(check(remembered, 'database').status).toBe('ok');
+
+    await writeFile(agent.env, `${env}DB_PATH=data/two.db\n`, { mode: 0o600 });
+    expect((await settled(agent)).facts.queue?.pending).toBe(5);
+
+    // One that leaves the folder, and a link as the database, are reported (files and database) from memory too.
+    await writeFile(agent.env, `${env}DB_PATH=../elsewhere.db\n`, { mode: 0o600 });
+    for (let run = 0; run < 2; run++) {
+      const outside = await settled(agent);
+      expect(check(outside, 'files').message).toMatch(/DB_PATH=\.\.\/elsewhere\.db .* is outside the agent folder/);
+      expect(check(outside, 'database').status).toBe('fail');
+    }
+    await writeFile(agent.env, `${env}DB_PATH=data/one.db\n`, { mode: 0o600 });
+    await rm(join(agent.dir, 'data', 'one.db'));
+    await symlink(join(agent.dir, 'data', 'two.db'), join(agent.dir, 'data', 'one.db'));
+    for (let run = 0; run < 2; run++) {
+      const linked = await settled(agent);
+      expect(check(linked, 'files').message).toMatch(/data\/one\.db is a symbolic link/);
+      expect(check(linked, 'database')).toMatchObject({ status: 'fail', message: expect.stringMatching(/is a symbolic link/) });
+    }
     await rm(agent.dir, { recursive: true });
   });
 

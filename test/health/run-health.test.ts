@@ -76,6 +76,29 @@ describe('runHealth', () => {
     await rm(other.dir, { recursive: true });
   });
 
+  it("takes each agent's state from its own manager, and reports only the managers its agents use", async () => {
+    const pm2Agent = (await deployTestAgent(home)).paths;
+    const systemdAgent = (await deployTestAgent(home, { processManager: 'systemd' })).paths;
+    const calls: Record<string, string[][]> = { pm2: [], systemd: [] };
+    // PM2 (asked early, about every agent) would call both online; systemd says its agent failed.
+    const managers = {
+      pm2: tableManager({ [pm2Agent.agent.id]: 'online', [systemdAgent.agent.id]: 'online' }, calls.pm2!),
+      systemd: { ...tableManager({ [systemdAgent.agent.id]: 'errored' }, calls.systemd!), name: 'systemd' as const },
+    };
+    const report = await runHealth({ home, ids: [pm2Agent.agent.id, systemdAgent.agent.id], openManager: async (name) => managers[name as 'pm2' | 'systemd'] });
+    expect(calls.pm2).toHaveLength(1);
+    expect(calls.systemd).toEqual([[systemdAgent.agent.id]]);
+    expect(report.processManagers.map((m) => m.name)).toEqual(['pm2', 'systemd']);
+    expect(check(report.agents[0]!, 'process').status).toBe('ok');
+    expect(check(report.agents[1]!, 'process').status).toBe('fail');
+
+    const onlySystemd = await runHealth({ home, ids: [systemdAgent.agent.id], openManager: async (name) => managers[name as 'pm2' | 'systemd'] });
+    expect(onlySystemd.processManagers).toEqual([{ name: 'systemd', available: true }]);
+    expect(check(onlySystemd.agents[0]!, 'process').status).toBe('fail');
+    await rm(pm2Agent.dir, { recursive: true });
+    await rm(systemdAgent.dir, { recursive: true });
+  });
+
   it('reports a process manager that fails to open as unknown, not as a failure of health', async () => {
     const report = await runHealth({ home, ids: [healthy.agent.id], openManager: async () => { throw new Error('connect ECONNREFUSED pm2'); } });
     expect(report.healthy).toBe(true);

@@ -1,10 +1,13 @@
-import { lstat, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { json, runCli } from '../helpers/cli.js';
 import { git } from '../helpers/git.js';
 import { tempDir } from '../helpers/temp.js';
 import { RUNTIME_DEPENDENCIES } from '../../src/home/shared-runtime.js';
+import { loadOrCreateToken } from '../../src/serve/auth.js';
+import { runHealth } from '../../src/health/run-health.js';
+import { deployTestAgent } from '../helpers/agents.js';
 
 interface InitResult {
   home: string;
@@ -49,6 +52,43 @@ describe('animus init', () => {
     expect(await readlink(join(home, 'node_modules', 'telegram'))).not.toBe(root);
     // Same build, same tree.
     expect(await git(['rev-parse', 'main^{tree}'], join(home, '.animus', 'runtime.git'))).toBe(tree);
+  });
+
+  it("keeps the group's read that `systemd install --run-as` gave the home and .animus (0750), and makes anything looser 0700", async () => {
+    const home = join(await tempDir('init-modes'), 'home');
+    await runCli(['init'], { home });
+    const state = join(home, '.animus');
+    const locks = join(state, 'locks');
+    await mkdir(locks, { recursive: true });
+    // What `systemd install --system --run-as` leaves (it runs as root; here the modes alone).
+    await chmod(home, 0o750);
+    await chmod(state, 0o750);
+    await chmod(locks, 0o2770);
+    const mode = async (path: string) => (await stat(path)).mode & 0o7777;
+
+    const kept = json<InitResult>(await runCli(['init', '--json'], { home }));
+    expect(kept.changes).toEqual([]);
+    expect([await mode(home), await mode(state), await mode(locks)]).toEqual([0o750, 0o750, 0o2770]);
+    // The dashboard's token and health's cache, written there later, leave it so too.
+    await loadOrCreateToken(home);
+    await deployTestAgent(home);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    await runHealth({ home, settleMs: 0 });
+    expect((await stat(join(state, 'health-cache'))).isFile()).toBe(true);
+    expect([await mode(home), await mode(state)]).toEqual([0o750, 0o750]);
+
+    await chmod(home, 0o710);
+    expect(json<InitResult>(await runCli(['init', '--json'], { home })).changes).toEqual([]);
+    expect(await mode(home)).toBe(0o710);
+
+    // Wider than that (group write, anything for others) is made 0700, and said.
+    for (const [homeMode, stateMode] of [[0o755, 0o770], [0o770, 0o757], [0o775, 0o751]]) {
+      await chmod(home, homeMode!);
+      await chmod(state, stateMode!);
+      const tightened = json<InitResult>(await runCli(['init', '--json'], { home }));
+      expect(tightened.changes).toContain(`set ${home} to mode 0700`);
+      expect([await mode(home), await mode(state)]).toEqual([0o700, 0o700]);
+    }
   });
 
   it('refuses a home that is a file', async () => {
