@@ -1,6 +1,7 @@
 import type { ApprovalPolicy } from '../config/settings.js';
 import type { LettaMessage, OutgoingMessage } from '../letta/client.js';
 import type { ApprovalRecord, ToolCallRequest } from '../store/agent-requests.js';
+import { isoTime } from '../core/time.js';
 
 /**
  * Tool approvals. A run that needs one ends with stop reason `requires_approval` and an
@@ -28,7 +29,7 @@ export function findApprovalRequest(messages: readonly LettaMessage[], newestFir
 /** The decision a policy takes by itself; undefined for `hold` (an operator decides). */
 export function policyDecision(policy: ApprovalPolicy, now: Date = new Date()): ApprovalRecord['decision'] | undefined {
   if (policy === 'hold') return undefined;
-  return { approve: policy === 'approve', reason: policy === 'approve' ? APPROVE_REASON : DENY_REASON, at: now.toISOString(), by: 'policy' };
+  return { approve: policy === 'approve', reason: policy === 'approve' ? APPROVE_REASON : DENY_REASON, at: isoTime(now), by: 'policy' };
 }
 
 /** The answer message; `legacy` uses the older single-request form. */

@@ -24,6 +24,7 @@ import type { LettaState } from './letta-state.js';
 import { errorText, type Logger } from './logger.js';
 import { Sleeper } from './sleeper.js';
 import { UserBlockError, UserMemory } from './user-memory.js';
+import { isoTime } from '../core/time.js';
 
 /**
  * The queue processor: one agent run in flight per agent (Letta: concurrent requests
@@ -377,7 +378,7 @@ export class QueueWorker {
     const decision = approval.decision ?? policyDecision(settings.letta.approvals);
     const tools = describeToolCalls(approval.toolCalls);
     if (!decision) {
-      state.awaitingApproval({ item: item.queueId, tools, since: new Date(row.startedAt ?? Date.now()).toISOString() });
+      state.awaitingApproval({ item: item.queueId, tools, since: isoTime(row.startedAt ?? Date.now()) });
       if (this.heldLogged !== row.id) {
         this.heldLogged = row.id;
         logger.warn('agent awaiting approval: nothing is sent to it until an operator answers (`animus approvals`)', { item: item.queueId, tools });
