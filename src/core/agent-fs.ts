@@ -140,10 +140,7 @@ export function openAgentFileSync(dir: string, rel: string, options: OpenAgentFi
   try {
     fd = openSync(found.path, openFlags(flags), options.mode ?? SECRET_FILE_MODE);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && flags === 'r') return undefined;
-    if (code === 'ELOOP' || code === 'ENXIO') throw new AnimusError('EUNSAFEPATH', describeKind(statAgentPath(dir, rel), 'file'), { cause: error });
-    throw ioError(found.path, error);
+    return refusedOpen(error, dir, rel, found.path, flags);
   }
   try {
     verifyOpened(fd, dir, found.path, options);
@@ -164,10 +161,7 @@ export async function openAgentFile(dir: string, rel: string, options: OpenAgent
   try {
     handle = await open(found.path, openFlags(flags), options.mode ?? SECRET_FILE_MODE);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && flags === 'r') return undefined;
-    if (code === 'ELOOP' || code === 'ENXIO') throw new AnimusError('EUNSAFEPATH', describeKind(statAgentPath(dir, rel), 'file'), { cause: error });
-    throw ioError(found.path, error);
+    return refusedOpen(error, dir, rel, found.path, flags);
   }
   try {
     verifyOpened(handle.fd, dir, found.path, options);
@@ -177,6 +171,14 @@ export async function openAgentFile(dir: string, rel: string, options: OpenAgent
     await handle.close();
     throw error;
   }
+}
+
+/** A failed open: undefined for a missing file that was to be read, else the one-line error (a link or a FIFO is unsafe). */
+function refusedOpen(error: unknown, dir: string, rel: string, path: string, flags: 'r' | 'a' | 'w'): undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' && flags === 'r') return undefined;
+  if (code === 'ELOOP' || code === 'ENXIO') throw new AnimusError('EUNSAFEPATH', describeKind(statAgentPath(dir, rel), 'file'), { cause: error });
+  throw ioError(path, error);
 }
 
 function verifyOpened(fd: number, dir: string, path: string, options: OpenAgentFileOptions): void {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { runGit } from './run.js';
-import { parseGitConfig, readHead, readText, resolveRef, symbolicRef } from './refs.js';
+import { parseGitConfig, readPlainFile, readHead, readText, resolveRef, symbolicRef } from './refs.js';
 
 /**
  * A clone's state as `git status` and `git rev-list` would tell it, read from files
@@ -64,8 +64,10 @@ export function readCloneFiles(clone: string, headText?: string): CloneFiles {
 
 /** The clone's index; undefined when there is none or it cannot be parsed. */
 export function readIndex(clone: string): IndexEntry[] | undefined {
+  const data = readPlainFile(join(clone, '.git', 'index'));
+  if (!data) return undefined;
   try {
-    return parseIndex(readFileSync(join(clone, '.git', 'index')));
+    return parseIndex(data);
   } catch {
     return undefined;
   }
@@ -123,7 +125,9 @@ function isModified(clone: string, entry: IndexEntry): boolean {
   // differ, the content is hashed below, which is slower but still right.
   if (info.mtimeMs === entry.mtimeS * 1000 + entry.mtimeNs / 1e6) return false;
   // The stat moved (a copy, a touch): the content decides, as git decides.
-  const content = isLink ? Buffer.from(readlinkSync(path)) : readFileSync(path);
+  const content = isLink ? Buffer.from(readlinkSync(path)) : readPlainFile(path);
+  // Gone, or no longer a plain file, since the lstat above.
+  if (!content) return true;
   const blob = createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
   return blob !== entry.sha;
 }

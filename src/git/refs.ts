@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -20,10 +20,33 @@ export function readHead(gitDir: string, headText?: string): string | undefined 
 }
 
 export function readText(path: string): string | undefined {
+  return readPlainFile(path)?.toString('utf8');
+}
+
+/** Larger than any ref file, config, index or source file of a runtime clone by far. */
+const CLONE_FILE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A file of a clone (its .git files, a tracked file to hash), or undefined when it is missing or not a plain file. The
+ * clone is the agent's to change: a HEAD made a link to /dev/zero or a FIFO would hang
+ * `list`, `health` and `backup` for the whole home, so the last component is opened
+ * without following a link, non-blocking, and must be a regular file of a bounded size.
+ */
+export function readPlainFile(path: string): Buffer | undefined {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return undefined;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > CLONE_FILE_MAX_BYTES) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

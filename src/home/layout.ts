@@ -88,3 +88,12 @@ export function agentPathsIn(folder: string, agent: AgentId): AgentPaths {
     errLog: `${logs}${sep}runtime.err.log`,
   };
 }
+
+/**
+ * The rotated files of a log (newest first) as the runtime's writer names them:
+ * `<log>.1` (left by a crash mid-compression; the same lines as a `.1.gz` beside it),
+ * then `<log>.1.gz` … `<log>.<keep>.gz`.
+ */
+export function rotatedNames(name: string, keep: number): string[] {
+  return [`${name}.1`, ...Array.from({ length: keep }, (_, i) => `${name}.${i + 1}.gz`)];
+}

@@ -1,7 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import { openAgentFile } from '../core/agent-fs.js';
 import { redactText, secretValues } from '../core/redact.js';
-import type { AgentPaths } from '../home/layout.js';
+import { rotatedNames, type AgentPaths } from '../home/layout.js';
 import { readEnv } from '../instances/agent-files.js';
 
 const CHUNK = 64 * 1024;
@@ -39,6 +41,35 @@ export async function tailLines(paths: AgentPaths, path: string, count: number):
 
 function openLog(paths: AgentPaths, path: string): Promise<FileHandle | undefined> {
   return openAgentFile(paths.dir, path.slice(paths.dir.length + 1), { singleLink: true });
+}
+
+/**
+ * The lines of a log's rotated files, one file at a time, newest first: where a reader
+ * goes on when the current file holds fewer lines than it wants (just rotated, or a
+ * filter reaching back). Opened like the log itself (no link followed); a missing file
+ * ends the chain, and a `.1` left mid-compression stands for the `.1.gz` beside it.
+ */
+export async function* rotatedLines(paths: AgentPaths, path: string, keep: number): AsyncGenerator<string[]> {
+  let plainSeen = false;
+  for (const name of rotatedNames(path, keep)) {
+    if (plainSeen && name === `${path}.1.gz`) continue;
+    const handle = await openLog(paths, name);
+    if (!handle) {
+      if (name.endsWith('.gz')) return;
+      continue;
+    }
+    let data: Buffer;
+    try {
+      data = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+    if (name.endsWith('.gz')) data = await promisify(gunzip)(data);
+    else plainSeen = true;
+    const lines = data.toString('utf8').split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    yield lines;
+  }
 }
 
 /** The secret values of an agent's `.env`, to mask in anything shown from its logs. */

@@ -7,7 +7,7 @@ import { redactText } from '../core/redact.js';
 import { agentPaths, type AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { requireAgent, scanAgentFolders } from '../instances/registry.js';
-import { agentSecrets, followFiles, tailLines } from './log-tail.js';
+import { agentSecrets, followFiles, rotatedLines, tailLines } from './log-tail.js';
 import { detectScope, instanceUnit } from './systemd-units.js';
 
 export interface AgentLogs {
@@ -78,10 +78,8 @@ async function readLogsOf(home: string, paths: AgentPaths, count: number, env: N
   });
   const manager = settings?.process_manager ?? 'pm2';
   const secrets = await agentSecrets(paths);
-  const select = (lines: string[], source: string) => {
-    const kept = filtering(filter) ? lines.filter((l) => matches(parseLogLine(l, source), filter)) : lines;
-    return kept.slice(-count).map((l) => redactText(l, secrets));
-  };
+  const keep = (lines: string[], source: string) => (filtering(filter) ? lines.filter((l) => matches(parseLogLine(l, source), filter)) : lines);
+  const select = (lines: string[], source: string) => keep(lines, source).slice(-count).map((l) => redactText(l, secrets));
   if (manager === 'systemd' && settings?.log_target === 'journal') {
     const unit = instanceUnit(home, paths.agent.uuid);
     const lines = await journal(home, paths, filtering(filter) ? [...(filter.since ? ['--since', `@${Math.floor(filter.since / 1000)}`] : []), '-n', 'all'] : ['-n', String(count)], env);
@@ -91,10 +89,30 @@ async function readLogsOf(home: string, paths: AgentPaths, count: number, env: N
     [paths.outLog, paths.errLog].map(async (path) => {
       // Filters need every line of the current file (bounded by log_max_mb).
       const tail = await tailLines(paths, path, filtering(filter) ? Infinity : count);
-      return { name: basename(path), path, lines: select(tail.lines, basename(path)), end: tail.end };
+      const name = basename(path);
+      let lines = tail.lines;
+      // The runtime's log rotates: fewer lines than asked for go on into its rotated files, newest first.
+      if (path === paths.outLog) {
+        let kept = keep(lines, name).length;
+        let older = reachesBack(lines, filter.since);
+        for await (const rotated of rotatedLines(paths, path, settings?.log_keep ?? 5)) {
+          if (kept >= count || older) break;
+          lines = [...rotated, ...lines];
+          kept += keep(rotated, name).length;
+          older = reachesBack(rotated, filter.since);
+        }
+      }
+      return { name, path, lines: select(lines, name), end: tail.end };
     }),
   );
   return { id: paths.agent.id, manager, target: 'file', sources };
+}
+
+/** The lines start before `since`: a file rotated earlier holds only older ones. */
+function reachesBack(lines: string[], since: number | undefined): boolean {
+  if (since === undefined) return false;
+  const first = lines.find((l) => parseLogLine(l, '').time !== undefined);
+  return first !== undefined && Date.parse(parseLogLine(first, '').time!) < since;
 }
 
 export interface FleetLogLine extends LogRecord {

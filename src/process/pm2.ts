@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { ensureAgentDir, ensureAgentFile } from '../core/agent-fs.js';
-import { trimLog } from '../runtime/log-file.js';
+import { trimLog } from './trim-log.js';
 import { isAlive } from '../core/pid.js';
 import { runPool } from '../core/pool.js';
 import { LOGS_DIR, type AgentPaths } from '../home/layout.js';

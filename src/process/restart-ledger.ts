@@ -1,5 +1,6 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../core/fs.js';
 import { homeLayout } from '../home/layout.js';
 
 /**
@@ -15,7 +16,14 @@ import { homeLayout } from '../home/layout.js';
  * One line per restart in `<home>/.animus/restarts.log` (`<process> <unique_id>`),
  * appended with O_APPEND so two commands never lose each other's line. Best effort:
  * a home without `.animus/` notes nothing, and such restarts count as crashes.
+ *
+ * Bounded: once the file passes COMPACT_BYTES, a read rewrites it as one line per
+ * process (`<process> <unique_id> <count>`), so it grows with the processes ever
+ * registered, not with every restart. A note appended during that rewrite can be lost:
+ * that restart then counts as a crash (an overcount, as above).
  */
+export const COMPACT_BYTES = 256 * 1024;
+
 export function ledgerPath(home: string): string {
   return join(homeLayout(home).stateDir, 'restarts.log');
 }
@@ -39,7 +47,20 @@ export function readRequestedRestarts(home: string): Map<string, number> {
     return counts;
   }
   for (const line of text.split('\n')) {
-    if (line !== '') counts.set(line, (counts.get(line) ?? 0) + 1);
+    if (line === '') continue;
+    // `<process> <unique_id>` for one restart; `<process> <unique_id> <count>` as compacted.
+    const parts = line.split(' ');
+    const count = parts.length === 3 ? Number(parts[2]) : 1;
+    if (!Number.isSafeInteger(count) || count < 1) continue;
+    const key = parts.slice(0, 2).join(' ');
+    counts.set(key, (counts.get(key) ?? 0) + count);
+  }
+  if (text.length > COMPACT_BYTES) {
+    try {
+      writeFileAtomicSync(ledgerPath(home), [...counts].map(([key, n]) => `${key} ${n}\n`).join(''));
+    } catch {
+      // Left as it is: compacted at a later read.
+    }
   }
   return counts;
 }

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { ensureAgentDir, openAgentFileSync, pathInside } from '../core/agent-fs.js';
 import { SECRET_FILE_MODE, writeFileAtomicSync } from '../core/fs.js';
 import { loadOnUse } from '../core/load-package.js';
@@ -100,11 +100,6 @@ export function openRotatingLog(options: RotatingLogOptions): RotatingLog {
   };
 }
 
-/** The rotated files of a log (newest first) as they are named: `<log>.1.gz` … `<log>.N.gz`, plus a `<log>.1` left mid-compression. */
-export function rotatedNames(name: string, keep: number): string[] {
-  return [`${name}.1`, ...Array.from({ length: keep }, (_, i) => `${name}.${i + 1}.gz`)];
-}
-
 export interface LogSink {
   write(line: string): void;
   close(): void;
@@ -128,33 +123,4 @@ export function openLogSink(options: { agentDir: string; target: 'file' | 'journ
       file?.close();
     },
   };
-}
-
-/**
- * Bounds a log the runtime does not write itself (PM2's `logs/runtime.err.log`: start-up
- * errors and crashes): above `maxBytes` it is cut to its last `keepBytes`, in place.
- * Writers append with O_APPEND, so their next line lands at the new end.
- */
-export function trimLog(agentDir: string, rel: string, maxBytes: number, keepBytes: number): boolean {
-  const fd = openAgentFileSync(agentDir, rel);
-  if (fd === undefined) return false;
-  let tail: Buffer;
-  try {
-    const size = fstatSync(fd).size;
-    if (size <= maxBytes) return false;
-    tail = Buffer.alloc(Math.min(keepBytes, size));
-    readSync(fd, tail, 0, tail.length, size - tail.length);
-  } finally {
-    closeSync(fd);
-  }
-  // From the first whole line on.
-  const start = tail.indexOf(0x0a) + 1;
-  const out = openAgentFileSync(agentDir, rel, { flags: 'w' })!;
-  try {
-    writeSync(out, `[animus: older lines trimmed to keep this file under ${Math.round(maxBytes / 1024)} KiB]\n`);
-    writeSync(out, tail.subarray(start));
-  } finally {
-    closeSync(out);
-  }
-  return true;
 }

@@ -18,14 +18,22 @@ export function escapeHtml(text: unknown): string {
 
 const ABSENT = '<span class="absent" title="this agent\'s database does not keep it">–</span>';
 
-function layout(title: string, body: string, options: { refreshS?: number } = {}): string {
+/** Set on pages of a dashboard that needs the token (a non-loopback address): the header gets a sign-out button. */
+export interface SignOut {
+  csrf: string;
+}
+
+function layout(title: string, body: string, options: { refreshS?: number; signOut?: SignOut } = {}): string {
+  const signOut = options.signOut
+    ? `<form class="signout" method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(options.signOut.csrf)}"><button type="submit">sign out</button></form>`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 ${options.refreshS ? `<meta http-equiv="refresh" content="${options.refreshS}">` : ''}
 <title>${escapeHtml(title)} · animus</title>
 <link rel="stylesheet" href="/assets/uPlot.min.css"><link rel="stylesheet" href="/assets/style.css">
 </head><body>
-<header><a class="brand" href="/">animus</a><span class="home-title">${escapeHtml(title)}</span></header>
+<header><a class="brand" href="/">animus</a><span class="home-title">${escapeHtml(title)}</span>${signOut}</header>
 <main>${body}</main>
 <script src="/assets/app.js" defer></script>
 </body></html>`;
@@ -40,7 +48,7 @@ function stateBadge(state: string): string {
   return `<span class="state ${tone}">${escapeHtml(state)}</span>`;
 }
 
-export function fleetPage(home: string, rows: StatusWithMetrics[]): string {
+export function fleetPage(home: string, rows: StatusWithMetrics[], signOut?: SignOut): string {
   const short = shortIds(rows.map((r) => r.id));
   const sum = (pick: (r: StatusWithMetrics) => number | null | undefined) => rows.reduce((n, r) => n + (pick(r) ?? 0), 0);
   const online = rows.filter((r) => r.state === 'online').length;
@@ -70,7 +78,7 @@ export function fleetPage(home: string, rows: StatusWithMetrics[]): string {
   const table = rows.length
     ? `<table class="fleet"><thead><tr><th>agent</th><th>name</th><th>state</th><th>uptime</th><th>p50</th><th>p95</th><th>in 24h</th><th>out 24h</th><th>failures 24h</th><th>queue</th><th>tokens 24h</th><th>memory</th><th>CPU</th></tr></thead><tbody>${body}</tbody></table>`
     : `<p class="empty">No agents in ${escapeHtml(home)}: deploy one with <code>animus deploy &lt;id&gt;</code>.</p>`;
-  return layout('fleet', `<section class="cards">${cards}</section>${table}<p class="foot">${escapeHtml(home)} · refreshed every 15 s · latency and traffic over the last 24 h</p>`, { refreshS: 15 });
+  return layout('fleet', `<section class="cards">${cards}</section>${table}<p class="foot">${escapeHtml(home)} · refreshed every 15 s · latency and traffic over the last 24 h</p>`, { refreshS: 15, signOut });
 }
 
 export interface AgentPageData {
@@ -80,6 +88,7 @@ export interface AgentPageData {
   logLines: string[];
   csrf: string;
   flash?: { ok: boolean; text: string };
+  signOut?: SignOut;
 }
 
 export function agentPage(data: AgentPageData): string {
@@ -121,7 +130,7 @@ ${charts}
 ${kinds ? `<p>failures in the last 24 h by kind:</p><ul class="kinds">${kinds}</ul>` : ''}${row.metricsProblem ? `<p class="flash bad">${escapeHtml(row.metricsProblem)}</p>` : ''}</section>
 <section><h2>health</h2>${checks}</section>
 <section><h2>recent log lines</h2><pre class="log">${data.logLines.map(escapeHtml).join('\n') || 'no log lines yet'}</pre></section>`;
-  return layout(row.name || row.id, body);
+  return layout(row.name || row.id, body, { signOut: data.signOut });
 }
 
 export function loginPage(options: { failed: boolean; next: string }): string {

@@ -8,7 +8,7 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
 import { requireAgent } from '../instances/registry.js';
 import { Credentials, isLoopbackBind, loadOrCreateToken, loopbackHostHeader, sameOrigin, SESSION_COOKIE, tokenPath } from './auth.js';
-import { agentPage, fleetPage, loginPage, messagePage } from './pages.js';
+import { agentPage, fleetPage, loginPage, messagePage, type SignOut } from './pages.js';
 
 export interface ServeOptions {
   home: string;
@@ -45,6 +45,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const token = await loadOrCreateToken(options.home);
   const credentials = new Credentials(token);
   const tokenRequired = !isLoopbackBind(options.host);
+  // Only a dashboard one signs in to has anything to sign out of.
+  const signOut = tokenRequired ? { csrf: credentials.csrf } : undefined;
   const assetsDir = options.assetsDir ?? join(packageRoot(), 'dist', 'serve', 'assets');
   const assets = loadAssets(assetsDir);
   const results = new Map<string, { ok: boolean; text: string }>();
@@ -71,6 +73,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       return send(response, 200, asset.type, asset.body);
     }
     if (path === '/login') return login(request, response, url);
+    if (path === '/logout') return logout(request, response);
 
     const authenticated = !tokenRequired || credentials.authenticated(request);
     if (!authenticated) {
@@ -89,7 +92,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     }
     if (request.method === 'GET' && path === '/') {
       const { statusWithMetrics } = await import('../metrics/status.js');
-      return send(response, 200, 'text/html; charset=utf-8', fleetPage(options.home, await statusWithMetrics(options.home, [], options.env, cache)));
+      return send(response, 200, 'text/html; charset=utf-8', fleetPage(options.home, await statusWithMetrics(options.home, [], options.env, cache), signOut));
     }
     const agentMatch = /^\/agents\/([^/]+)(?:\/(start|stop|restart))?$/.exec(path);
     if (agentMatch) {
@@ -97,7 +100,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (!id) return send(response, 404, 'text/html; charset=utf-8', messagePage('not found', `${agentMatch[1]} is not an agent id`));
       if (request.method === 'GET' && !agentMatch[2]) {
         const flash = results.get(url.searchParams.get('result') ?? '');
-        return send(response, 200, 'text/html; charset=utf-8', await renderAgent(options, id, credentials.csrf, flash));
+        return send(response, 200, 'text/html; charset=utf-8', await renderAgent(options, id, credentials.csrf, flash, signOut));
       }
       if (request.method === 'POST' && agentMatch[2] && VERBS.has(agentMatch[2])) {
         const form = await readForm(request);
@@ -123,6 +126,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (!credentials.checkToken(form.get('token') ?? '')) return send(response, 401, 'text/html; charset=utf-8', loginPage({ failed: true, next: safeNext(form.get('next')) }));
     response.setHeader('Set-Cookie', `${SESSION_COOKIE}=${credentials.session}; HttpOnly; SameSite=Strict; Path=/`);
     return redirect(response, safeNext(form.get('next')));
+  };
+
+  /**
+   * Drops this browser's session cookie. The cookie is derived from the token, so a copy
+   * of it taken elsewhere stays good until the token changes: delete .animus/serve-token
+   * and start `animus serve` again to sign every browser out.
+   */
+  const logout = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    if (request.method !== 'POST') return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    const form = await readForm(request);
+    if (!sameOrigin(request) || !credentials.checkCsrf(form.get('csrf') ?? undefined)) {
+      return send(response, 403, 'text/html; charset=utf-8', messagePage('refused', 'refused: the sign-out did not come from this dashboard'));
+    }
+    response.setHeader('Set-Cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+    return redirect(response, '/login');
   };
 
   const server = createServer((request, response) => {
@@ -151,7 +169,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   };
 }
 
-async function renderAgent(options: ServeOptions, id: string, csrf: string, flash: { ok: boolean; text: string } | undefined): Promise<string> {
+async function renderAgent(options: ServeOptions, id: string, csrf: string, flash: { ok: boolean; text: string } | undefined, signOut: SignOut | undefined): Promise<string> {
   const paths = await requireAgent(options.home, id);
   const [{ statusWithMetrics }, { readHourlySeries }, { agentDbPath }, { runHealth }, { managerOpener }, { readAgentLogs }] = await Promise.all([
     import('../metrics/status.js'),
@@ -173,7 +191,7 @@ async function renderAgent(options: ServeOptions, id: string, csrf: string, flas
     // The page says the database could not be read (metricsProblem).
   }
   const logLines = (logs?.sources ?? []).flatMap((s) => s.lines).slice(-40);
-  return agentPage({ row: rows[0]!, series, health: health?.agents[0], logLines, csrf, flash });
+  return agentPage({ row: rows[0]!, series, health: health?.agents[0], logLines, csrf, flash, signOut });
 }
 
 async function runVerb(options: ServeOptions, id: string, verb: 'start' | 'stop' | 'restart'): Promise<{ ok: boolean; text: string }> {

@@ -1,12 +1,10 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readSettings } from '../../src/instances/agent-files.js';
 import { deployTestAgent } from '../helpers/agents.js';
 import { BIN, cliEnv, json, runCli, type CliResult } from '../helpers/cli.js';
-import { killPm2Daemon } from '../helpers/pm2.js';
-import { tempDir } from '../helpers/temp.js';
-import { makeFixtureRuntime } from '../process/fixture.js';
+import { usePm2Fixture } from '../process/fixture.js';
 
 /**
  * Two real CLI processes at once on the same agents, 20 rounds each: what a person
@@ -20,16 +18,10 @@ let home: string;
 let pm2Home: string;
 let repo: string;
 
-beforeAll(async () => {
-  root = await tempDir('animus-concurrency');
-  home = join(root, 'home');
-  pm2Home = join(root, 'pm2');
-  repo = await makeFixtureRuntime(join(root, 'runtime.git'));
-}, 60_000);
-
-afterAll(async () => {
-  if (pm2Home) await killPm2Daemon(pm2Home);
-}, 60_000);
+const fixture = usePm2Fixture('animus-concurrency');
+beforeAll(() => {
+  ({ root, home, pm2Home, repo } = fixture);
+});
 
 /** Two CLI processes started together (spawned before either is awaited). */
 async function both(a: string[], b: string[]): Promise<[CliResult, CliResult]> {

@@ -1,5 +1,4 @@
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
@@ -7,6 +6,7 @@ import { json, runCli } from '../helpers/cli.js';
 import { startLettaServer, type LettaServer } from '../helpers/letta-server.js';
 import { tempDir } from '../helpers/temp.js';
 import type { HealthReport } from '../../src/health/types.js';
+import { freePort } from '../helpers/ports.js';
 
 const KEY = 'sk-let-4f9a1c2e8b7d';
 const KNOWN = 'agent-3f1e2d4c-5b6a-4798-8a1b-2c3d4e5f6a7b';
@@ -18,14 +18,6 @@ beforeAll(async () => {
   letta = await startLettaServer({ apiKey: KEY, agents: [KNOWN] });
 });
 afterAll(() => letta.close());
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function lettaCheck(id: string, ...flags: string[]) {
   const result = await runCli(['health', id, '--json', '--no-process', ...flags], { home });

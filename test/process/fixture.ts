@@ -1,5 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { makeBareRepo } from '../helpers/git.js';
+import { killPm2Daemon } from '../helpers/pm2.js';
+import { tempDir } from '../helpers/temp.js';
 
 /**
  * A stand-in runtime with the real one's contract (entry = package.json main, cwd and
@@ -46,6 +50,32 @@ process.on('SIGTERM', () => {
 export async function makeFixtureRuntime(dir: string): Promise<string> {
   await makeBareRepo(dir, { 'package.json': JSON.stringify({ name: 'fixture-runtime', version: '1.0.0', main: 'main.js' }), 'main.js': FIXTURE_MAIN });
   return dir;
+}
+
+export interface Pm2Fixture {
+  root: string;
+  home: string;
+  pm2Home: string;
+  /** The fixture runtime's bare repo, to deploy agents from. */
+  repo: string;
+}
+
+/**
+ * A test file's own home, fixture runtime repo and PM2 daemon (temporary PM2_HOME,
+ * killed by pid after the file's tests). Fields are set once beforeAll has run.
+ */
+export function usePm2Fixture(prefix: string): Pm2Fixture {
+  const fixture = {} as Pm2Fixture;
+  beforeAll(async () => {
+    fixture.root = await tempDir(prefix);
+    fixture.home = join(fixture.root, 'home');
+    fixture.pm2Home = join(fixture.root, 'pm2');
+    fixture.repo = await makeFixtureRuntime(join(fixture.root, 'runtime.git'));
+  }, 60_000);
+  afterAll(async () => {
+    if (fixture.pm2Home) await killPm2Daemon(fixture.pm2Home);
+  }, 60_000);
+  return fixture;
 }
 
 /** The fixture's JSON start lines in an agent's stdout log. */

@@ -1,5 +1,6 @@
 import { link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setEnvValue } from '../../src/config/env-file.js';
 import { deployTestAgent } from '../helpers/agents.js';
@@ -126,6 +127,39 @@ describe('animus logs for people', () => {
     const doc = json<{ lines: Array<{ agent: string; short: string; line: string }> }>(await cli(['logs', '--all', '--json']));
     expect(doc.lines.map((l) => l.agent)).toContain(other);
     expect((await cli(['logs'])).code).toBe(2);
+  });
+});
+
+describe('animus logs reaches into rotated files', () => {
+  it('goes on into runtime.log.N.gz when the current file holds fewer lines than asked for, and --since reaches back only as far as needed', async () => {
+    const h = join(root, 'home-rotated');
+    const { id, paths } = await deployTestAgent(h, { mode: 'echo' });
+    await mkdir(paths.logs, { recursive: true });
+    const at = (hoursAgo: number) => new Date(Date.now() - hoursAgo * 3600_000).toISOString();
+    // Newest first: the current file, .1.gz, .2.gz, .3.gz (an hour of lines each, older and older).
+    await writeFile(paths.outLog, line(at(0.1), 'info', 'current') + '\n');
+    await writeFile(`${paths.outLog}.1.gz`, gzipSync([line(at(1.5), 'info', 'one a'), line(at(1.2), 'warn', 'one b')].join('\n') + '\n'));
+    await writeFile(`${paths.outLog}.2.gz`, gzipSync([line(at(2.5), 'warn', 'two a'), line(at(2.2), 'info', 'two b')].join('\n') + '\n'));
+    await writeFile(`${paths.outLog}.3.gz`, gzipSync(line(at(3.5), 'warn', 'three') + '\n'));
+    const msgs = async (...args: string[]) => {
+      const result = await runCli(['logs', id, '--json', ...args], { home: h, pm2Home });
+      expect(result.code, result.stderr).toBe(0);
+      return json<{ sources: Array<{ lines: string[] }> }>(result).sources[0]!.lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    };
+    expect(await msgs('-n', '4')).toEqual(['two b', 'one a', 'one b', 'current']);
+    expect(await msgs('-n', '1')).toEqual(['current']);
+    expect(await msgs('--level', 'warn', '-n', '2')).toEqual(['two a', 'one b']);
+    expect(await msgs('--since', '2h')).toEqual(['one a', 'one b', 'current']);
+    // A .1 left by a crash mid-compression holds the same lines as the .1.gz beside it: shown once.
+    await writeFile(`${paths.outLog}.1`, gunzipSync(await readFile(`${paths.outLog}.1.gz`)));
+    expect(await msgs('-n', '3')).toEqual(['one a', 'one b', 'current']);
+    // A rotated file that is a link is refused like the log itself, never followed.
+    await rm(`${paths.outLog}.1`);
+    await rm(`${paths.outLog}.2.gz`);
+    await symlink(paths.env, `${paths.outLog}.2.gz`);
+    const refused = await runCli(['logs', id, '-n', '10'], { home: h, pm2Home });
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/runtime\.log\.2\.gz is a symbolic link/);
   });
 });
 

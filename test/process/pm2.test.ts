@@ -1,15 +1,13 @@
 import { execa } from 'execa';
 import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { setEnvValue } from '../../src/config/env-file.js';
 import { readSettings, writeSettings } from '../../src/instances/agent-files.js';
 import { Pm2Manager } from '../../src/process/pm2.js';
 import { deployTestAgent } from '../helpers/agents.js';
 import { cliEnv, json, REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
-import { tempDir } from '../helpers/temp.js';
-import { killPm2Daemon } from '../helpers/pm2.js';
-import { makeFixtureRuntime, startLines, waitFor } from './fixture.js';
+import { startLines, usePm2Fixture, waitFor } from './fixture.js';
 
 /**
  * Against a real PM2 daemon of this file's own (temporary PM2_HOME, killed by pid in
@@ -23,16 +21,10 @@ let home: string;
 let pm2Home: string;
 let repo: string;
 
-beforeAll(async () => {
-  root = await tempDir('animus-pm2');
-  home = join(root, 'home');
-  pm2Home = join(root, 'pm2');
-  repo = await makeFixtureRuntime(join(root, 'runtime.git'));
-}, 60_000);
-
-afterAll(async () => {
-  if (pm2Home) await killPm2Daemon(pm2Home);
-}, 60_000);
+const fixture = usePm2Fixture('animus-pm2');
+beforeAll(() => {
+  ({ root, home, pm2Home, repo } = fixture);
+});
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return runCli(args, { home, pm2Home, env });

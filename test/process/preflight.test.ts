@@ -1,27 +1,18 @@
 import { appendFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
 import { json, runCli, type CliResult } from '../helpers/cli.js';
-import { killPm2Daemon } from '../helpers/pm2.js';
-import { tempDir } from '../helpers/temp.js';
-import { makeFixtureRuntime } from './fixture.js';
+import { usePm2Fixture } from './fixture.js';
 
 /** Items 8 and 9 of issue 11, against a real PM2 daemon of this file's own. */
 let home: string;
 let pm2Home: string;
 let repo: string;
 
-beforeAll(async () => {
-  const root = await tempDir('animus-preflight');
-  home = join(root, 'home');
-  pm2Home = join(root, 'pm2');
-  repo = await makeFixtureRuntime(join(root, 'runtime.git'));
-}, 60_000);
-
-afterAll(async () => {
-  if (pm2Home) await killPm2Daemon(pm2Home);
-}, 60_000);
+const fixture = usePm2Fixture('animus-preflight');
+beforeAll(() => {
+  ({ home, pm2Home, repo } = fixture);
+});
 
 const cli = (args: string[]): Promise<CliResult> => runCli(args, { home, pm2Home });
 

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, mkdirSync
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { openRotatingLog, trimLog } from '../../src/runtime/log-file.js';
+import { openRotatingLog } from '../../src/runtime/log-file.js';
 import { openDatabase } from '../../src/store/database.js';
 import { storeInbound } from '../../src/store/inbound.js';
 import { pokeRuntime } from '../../src/runtime/wake-socket.js';
@@ -89,17 +89,5 @@ describe("the runtime's own rotating log", () => {
     symlinkSync(outside, join(other, 'logs'));
     expect(errorOf(() => openRotatingLog({ agentDir: other, maxBytes: MiB, keep: 1 })).code).toBe('EUNSAFEPATH');
     expect(readdirSync(outside)).toEqual(['target']);
-  });
-
-  it('trims a log it does not write (runtime.err.log) to its last lines', async () => {
-    const dir = await tempDir('animus-trim');
-    mkdirSync(join(dir, 'logs'));
-    writeFileSync(join(dir, 'logs', 'runtime.err.log'), Array.from({ length: 5000 }, (_, i) => `line ${i}`).join('\n') + '\n');
-    expect(trimLog(dir, 'logs/runtime.err.log', 10_000, 2000)).toBe(true);
-    const text = readFileSync(join(dir, 'logs', 'runtime.err.log'), 'utf8');
-    expect(text.length).toBeLessThanOrEqual(2100);
-    expect(text.split('\n')[0]).toMatch(/^\[animus: older lines trimmed/);
-    expect(text.trimEnd().split('\n').at(-1)).toBe('line 4999');
-    expect(trimLog(dir, 'logs/runtime.err.log', 10_000, 2000)).toBe(false);
   });
 });

@@ -217,6 +217,27 @@ describe('telegram bot plugin against the Bot API stand-in', () => {
   });
 });
 
+describe('telegram bot plugin pacing on the real clock', () => {
+  it('keeps about a second between replies to one chat, while another chat is not held up', async () => {
+    const { paths } = await botAgent();
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'telegram bot polling');
+    // Four messages in one poll: three from one chat, then one from another.
+    for (const text of ['one', 'two', 'three']) telegram.sendText({ userId: 71, username: 'dee', text });
+    telegram.sendText({ userId: 72, username: 'fay', text: 'other' });
+    await telegram.waitForSent(4, 20_000);
+    const toDee = telegram.sent.filter((m) => m.chat_id === '71');
+    const toFay = telegram.sent.find((m) => m.chat_id === '72')!;
+    expect(toDee.map((m) => m.text)).toEqual(['one', 'two', 'three'].map((t) => echo(71, 'dee', t)));
+    // Unpaced, the three would leave within milliseconds; the pacer holds each about a second
+    // (bounds well below 1 s per gap, since the stand-in sees each send after a varying delay).
+    expect(toDee[1]!.at - toDee[0]!.at).toBeGreaterThanOrEqual(500);
+    expect(toDee[2]!.at - toDee[1]!.at).toBeGreaterThanOrEqual(500);
+    expect(toDee[2]!.at - toDee[0]!.at).toBeGreaterThanOrEqual(1500);
+    expect(toFay.at).toBeLessThan(toDee[2]!.at);
+  });
+});
+
 describe('telegram bot plugin against a server that answers every poll at once', () => {
   let eager: TelegramServer;
   beforeAll(async () => {

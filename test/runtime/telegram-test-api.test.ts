@@ -1,11 +1,11 @@
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TelegramServer as Peer } from 'telegram-test-api/lib/telegramServer.js';
 import { deployTestAgent } from '../helpers/agents.js';
 import { startLettaServer, type LettaServer } from '../helpers/letta-server.js';
 import { tempDir } from '../helpers/temp.js';
 import { FAST_ENV, startRuntime, updateSettings } from './harness.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * The round trip against a second Bot API peer that animus's authors did not write:
@@ -19,14 +19,6 @@ const TelegramServer = createRequire(import.meta.url)('telegram-test-api') as ty
 
 const BOT_TOKEN = '7300551199:AAEk4Lm7Nb2Vc5Xz8Qw1Er6Ty9Ui3Op0As';
 const API_KEY = 'sk-let-4f9a1c2e8b7d';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 let home: string;
 let letta: LettaServer;

@@ -201,6 +201,13 @@ describe.skipIf(missing !== undefined && !required)('dashboard in headless Chrom
     await Promise.all([page.waitForURL(url), page.locator('form.login button').click()]);
     expect(await page.locator('table.fleet tbody tr').count()).toBe(2);
     expect(await page.content()).not.toContain(token);
+    // Signing out drops the cookie: the fleet asks for the token again.
+    await Promise.all([page.waitForURL(/\/login$/), page.locator('form.signout button').click()]);
+    await page.goto(url);
+    expect(page.url()).toContain('/login');
+    expect(await context.cookies(url)).toEqual([]);
+    // A sign-out that does not come from the page is refused.
+    expect((await fetch(`${url}logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', Origin: 'http://evil.invalid' }, body: 'csrf=x' })).status).toBe(403);
     await page.close();
   });
 });

@@ -50,6 +50,8 @@ describe('animus serve on loopback', () => {
     expect(page.status).toBe(200);
     expect(page.body).toContain(`data-agent="${id}"`);
     expect(page.body).not.toContain(token);
+    // Nothing to sign out of on loopback, where no token is asked for.
+    expect(page.body).not.toContain('action="/logout"');
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     const metrics = await send(server, '/metrics');
     expect(metrics.status).toBe(200);

@@ -2,15 +2,8 @@
 // The dashboard's only script: draws the agent page's charts with uPlot, bundled by
 // scripts/build.mjs into dist/serve/assets/app.js (no CDN: the server may have no internet).
 import uPlot from 'uplot';
-
-interface HourlySeries {
-  hours: number[];
-  messagesIn: number[];
-  messagesOut: number[];
-  latencyP50Ms: Array<number | null> | null;
-  latencyP95Ms: Array<number | null> | null;
-  tokens: number[] | null;
-}
+// A type only: erased from the bundle, so the page's data is described once, where the server makes it.
+import type { HourlySeries } from '../../metrics/series.js';
 
 type Line = { label: string; values: Array<number | null>; stroke: string; fill?: string };
 
