@@ -3,7 +3,14 @@
 //   - the runtime's added latency per message, p50/p99: from the message being stored
 //     (as a plugin or `animus send` stores it, with the wake poke) to the runtime's
 //     "item completed" line, minus the time the stand-in took to answer
-//   - idle RSS of a fresh instance next to an idle bare `node`, measured in the same run
+//   - the runtime's CPU time per message (user + system, all its threads, from /proc) while
+//     it works through the N queued messages: less sensitive to a loaded machine than the
+//     wall-clock figures, which a busy neighbour stretches
+//   - Letta calls per message (what the stand-in received, over the sequential messages)
+//   - RSS of a fresh idle instance and of the loaded one, next to an idle bare `node`, all
+//     three read at the same moments: 3 s after the fresh instance is ready, and settled,
+//     once V8's memory reducer has run (it shrinks the heap about 8 s after allocation
+//     stops; an agent idles for hours, so the settled figure is the one it keeps)
 //   npm run bench -- runtime [N]      (the runtime gets the node flags PM2 passes for memory_limit_mb, on its
 //                                      command line as PM2 does; BENCH_NODE_ARGS replaces them, e.g. '' for none)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -72,6 +79,15 @@ function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
 }
 
+/** CPU time a process has used so far (user + system, every thread), in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+/** V8's memory reducer runs about 8 s after an instance stops allocating; this leaves it room on a loaded machine. */
+const SETTLE_MS = 15_000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 try {
@@ -91,6 +107,7 @@ try {
   };
 
   // Latency: one message at a time, so queueing does not count.
+  const callsBefore = letta.requests.length;
   const lettaTime = new Map<string, number>();
   letta.onMessage = undefined;
   const added: number[] = [];
@@ -112,6 +129,8 @@ try {
     }
   }
 
+  const callsPerMessage = (letta.requests.length - callsBefore) / (LATENCY_SAMPLES + 20);
+
   // Throughput: N messages queued at once.
   let completed = 0;
   let finished!: () => void;
@@ -119,6 +138,7 @@ try {
   runtime.onCompleted = () => {
     if (++completed === N) finished();
   };
+  const cpuStart = cpuMs(runtime.child.pid!);
   const tStart = performance.now();
   db.transaction(() => {
     for (let i = 0; i < N; i++) store(`throughput ${i}`);
@@ -126,17 +146,21 @@ try {
   await pokeRuntime(busy.dir);
   await allDone;
   const seconds = (performance.now() - tStart) / 1000;
+  const cpuPerMessage = (cpuMs(runtime.child.pid!) - cpuStart) / N;
   db.close();
 
-  // Idle RSS: a fresh instance (nothing processed yet) next to a bare node, both settled.
+  // RSS: a fresh instance (nothing processed yet), the loaded one and a bare node, read together.
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   children.push(bare);
   const fresh = start(idle);
   await fresh.ready;
+  const readRss = () => ({ idle: rssKiB(fresh.child.pid!), bare: rssKiB(bare.pid!), busy: rssKiB(runtime.child.pid!) });
   await sleep(3000);
-  const idleRss = rssKiB(fresh.child.pid!);
-  const bareRss = rssKiB(bare.pid!);
-  const busyRss = rssKiB(runtime.child.pid!);
+  const early = readRss();
+  await sleep(SETTLE_MS - 3000);
+  const settled = readRss();
+  const mib = (kib: number) => `${fmt(kib / 1024)} MiB`;
+  const ratio = (kib: number, bareKib: number) => `${fmt(kib / bareKib)}x`;
 
   console.log(`runtime bench: one agent, live mode, zero-latency Letta stand-in on 127.0.0.1 (node ${process.version}; runtime flags "${NODE_ARGS.join(' ')}")\n`);
   console.log(
@@ -144,8 +168,10 @@ try {
       { figure: 'throughput', value: `${fmt(N / seconds)} msg/s`, detail: `${N} messages queued at once, ${fmt(seconds)} s`, goal: '>= 200 msg/s' },
       { figure: 'added latency p50', value: `${fmt(median(added))} ms`, detail: `${LATENCY_SAMPLES} sequential messages; end to end p50 ${fmt(median(total))} ms`, goal: '< 5 ms' },
       { figure: 'added latency p99', value: `${fmt(percentile(added, 99))} ms`, detail: `end to end p99 ${fmt(percentile(total, 99))} ms`, goal: '' },
-      { figure: 'idle RSS (fresh instance)', value: `${fmt(idleRss / 1024)} MiB`, detail: `${fmt(idleRss / bareRss)}x bare node (${fmt(bareRss / 1024)} MiB)`, goal: '<= 1.3x bare node' },
-      { figure: 'RSS after the load', value: `${fmt(busyRss / 1024)} MiB`, detail: `${fmt(busyRss / bareRss)}x bare node, after ${N + LATENCY_SAMPLES + 20} messages`, goal: '<= 1.5x bare node' },
+      { figure: 'runtime CPU per message', value: `${fmt(cpuPerMessage)} ms`, detail: `user + system, all threads, over the ${N} queued messages`, goal: '' },
+      { figure: 'Letta calls per message', value: fmt(callsPerMessage), detail: 'POST async, GET run until it ends, GET messages and usage', goal: '' },
+      { figure: 'idle RSS (fresh instance)', value: mib(settled.idle), detail: `${ratio(settled.idle, settled.bare)} bare node (${mib(settled.bare)}), settled; ${ratio(early.idle, early.bare)} 3 s after start`, goal: '<= 1.3x bare node' },
+      { figure: 'RSS after the load', value: mib(settled.busy), detail: `${ratio(settled.busy, settled.bare)} bare node after ${N + LATENCY_SAMPLES + 20} messages, settled; ${ratio(early.busy, early.bare)} just after it`, goal: '<= 1.5x bare node' },
     ]),
   );
   await letta.close();

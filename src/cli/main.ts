@@ -29,7 +29,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.stdout.on('error', onPipeError);
   const json = argv.includes('--json');
   try {
-    // An agent pushed to a cluster is operated in its pod (queue, users, settings, backup).
+    // An agent pushed to a cluster is operated in its pod (send, queue, users, settings, backup).
     const forward = await findClusterForward(argv);
     if (forward) {
       const { runForward } = await import('../kubernetes/forward.js');

@@ -1,11 +1,9 @@
 import { AnimusError } from '../core/errors.js';
-import { loadOnUse } from '../core/load-package.js';
-
-const dotenv = loadOnUse<typeof import('dotenv')>('dotenv');
+import { parseEnvText } from './env-syntax.js';
 
 /**
- * An agent's .env: the runtime's only source of secrets. Parsing goes through dotenv
- * (what the runtime uses too); this module adds what dotenv forgives silently: lines
+ * An agent's .env: the runtime's only source of secrets. Values are read as dotenv
+ * reads them (env-syntax.ts); this module adds what dotenv forgives silently: lines
  * that are not assignments, which usually mean a broken edit.
  */
 
@@ -55,7 +53,7 @@ export function parseEnv(text: string, source: string): EnvMap {
     if ((quote === '"' || quote === "'" || quote === '`') && value.indexOf(quote, 1) === -1) openQuote = quote;
   }
   if (openQuote) throw new AnimusError('EBADENV', `${source} has an unclosed ${openQuote} quote: close it or remove the line`);
-  return dotenv().parse(text);
+  return parseEnvText(text);
 }
 
 /** Formats one value so that dotenv reads back exactly the same string. */

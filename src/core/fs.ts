@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -43,12 +42,22 @@ export async function ensureDir(path: string, mode: number = DIR_MODE): Promise<
 }
 
 /**
+ * A fresh name beside `path` for writing it atomically. Unpredictable enough without
+ * node:crypto (which would cost every idle agent's runtime a megabyte): the file is
+ * opened with `wx`, so a name someone else made (or a symlink planted there) fails the
+ * write instead of being followed or overwritten.
+ */
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid.toString(36)}${Math.random().toString(36).slice(2, 10)}.tmp`);
+}
+
+/**
  * Writes a file so that readers see the old content or the new, never half of it:
  * a temporary file beside the target, fsynced, then renamed over it. The mode is set
  * before any byte is written, so a secret is never readable by others even briefly.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = SECRET_FILE_MODE): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', mode);
   try {
     await handle.chmod(mode);
@@ -94,7 +103,7 @@ export function formatMode(mode: number): string {
 
 /** writeFileAtomic for callers that cannot await (the runtime's log rotation). */
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode: number = SECRET_FILE_MODE): void {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPathFor(path);
   const fd = openSync(temp, 'wx', mode);
   try {
     fchmodSync(fd, mode);

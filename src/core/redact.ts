@@ -11,7 +11,7 @@ export const REDACTED = '[REDACTED]';
 
 /** The shapes. A bot token also matches inside a URL (`/bot<token>/`), so no word boundary before its digits. */
 const SECRET_SHAPES: readonly RegExp[] = [
-  // Letta keys (sk-let-…) and the other sk- keys (sk-proj-…, sk-ant-…).
+  // Letta keys (sk-let-...) and the other sk- keys (sk-proj-..., sk-ant-...).
   /(?<![A-Za-z0-9])sk-[A-Za-z0-9][A-Za-z0-9_-]{10,}/g,
   // Telegram bot tokens: <bot id>:<35 characters>.
   /(?<!\d)\d{6,}:[A-Za-z0-9_-]{30,}/g,

@@ -8,7 +8,8 @@ import { findInstalledPackage } from '../core/package-root.js';
  * The packages an instance's code imports. Installed once for the whole home (the
  * guide's shared venv): `<home>/node_modules` holds a link to each, and Node finds
  * them from every agent's `runtime/` clone by walking up the folder tree. No agent
- * has a node_modules of its own.
+ * has a node_modules of its own. dotenv stays although this runtime reads .env files
+ * itself: an agent rolled back to an older runtime build still imports it.
  */
 export const RUNTIME_DEPENDENCIES = ['better-sqlite3', 'dotenv', 'telegram'] as const;
 

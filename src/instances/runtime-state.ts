@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isoTime } from '../core/time.js';
 
 /**
  * What a running runtime knows about itself that is neither in its database nor in its
@@ -47,7 +48,7 @@ export class RuntimeStateWriter {
     const previous = this.sections[name];
     const { at: _at, ...rest } = previous ?? ({} as Partial<RuntimeSection>);
     if (previous && JSON.stringify(rest) === JSON.stringify(section)) return;
-    this.sections[name] = { ...section, at: new Date().toISOString() } as RuntimeSection;
+    this.sections[name] = { ...section, at: isoTime() } as RuntimeSection;
     this.flush();
   }
 
@@ -67,7 +68,7 @@ export class RuntimeStateWriter {
   }
 
   private flush(): void {
-    const state: RuntimeState = { format: 1, pid: process.pid, updatedAt: new Date().toISOString(), sections: this.sections };
+    const state: RuntimeState = { format: 1, pid: process.pid, updatedAt: isoTime(), sections: this.sections };
     // A fresh name with O_EXCL never opens an existing file or link; rename replaces a
     // link planted at the target instead of writing through it.
     // (pid and a counter make the name fresh; O_EXCL refuses anything already there, so no random bytes and no crypto module.)

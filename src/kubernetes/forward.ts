@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import { parseAgentId } from '../core/agent-id.js';
 
 /**
- * `animus queue|users|settings|backup` for an agent pushed to a cluster run inside its pod:
+ * `animus send|queue|users|settings|backup` for an agent pushed to a cluster run inside its pod:
  * the same command line, through `kubectl exec` into the runtime container (the image has
  * the CLI and the pod's ANIMUS_HOME). Decided before commander parses anything, from the
  * agent's local folder: a kubernetes.json there means the agent lives in the cluster.
  */
-export const FORWARDED_COMMANDS = new Set(['queue', 'users', 'settings', 'backup']);
+// `send` too: run here it would queue the message in the stopped local copy's database, where
+// no runtime ever reads it (and `--wait` would wait out its timeout).
+export const FORWARDED_COMMANDS = new Set(['send', 'queue', 'users', 'settings', 'backup']);
 
 const AGENT_LIKE = /^(agent-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -20,6 +20,18 @@ export const POD_UID = 10001;
 /** The runtime exits within 10 s of SIGTERM (7 s for the request in flight): the same 15 s PM2 and systemd give it. */
 export const TERMINATION_GRACE_S = 15;
 export const DEFAULT_STORAGE = '1Gi';
+/** The image's own runtime (image/build-image.sh unpacks this build into /opt/animus). */
+export const IMAGE_RUNTIME = '/opt/animus/dist/runtime/main.js';
+
+/**
+ * The runtime container's command after tini: the agent folder's runtime, or, where the volume
+ * holds no agent (a replica past 0, whose claim is a new empty volume), the image's runtime,
+ * which holds that pod up and not ready with the reason in its log (instead of node's
+ * "Cannot find module" and a crash loop).
+ */
+export function runtimeArgs(agentDir: string): string[] {
+  return ['sh', '-c', `if [ -f "$0" ]; then exec node "$0"; fi; exec node ${IMAGE_RUNTIME}`, `${agentDir}/runtime/main.js`];
+}
 
 export interface ManifestOptions {
   namespace: string;
@@ -144,8 +156,9 @@ export function buildAgentManifests(agent: AgentId, settings: Settings, envText:
               imagePullPolicy: 'IfNotPresent',
               // tini reaps what `kubectl exec` leaves behind and passes signals on to the runtime.
               command: ['/usr/bin/tini', '-s', '-g', '--'],
-              args: ['node', `${agentDir}/runtime/main.js`],
-              workingDir: agentDir,
+              args: runtimeArgs(agentDir),
+              // The home, which every volume has; the runtime finds its folder from ANIMUS_AGENT_DIR.
+              workingDir: POD_HOME,
               env,
               volumeMounts: mounts,
               securityContext: containerSecurity,

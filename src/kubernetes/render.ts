@@ -86,17 +86,20 @@ export async function renderAgents(options: RenderOptions): Promise<RenderResult
     .filter((entry) => entry.isDirectory() && agentIdFromFolderName(entry.name) !== undefined)
     .map((entry) => entry.name)
     .sort();
-  await writeYaml(kustomization, [kustomizationOf({ namespace: manifestOptions.namespace, resources: listed.map((name) => `${name}/`) })]);
+  // The agents' files, not their folders: the kustomize built into kubectl up to 1.20 (v2.0.3)
+  // takes only files as resources (a folder there is a "base"), and every later one reads files too.
+  const resources = listed.flatMap((name) => AGENT_FILES.map((file) => `${name}/${file}`));
+  await writeYaml(kustomization, [kustomizationOf({ namespace: manifestOptions.namespace, resources })]);
   return { out, namespace: manifestOptions.namespace, image: manifestOptions.image, agents, kustomization };
 }
 
+/** The objects' files of every agent folder, in the order they are applied. */
+const AGENT_FILES = ['statefulset.yaml', 'service.yaml', 'secret.yaml'] as const;
+
 async function writeAgentFolder(dir: string, manifests: AgentManifests): Promise<string[]> {
   await ensureDir(dir);
-  const files: Array<[string, Record<string, unknown>]> = [
-    ['statefulset.yaml', manifests.statefulSet],
-    ['service.yaml', manifests.service],
-    ['secret.yaml', manifests.secret],
-  ];
+  const objects = [manifests.statefulSet, manifests.service, manifests.secret];
+  const files = AGENT_FILES.map((name, i) => [name, objects[i]!] as const);
   for (const [name, object] of files) await writeYaml(join(dir, name), [object]);
   await writeYaml(join(dir, 'kustomization.yaml'), [kustomizationOf({ resources: files.map(([name]) => name) })]);
   return [...files.map(([name]) => name), 'kustomization.yaml'];

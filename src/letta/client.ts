@@ -79,6 +79,8 @@ interface Transport {
 
 export class LettaClient {
   private readonly base: URL;
+  /** Where requests go, as node:http's options (a URL per request costs a parse on every call). */
+  private readonly origin: { protocol: string; hostname: string; port: string | undefined; prefix: string };
   /** node:http or node:https, loaded on the first call: an instance that never calls Letta loads neither (TLS costs memory). */
   private transport: Promise<Transport> | undefined;
   private closed = false;
@@ -86,6 +88,9 @@ export class LettaClient {
 
   constructor(private readonly options: LettaClientOptions) {
     this.base = new URL(`${lettaBaseUrl(options.endpoint)}/`);
+    const { protocol, hostname, port, pathname } = this.base;
+    // node:http takes an IPv6 literal without its brackets.
+    this.origin = { protocol, hostname: hostname.startsWith('[') ? hostname.slice(1, -1) : hostname, port: port || undefined, prefix: pathname };
     this.agentId = options.agentId;
   }
 
@@ -191,7 +196,8 @@ export class LettaClient {
   }
 
   private request({ agent, send }: Transport, method: string, path: string, body: unknown, { signal, timeoutMs }: CallOptions): Promise<unknown> {
-    const url = new URL(path, this.base);
+    const target = `${this.origin.prefix}${path}`;
+    const pathname = target.split('?')[0];
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(abortedError());
@@ -204,7 +210,11 @@ export class LettaClient {
         if (error) reject(error);
         else resolve(value);
       };
-      const req = send(url, {
+      const req = send({
+        protocol: this.origin.protocol,
+        hostname: this.origin.hostname,
+        port: this.origin.port,
+        path: target,
         method,
         agent,
         headers: {
@@ -214,7 +224,7 @@ export class LettaClient {
         },
       });
       const timer = setTimeout(() => {
-        finish(new LettaCallError(`Letta did not answer ${method} ${url.pathname} within ${Math.round(timeoutMs)} ms`, 'timeout'));
+        finish(new LettaCallError(`Letta did not answer ${method} ${pathname} within ${Math.round(timeoutMs)} ms`, 'timeout'));
         req.destroy();
       }, timeoutMs);
       const onAbort = () => {
@@ -222,7 +232,7 @@ export class LettaClient {
         req.destroy();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (error: NodeJS.ErrnoException) => finish(new LettaCallError(`cannot reach Letta at ${url.host}: ${error.code ?? error.message}`, 'connection')));
+      req.on('error', (error: NodeJS.ErrnoException) => finish(new LettaCallError(`cannot reach Letta at ${this.base.host}: ${error.code ?? error.message}`, 'connection')));
       req.on('response', (res) => {
         readBody(res).then(
           (text) => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AnimusError, describeError } from '../core/errors.js';
 import type { AgentPaths } from '../home/layout.js';
 import { kubectl, type Kubectl, type PodStatus } from '../kubernetes/kubectl.js';
@@ -98,7 +99,17 @@ export class KubernetesManager implements ProcessManager {
 
   private async awaitReady(target: Target): Promise<ProcessActionResult> {
     const id = target.paths.agent.id;
-    const wait = await target.k.run(['wait', '--for=condition=Ready', `pod/${target.placement.pod}`, `--timeout=${this.readyTimeoutS}s`], { timeoutMs: (this.readyTimeoutS + 10) * 1000, reject: false });
+    const deadline = Date.now() + this.readyTimeoutS * 1000;
+    // `kubectl wait` fails at once on a pod that does not exist yet, which is the case right after
+    // a scale to 1 or a deleted pod (seen on a real 1.20 cluster): first wait for the StatefulSet
+    // to make the new pod.
+    while (Date.now() < deadline) {
+      const pod = await target.k.json<PodStatus>(['get', 'pod', target.placement.pod]);
+      if (pod && !pod.metadata.deletionTimestamp) break;
+      await sleep(1000);
+    }
+    const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const wait = await target.k.run(['wait', '--for=condition=Ready', `pod/${target.placement.pod}`, `--timeout=${left}s`], { timeoutMs: (left + 10) * 1000, reject: false });
     const info = await this.read(target);
     if (wait.code === 0 && info.state === 'online') return { id, outcome: 'done', info };
     const logs = await target.k.run(['logs', target.placement.pod, '-c', target.placement.container, '--tail=20'], { reject: false });

@@ -1,6 +1,7 @@
 import type { ApprovalPolicy } from '../config/settings.js';
 import type { LettaMessage, OutgoingMessage } from '../letta/client.js';
 import type { ApprovalRecord, ToolCallRequest } from '../store/agent-requests.js';
+import { isoTime } from '../core/time.js';
 
 /**
  * Tool approvals. A run that needs one ends with stop reason `requires_approval` and an
@@ -25,10 +26,24 @@ export function findApprovalRequest(messages: readonly LettaMessage[], newestFir
   return { toolCalls, requestId: typeof request.id === 'string' ? request.id : null };
 }
 
+/**
+ * An approval request still unanswered in the agent's history (newest first): the newest
+ * approval request with no approval response after it. This is what Letta's 409
+ * PENDING_APPROVAL will refuse the next message for; reading it at start lets the
+ * runtime say so before any message arrives.
+ */
+export function unansweredApprovalRequest(historyNewestFirst: readonly LettaMessage[]): (Omit<ApprovalRecord, 'decision'> & { since: string | null }) | undefined {
+  const newest = historyNewestFirst.find((m) => m?.message_type === 'approval_request_message' || m?.message_type === 'approval_response_message');
+  if (newest?.message_type !== 'approval_request_message') return undefined;
+  const request = findApprovalRequest([newest]);
+  if (!request || request.toolCalls.length === 0) return undefined;
+  return { ...request, since: typeof newest.date === 'string' ? newest.date : null };
+}
+
 /** The decision a policy takes by itself; undefined for `hold` (an operator decides). */
 export function policyDecision(policy: ApprovalPolicy, now: Date = new Date()): ApprovalRecord['decision'] | undefined {
   if (policy === 'hold') return undefined;
-  return { approve: policy === 'approve', reason: policy === 'approve' ? APPROVE_REASON : DENY_REASON, at: now.toISOString(), by: 'policy' };
+  return { approve: policy === 'approve', reason: policy === 'approve' ? APPROVE_REASON : DENY_REASON, at: isoTime(now), by: 'policy' };
 }
 
 /** The answer message; `legacy` uses the older single-request form. */

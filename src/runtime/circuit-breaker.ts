@@ -33,7 +33,7 @@ export class CircuitBreaker {
     return this.current === 'open' ? this.openedAt + this.cooldown : 0;
   }
 
-  /** Whether a request may go out now (moves open → half-open once the cooldown passed). */
+  /** Whether a request may go out now (moves open to half-open once the cooldown passed). */
   allow(): boolean {
     if (this.current === 'closed' || this.current === 'half-open') return true;
     if (this.now() >= this.retryAt) {

@@ -23,6 +23,9 @@ export interface DeliveryOptions {
   maxAttempts: number;
 }
 
+/** Replies taken up per look at the table. */
+const DELIVERY_BATCH = 20;
+
 export class DeliveryWorker {
   private readonly sleeper = new Sleeper();
   private stopping = false;
@@ -47,7 +50,7 @@ export class DeliveryWorker {
 
   private async step(): Promise<void> {
     const { db } = this.options;
-    const due = dueDeliveries(db);
+    const due = dueDeliveries(db, Date.now(), DELIVERY_BATCH);
     for (const item of due) {
       if (this.stopping) return;
       const controller = new AbortController();
@@ -59,7 +62,9 @@ export class DeliveryWorker {
         this.current = undefined;
       }
     }
-    if (due.length > 0) return;
+    // A full batch may have more behind it; a short one emptied what was due (a reply stored
+    // meanwhile wakes the worker, and the sleep below then returns at once).
+    if (due.length >= DELIVERY_BATCH) return;
     const next = nextDeliveryAt(db);
     const refresh = this.options.refreshMs();
     await this.sleeper.sleep(next === undefined ? refresh : Math.min(refresh, Math.max(1, next - Date.now())));

@@ -1,7 +1,10 @@
 import { closeSync, fstatSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
 import { ensureAgentDir, openAgentFileSync, pathInside } from '../core/agent-fs.js';
 import { SECRET_FILE_MODE, writeFileAtomicSync } from '../core/fs.js';
+import { loadOnUse } from '../core/load-package.js';
+
+/** Loaded at the first rotation: an idle runtime that never rotates does not carry zlib. */
+const zlib = loadOnUse<typeof import('node:zlib')>('node:zlib');
 
 /**
  * The runtime's own log file, `logs/runtime.log`, rotated by size by the runtime itself.
@@ -57,7 +60,7 @@ export function openRotatingLog(options: RotatingLogOptions): RotatingLog {
       rmSync(plain, { force: true });
       return;
     }
-    writeFileAtomicSync(`${path}.1.gz`, gzipSync(readFileSync(plain)), SECRET_FILE_MODE);
+    writeFileAtomicSync(`${path}.1.gz`, zlib().gzipSync(readFileSync(plain)), SECRET_FILE_MODE);
     rmSync(plain, { force: true });
   }
 

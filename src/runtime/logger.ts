@@ -1,4 +1,5 @@
 import { redactText } from '../core/redact.js';
+import { isoTime } from '../core/time.js';
 
 /**
  * One JSON object per line on stdout, where the process manager points it (the
@@ -43,7 +44,7 @@ export function createLogger(options: LoggerOptions): Logger {
   };
   function emit(level: LogLevel, msg: string, fields?: LogFields): void {
     if (RANK[level] < RANK[logger.level]) return;
-    const record = { time: new Date().toISOString(), level, agent: options.agent, ...fields, msg };
+    const record = { time: isoTime(), level, agent: options.agent, ...fields, msg };
     let line: string;
     try {
       line = JSON.stringify(record);

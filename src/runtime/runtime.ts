@@ -25,6 +25,7 @@ import { readTuning } from './tuning.js';
 import { QueueWorker } from './worker.js';
 import { VERSION } from '../core/version.js';
 import { containerSettings, replicaProblem, serveStatus, type RuntimeStatus } from './container.js';
+import { isoTime } from '../core/time.js';
 
 
 export interface RuntimeOptions {
@@ -100,7 +101,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<RunningRunt
     cooldownMs: tuning.breakerCooldownMs,
     maxCooldownMs: tuning.breakerMaxCooldownMs,
     onChange: (state, detail) => {
-      const fields = { circuit: state, failures: detail.failures, retry_at: detail.retryAt ? new Date(detail.retryAt).toISOString() : undefined };
+      const fields = { circuit: state, failures: detail.failures, retry_at: detail.retryAt ? isoTime(detail.retryAt) : undefined };
       if (state === 'open') logger.error('agent endpoint keeps failing: circuit open, requests paused', fields);
       else if (state === 'half-open') logger.warn('circuit half-open: probing the agent endpoint with one request', fields);
       else logger.info('agent endpoint answering again: circuit closed', fields);

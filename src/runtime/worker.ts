@@ -16,7 +16,7 @@ import {
 } from '../store/agent-requests.js';
 import { claimNext, completeItem, failItem, nextDueAt, recoverStale, releaseItem, resumeItem, retryItem, type ClaimedItem, type Usage } from '../store/work-queue.js';
 import { RunDriver, type RunResult } from './agent-runs.js';
-import { approvalMessage, describeToolCalls, findApprovalRequest, policyDecision } from './approvals.js';
+import { approvalMessage, describeToolCalls, findApprovalRequest, policyDecision, unansweredApprovalRequest } from './approvals.js';
 import { backoffDelay } from './backoff.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { extractReply, formatAgentInput } from './format.js';
@@ -24,6 +24,7 @@ import type { LettaState } from './letta-state.js';
 import { errorText, type Logger } from './logger.js';
 import { Sleeper } from './sleeper.js';
 import { UserBlockError, UserMemory } from './user-memory.js';
+import { isoTime } from '../core/time.js';
 
 /**
  * The queue processor: one agent run in flight per agent (Letta: concurrent requests
@@ -62,6 +63,8 @@ interface InFlight {
 
 /** Approval requests answered for one item before it fails (a tool loop that keeps asking). */
 const MAX_APPROVALS = 10;
+/** The agent's latest messages read at start for an unanswered approval request (the request ends its run, so it is among the newest). */
+const LEFT_APPROVAL_WINDOW = 20;
 
 type Next = { row: RequestRow } | { sendMessage: true } | { done: true };
 
@@ -158,6 +161,7 @@ export class QueueWorker {
           await this.track(-1, async (signal) => {
             const waited = await this.driver.settleActive(signal);
             if (waited.length > 0) this.options.logger.warn('waited for runs already going on the agent before sending anything', { runs: waited });
+            await this.lookForLeftApproval(current, signal);
             return false;
           });
           this.laneChecked = true;
@@ -180,6 +184,27 @@ export class QueueWorker {
       return;
     }
     await this.track(item.queueId, (signal) => this.process(item, current, signal));
+  }
+
+  /**
+   * An approval left unanswered on the agent before this runtime started blocks every
+   * message (409 PENDING_APPROVAL) until the first send finds it; one look at the agent's
+   * latest messages at start lets status and health say so at once. Only a hint: the
+   * 409 stays what acts on it, so a failed look is logged and forgotten.
+   */
+  private async lookForLeftApproval(settings: Settings, signal: AbortSignal): Promise<void> {
+    const { logger, state, redact } = this.options;
+    try {
+      const client = await this.options.client();
+      const pending = unansweredApprovalRequest(await client.recentMessages(LEFT_APPROVAL_WINDOW, this.call(settings, signal)));
+      if (!pending) return;
+      const tools = describeToolCalls(pending.toolCalls);
+      state.approvalLeftPending({ tools, since: pending.since, policy: settings.letta.approvals });
+      logger.warn('the agent has a tool approval pending from before this runtime started: Letta refuses new messages until it is answered', { tools, since: pending.since ?? undefined, policy: settings.letta.approvals });
+    } catch (error) {
+      if (error instanceof LettaCallError && error.aborted) throw error;
+      logger.warn('could not read the agent\'s latest messages to look for a pending tool approval; the first message finds it', { error: redact(errorText(error)) });
+    }
   }
 
   /** Runs one piece of lane work so that stop() can let it finish or abort it. */
@@ -377,7 +402,7 @@ export class QueueWorker {
     const decision = approval.decision ?? policyDecision(settings.letta.approvals);
     const tools = describeToolCalls(approval.toolCalls);
     if (!decision) {
-      state.awaitingApproval({ item: item.queueId, tools, since: new Date(row.startedAt ?? Date.now()).toISOString() });
+      state.awaitingApproval({ item: item.queueId, tools, since: isoTime(row.startedAt ?? Date.now()) });
       if (this.heldLogged !== row.id) {
         this.heldLogged = row.id;
         logger.warn('agent awaiting approval: nothing is sent to it until an operator answers (`animus approvals`)', { item: item.queueId, tools });
@@ -397,6 +422,8 @@ export class QueueWorker {
     for (let i = 0; ; i++) {
       try {
         await this.driver.start(row, variants[i]!, signal);
+        // Letta took a message: no approval pends on the agent any more.
+        this.options.state.approvalLeftPending(undefined);
         return { row: getRequest(db, row.id)! };
       } catch (error) {
         if (!(error instanceof LettaCallError) || error.aborted) throw error;
@@ -425,6 +452,8 @@ export class QueueWorker {
   private async pendingApproval(row: RequestRow, item: ClaimedItem, error: LettaCallError, signal: AbortSignal): Promise<Next> {
     const { db, logger } = this.options;
     finishRequest(db, row.id, { outcome: 'abandoned', httpStatus: 409, errorKind: 'approval', error: this.options.redact(error.message) });
+    // From here the approval is this item's (answered by the policy, or held and shown as awaiting).
+    this.options.state.approvalLeftPending(undefined);
     const client = await this.options.client();
     const recent = await client.recentMessages(20, { signal, timeoutMs: this.options.settings().letta.timeout_s * 1000 });
     const request = findApprovalRequest(recent, true);

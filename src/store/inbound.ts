@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { preparedFor } from './statements.js';
+import { isoTime } from '../core/time.js';
 
 /**
  * Storing one inbound chat message: profile get-or-create, `messages` row and
@@ -79,7 +80,7 @@ const statements = preparedFor(
 
 /** SQLite's CURRENT_TIMESTAMP format, which Broca's defaults write: sorting and Broca's CLI keep working. */
 export function sqlTimestamp(date: Date = new Date()): string {
-  return date.toISOString().replace('T', ' ').slice(0, 19);
+  return isoTime(date).replace('T', ' ').slice(0, 19);
 }
 
 export function storeInbound(db: Database, message: InboundMessage): InboundResult {
@@ -105,7 +106,7 @@ export function storeInbound(db: Database, message: InboundMessage): InboundResu
       if (dup) return { status: 'duplicate', messageId: dup.id };
     }
     s.touchUser.run(now, lettaUserId);
-    const sentAt = message.timestamp ?? new Date().toISOString();
+    const sentAt = message.timestamp ?? isoTime();
     const messageId = Number(s.addMessage.run(lettaUserId, profile.id, message.text, sentAt, chatId, message.platformMessageId ?? null).lastInsertRowid);
     if (message.autoReply !== undefined) {
       s.answer.run(message.autoReply, messageId);

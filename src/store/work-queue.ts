@@ -83,10 +83,13 @@ interface Statements {
   moveChat: Statement;
 }
 
+/** The oldest due pending item: read in id order through idx_queue_claim (no sort of the backlog). */
+export const OLDEST_DUE_SQL = "SELECT id FROM queue WHERE status = 'pending' AND COALESCE(available_at, 0) <= @now ORDER BY id LIMIT 1";
+
 const statements = preparedFor((db): Statements => ({
   claim: db.prepare(`
     UPDATE queue SET status = 'processing', claimed_at = @now, attempts = COALESCE(attempts, 0) + 1, updated_at = @ts
-    WHERE id = (SELECT id FROM queue WHERE status = 'pending' AND COALESCE(available_at, 0) <= @now ORDER BY id LIMIT 1)
+    WHERE id = (${OLDEST_DUE_SQL})
     RETURNING id, attempts, message_id`),
   resume: db.prepare(`
     UPDATE queue SET status = 'processing', claimed_at = @now, updated_at = @ts WHERE id = @id AND status IN ('pending', 'processing')

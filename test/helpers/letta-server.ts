@@ -178,6 +178,8 @@ export interface LettaServerOptions {
   /** Known agent ids; others get 404. */
   agents?: string[];
   port?: number;
+  /** The address to listen on (default 127.0.0.1; the cluster test gives its network namespace's node address). */
+  host?: string;
   thinkMs?: number;
 }
 
@@ -505,9 +507,10 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   state.port = (server.address() as AddressInfo).port;
-  state.url = `http://127.0.0.1:${state.port}`;
+  state.url = `http://${host}:${state.port}`;
   return state;
 }
 

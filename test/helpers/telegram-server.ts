@@ -94,6 +94,8 @@ export interface TelegramServerOptions {
   token: string;
   /** Longest a getUpdates is held when nothing is queued (default 1000 ms, keeps tests quick). */
   maxHoldMs?: number;
+  /** The address to listen on (default 127.0.0.1; the cluster test gives its network namespace's node address). */
+  host?: string;
 }
 
 export async function startTelegramServer(options: TelegramServerOptions): Promise<TelegramServer> {
@@ -306,7 +308,8 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  state.url = `http://${host}:${(server.address() as AddressInfo).port}`;
   return state;
 }

@@ -21,7 +21,7 @@ function sqlTime(ms: number): string {
 }
 
 /**
- * Writes rows into an agent database migrated by animus (schema 3) as the runtime
+ * Writes rows into an agent database migrated by animus (schema 3 or later) as the runtime
  * does: the message with its reply, latency and tokens, its queue item, and one
  * agent_requests row per attempt. Times are relative to `now`.
  */

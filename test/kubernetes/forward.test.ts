@@ -21,6 +21,7 @@ describe('commands forwarded to a pushed agent\'s pod', () => {
     [['--json', 'users', 'list', PUSHED], ['--json', 'users', 'list', PUSHED]],
     [['--home', '/elsewhere', 'settings', 'set', '--agent', PUSHED, 'message_mode', 'echo'], ['settings', 'set', '--agent', PUSHED, 'message_mode', 'echo']],
     [['backup', PUSHED.slice('agent-'.length)], ['backup', PUSHED.slice('agent-'.length)]],
+    [['--json', 'send', PUSHED, 'hello there', '--wait'], ['--json', 'send', PUSHED, 'hello there', '--wait']],
   ])('forwards %j as %j (without this machine\'s --home)', (argv, args) => {
     expect(findForward(argv, home)).toEqual({ agentDir: join(home, PUSHED), args });
   });

@@ -3,8 +3,9 @@
  * against the Kubernetes API schemas (kubernetes-models, the OpenAPI definitions compiled
  * into validators; no cluster, no network).
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
@@ -81,7 +82,10 @@ describe('animus kubernetes render', () => {
 
   it('writes a Kustomize folder per agent and a kustomization listing both, all private', () => {
     const top = readYaml(join(out, 'kustomization.yaml'))[0]!;
-    expect(top).toMatchObject({ kind: 'Kustomization', namespace: 'bots', resources: [`agent-${ONE}/`, `agent-${TWO}/`] });
+    expect(top).toMatchObject({ kind: 'Kustomization', namespace: 'bots' });
+    expect(top.resources).toEqual([ONE, TWO].flatMap((id) => ['statefulset.yaml', 'service.yaml', 'secret.yaml'].map((file) => `agent-${id}/${file}`)));
+    // kubectl 1.20's kustomize (v2.0.3) refuses a folder among the resources ("must be a file"): only files are listed.
+    for (const resource of top.resources as string[]) expect(statSync(join(out, resource)).isFile(), resource).toBe(true);
     const own = readYaml(join(out, `agent-${ONE}`, 'kustomization.yaml'))[0]!;
     expect(own.resources).toEqual(['statefulset.yaml', 'service.yaml', 'secret.yaml']);
     expect(statSync(join(out, `agent-${ONE}`)).mode & 0o777).toBe(0o700);
@@ -98,8 +102,24 @@ describe('animus kubernetes render', () => {
     ]);
     const runtime = set.spec.template.spec.containers[0];
     expect(runtime.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/animus' });
-    expect(runtime.args).toEqual(['node', `/var/lib/animus/agent-${ONE}/runtime/main.js`]);
+    expect(runtime.args.at(-1)).toBe(`/var/lib/animus/agent-${ONE}/runtime/main.js`);
     expect(manifests[`${ONE}/service`]!.spec.clusterIP).toBe('None');
+  });
+
+  it("starts the folder's runtime, or the image's where the volume holds no agent (a replica past 0), never a crash loop", async () => {
+    const runtime = manifests[`${ONE}/statefulset`]!.spec.template.spec.containers[0];
+    // The container's command line, run by a real sh with a `node` on the PATH that prints what it was given.
+    const root = await tempDir('animus-k8s-args');
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'node'), '#!/bin/sh\necho "node $*"\n', { mode: 0o755 });
+    const folderRuntime = join(root, 'agent', 'runtime', 'main.js');
+    const run = () => execFileSync(runtime.args[0], [...runtime.args.slice(1, -1), folderRuntime], { env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: 'utf8' }).trim();
+    expect(run()).toBe('node /opt/animus/dist/runtime/main.js');
+    mkdirSync(dirname(folderRuntime), { recursive: true });
+    writeFileSync(folderRuntime, '');
+    expect(run()).toBe(`node ${folderRuntime}`);
+    expect(runtime.workingDir).toBe('/var/lib/animus');
   });
 
   it("carries the .env only in the Secret, mounted as one 0400 file, never as environment variables", () => {

@@ -131,4 +131,15 @@ describe('LettaClient', () => {
     expect(await failure(v1.getAgent(call()))).toMatchObject({ status: 422 });
     for (const c of [wrongKey, unknown, v1]) c.close();
   });
+
+  it('keeps a path the endpoint is mounted under (a proxy in front of Letta), with or without /v1', async () => {
+    for (const endpoint of [`${letta.url}/letta`, `${letta.url}/letta/v1/`]) {
+      const mounted = new LettaClient({ endpoint, apiKey: KEY, agentId: AGENT });
+      // The stand-in serves Letta at its root, so the mounted path is a 404: what matters is where the request went.
+      expect(await failure(mounted.activeRuns(call()))).toMatchObject({ status: 404 });
+      expect(letta.requests.at(-1)).toMatchObject({ method: 'GET', path: '/letta/v1/runs/active' });
+      expect(letta.requests.at(-1)!.query.get('agent_id')).toBe(AGENT);
+      mounted.close();
+    }
+  });
 });

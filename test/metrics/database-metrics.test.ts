@@ -9,6 +9,7 @@ import { readDatabaseMetrics } from '../../src/metrics/database-metrics.js';
 import { percentileOfSorted } from '../../src/metrics/percentile.js';
 import { openDatabase } from '../../src/store/database.js';
 import { MetricsCache } from '../../src/metrics/metrics-cache.js';
+import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 
 const NOW = Date.parse('2026-11-30T12:00:00Z');
 const MIN = 60_000;
@@ -72,7 +73,7 @@ describe('readDatabaseMetrics on a database the runtime filled', () => {
     const metrics = readDatabaseMetrics(migrated, NOW);
     expect([metrics.windows['1h'].deliveryFailures, metrics.windows['24h'].deliveryFailures, metrics.windows.all.deliveryFailures]).toEqual([0, 1, 1]);
     expect(metrics.queue).toEqual({ pending: 1, processing: 0, failed: 2, retrying: 1, oldestPendingAgeS: 1200 });
-    expect(metrics.schemaVersion).toBe(3);
+    expect(metrics.schemaVersion).toBe(SCHEMA_VERSION);
   });
 
   it('says an agent without traffic has zeros and no quantiles', async () => {

@@ -227,6 +227,71 @@ describe('tool approvals', () => {
   });
 });
 
+describe('an approval left pending before the runtime started', () => {
+  async function leavePendingApproval(id: string, tool: string): Promise<void> {
+    // Someone else's run (another Letta client, or this agent's previous runtime) stopped for an approval nobody answered.
+    const other = new LettaClient({ endpoint: letta.url, apiKey: API_KEY, agentId: id });
+    letta.script({ approval: { name: tool, arguments: '{"amount":40}' } });
+    const run = await other.createRun([{ role: 'user', content: 'pay the bill', otid: 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d' }], { timeoutMs: 5000 });
+    while ((await other.getRun(run.id, { timeoutMs: 5000 })).status !== 'completed');
+    other.close();
+    expect(letta.pendingApproval(id)).toBeDefined();
+  }
+  const lettaHealth = async (id: string) => {
+    const report = json<{ agents: Array<{ checks: Array<{ name: string; status: string; message: string }> }> }>(await runCli(['health', id, '--json', '--no-process'], { home }));
+    return report.agents[0]!.checks.find((c) => c.name === 'letta');
+  };
+
+  it('is shown by status and health as soon as the runtime starts, before any message, and cleared once the policy answered it', async () => {
+    const { paths, id } = await liveAgent();
+    await leavePendingApproval(id, 'transfer_money');
+    const runtime = startRuntime(paths, FAST_ENV);
+    const found = await runtime.waitForLog((l) => l.msg.startsWith('the agent has a tool approval pending from before this runtime started'));
+    expect(found).toMatchObject({ level: 'warn', tools: 'transfer_money({"amount":40})', policy: 'deny', since: expect.any(String) });
+    expect(lettaSection(paths)).toMatchObject({ status: 'warn', approvalLeftPending: { tools: 'transfer_money({"amount":40})', policy: 'deny' } });
+    expect(await lettaHealth(id)).toMatchObject({
+      status: 'warn',
+      message: expect.stringMatching(/^a tool approval of transfer_money\(\{"amount":40\}\) was left pending on the agent since \S+, before this runtime started \(Letta refuses every new message until it is answered\): letta.approvals = deny answers it before the next message$/),
+    });
+    expect(letta.approvalAnswers.filter((a) => a.agent === id)).toEqual([]);
+
+    letta.reply = () => 'paid? no, denied';
+    const q = await send(paths, 'did it go through?');
+    await finished(runtime, q);
+    expect(item(paths, q)).toMatchObject({ status: 'completed', agent_response: 'paid? no, denied' });
+    expect(letta.approvalAnswers.filter((a) => a.agent === id)).toEqual([expect.objectContaining({ approve: false, reason: DENY_REASON })]);
+    expect(lettaSection(paths)).toMatchObject({ status: 'ok', approvalLeftPending: null });
+    expect(await lettaHealth(id)).toMatchObject({ status: 'ok' });
+    runtime.child.kill('SIGTERM');
+    await runtime.exited;
+
+    // The answered request is still in the agent's history: a restart finds nothing pending.
+    const again = startRuntime(paths, FAST_ENV);
+    await again.waitForLog((l) => l.msg === 'runtime ready');
+    const q2 = await send(paths, 'and now?');
+    await finished(again, q2);
+    expect(again.logs.some((l) => l.msg.startsWith('the agent has a tool approval pending'))).toBe(false);
+    expect(lettaSection(paths)).toMatchObject({ status: 'ok', approvalLeftPending: null });
+  });
+
+  it('with letta.approvals = hold, says an operator will be asked once a message arrives', async () => {
+    const { paths, id } = await liveAgent((s) => {
+      s.letta.approvals = 'hold';
+    });
+    await leavePendingApproval(id, 'delete_file');
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg.startsWith('the agent has a tool approval pending from before this runtime started'));
+    expect(lettaSection(paths)).toMatchObject({
+      status: 'warn',
+      message: expect.stringContaining(`it is held for an operator when the next message arrives (\`animus approvals list --agent ${id}\`), or answer it in Letta`),
+    });
+    const q = await send(paths, 'anything');
+    await runtime.waitForLog((l) => l.msg.startsWith('agent awaiting approval') && l.item === q);
+    // Now it is this item's held approval, shown as such.
+    expect(lettaSection(paths)).toMatchObject({ status: 'warn', approvalLeftPending: null, awaitingApproval: { item: q, tools: 'delete_file({"amount":40})' } });
+  });
+});
+
 describe('errors', () => {
   it('parses both error shapes into one line, honours Retry-After, and backs a provider 429 off longer than a 5xx', async () => {
     const { paths } = await liveAgent();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/temp.js';
 import { openDatabase } from '../../src/store/database.js';
 import { storeInbound } from '../../src/store/inbound.js';
-import { claimNext, completeItem, dueDeliveries, failDelivery, markDelivered, markPartsDelivered, nextDueAt, recoverStale, releaseItem, retryDelivery, retryItem } from '../../src/store/work-queue.js';
+import { OLDEST_DUE_SQL, claimNext, completeItem, dueDeliveries, failDelivery, markDelivered, markPartsDelivered, nextDueAt, recoverStale, releaseItem, retryDelivery, retryItem } from '../../src/store/work-queue.js';
 
 async function freshDb() {
   return openDatabase(`${await tempDir('animus-store')}/animus.db`, { create: true });
@@ -59,6 +59,16 @@ describe('work queue', () => {
     });
     completeItem(db, { queueId: 3, messageId: 3, reply: '  ', latencyMs: 1 });
     expect(db.prepare('SELECT delivery_status FROM messages WHERE id = 3').get()).toEqual({ delivery_status: 'skipped' });
+  });
+
+  it('claims from a backlog without sorting it: the oldest due item is read in id order', async () => {
+    const db = await freshDb();
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${OLDEST_DUE_SQL}`).all({ now: Date.now() }) as Array<{ detail: string }>).map((row) => row.detail);
+    expect(plan).toEqual([expect.stringContaining('USING COVERING INDEX idx_queue_claim (status=?)')]);
+    for (let i = 0; i < 5; i++) storeInbound(db, { platform: 'local', platformUserId: 'b', username: 'b', text: `m${i}` });
+    retryItem(db, claimNext(db)!.queueId, 'later', Date.now() + 60_000);
+    retryItem(db, claimNext(db)!.queueId, 'earlier', Date.now() - 1);
+    expect([claimNext(db)?.queueId, claimNext(db)?.queueId, claimNext(db)?.queueId, claimNext(db)?.queueId, claimNext(db)]).toEqual([2, 3, 4, 5, undefined]);
   });
 
   it('releases a shut-down item without counting the attempt, and recovers crashed items until their attempts are used', async () => {

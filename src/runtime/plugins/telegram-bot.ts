@@ -10,6 +10,7 @@ import { mediaPlaceholder } from './telegram-media.js';
 import { BotApi, TelegramApiError, webhookOrigin, type TelegramUpdate, type WebhookInfo } from './telegram-bot-api.js';
 import { SendPacer } from './send-pacer.js';
 import { DeliveryError, type Plugin, type PluginContext, type PluginHealth } from './types.js';
+import { isoTime } from '../../core/time.js';
 
 /**
  * Telegram bot over the Bot API with long polling. Owner-only when required; the
@@ -61,7 +62,7 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
     problem = undefined;
     if (now - lastRecordedPoll < RECORD_POLL_EVERY_MS && ctx.state.get(BOT_SECTION)?.status === 'ok') return;
     lastRecordedPoll = now;
-    record('ok', 'polling', { last_poll_ok_at: new Date(now).toISOString() });
+    record('ok', 'polling', { last_poll_ok_at: isoTime(now) });
   };
 
   /** One line for a problem when it starts (and when it changes); its repeats are debug lines. */
@@ -123,7 +124,7 @@ export function createTelegramBotPlugin(ctx: PluginContext): Plugin {
       chatId: String(message.chat.id),
       platformMessageId: String(message.message_id),
       text: text ?? placeholder!,
-      timestamp: new Date(message.date * 1000).toISOString(),
+      timestamp: isoTime(message.date * 1000),
       ...(autoReply !== undefined ? { autoReply } : {}),
     });
     if (result.status === 'queued') ctx.logger.info(placeholder ? `telegram ${placeholder} queued for the agent` : 'telegram message queued', { item: result.queueId, message: result.messageId });

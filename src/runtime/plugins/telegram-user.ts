@@ -3,6 +3,7 @@ import { splitMessage } from '../format.js';
 import { errorText } from '../logger.js';
 import type { MtprotoAdapter, MtprotoAdapterFactory, UserMessage } from './mtproto-adapter.js';
 import { DeliveryError, type Plugin, type PluginContext, type PluginHealth } from './types.js';
+import { isoTime } from '../../core/time.js';
 
 /**
  * A Telegram user account over MTProto (through MtprotoAdapter). MTProto does not
@@ -51,7 +52,7 @@ export function createTelegramUserPlugin(ctx: PluginContext, factory: MtprotoAda
         chatId: message.chatId,
         platformMessageId: message.id,
         text: message.text,
-        timestamp: new Date(message.date * 1000).toISOString(),
+        timestamp: isoTime(message.date * 1000),
       });
       if (result.status === 'queued') ctx.logger.info(`telegram user message queued (${source})`, { item: result.queueId, message: result.messageId });
     } catch (error) {
