@@ -28,8 +28,19 @@ const STATUS_TIMEOUT_MS = 15_000;
  * process state `unknown`: health still runs and reports everything else.
  */
 export async function probeProcesses(home: string, groups: Map<ProcessManagerName, AgentPaths[]>, open: ManagerOpener | undefined): Promise<ProcessProbe> {
+  return (await askProcesses(home, groups, open)).answer;
+}
+
+/**
+ * probeProcesses in two steps: resolves once every manager is opened (its modules
+ * loaded) and asked, with the promise of their answers. PM2 takes a tenth of a second
+ * and more to list a thousand processes: asked before the folder checks start, it
+ * answers while they run. Asked after, its modules would load only between the checks'
+ * turns of the event loop, and the question would go out half-way through them.
+ */
+export async function askProcesses(home: string, groups: Map<ProcessManagerName, AgentPaths[]>, open: ManagerOpener | undefined): Promise<{ answer: Promise<ProcessProbe> }> {
   const probe: ProcessProbe = { managers: [], states: new Map() };
-  await Promise.all(
+  const asked = await Promise.all(
     [...groups].map(async ([name, agents]) => {
       if (!open) {
         probe.managers.push({ name, available: false, message: 'not asked (--no-process)' });
@@ -42,17 +53,33 @@ export async function probeProcesses(home: string, groups: Map<ProcessManagerNam
           probe.managers.push({ name, available: false, message: `${name} is not available on this machine` });
           return;
         }
-        const infos = await withTimeout(manager.status(agents), STATUS_TIMEOUT_MS, `${name} did not answer within ${STATUS_TIMEOUT_MS / 1000}s`);
-        for (const info of infos) probe.states.set(info.id, info);
-        probe.managers.push({ name, available: true });
       } catch (error) {
         probe.managers.push({ name, available: false, message: describeError(error) });
-      } finally {
-        await manager?.close().catch(() => {});
+        return;
       }
+      const opened = manager;
+      // Handled below, when the answer is awaited: not an unhandled rejection meanwhile.
+      const status = withTimeout(opened.status(agents), STATUS_TIMEOUT_MS, `${name} did not answer within ${STATUS_TIMEOUT_MS / 1000}s`);
+      status.catch(() => {});
+      // In an object: an async function's promise returned as such would be waited for here.
+      return {
+        answered: (async () => {
+          try {
+            for (const info of await status) probe.states.set(info.id, info);
+            probe.managers.push({ name, available: true });
+          } catch (error) {
+            probe.managers.push({ name, available: false, message: describeError(error) });
+          } finally {
+            await opened.close().catch(() => {});
+          }
+        })(),
+      };
     }),
   );
-  probe.managers.sort((a, b) => a.name.localeCompare(b.name));
-  return probe;
+  const answer = Promise.all(asked.map((one) => one?.answered)).then(() => {
+    probe.managers.sort((a, b) => a.name.localeCompare(b.name));
+    return probe;
+  });
+  return { answer };
 }
 

@@ -13,7 +13,7 @@ import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-check
 import { checkLetta, LETTA_CHECK_TIMEOUT_MS } from './letta-check.js';
 import { databaseKey, loadHealthCache, recall, remember, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
 import { statFile, WAL_FILE } from './folder-stats.js';
-import { probeProcesses, type ManagerOpener, type ProcessProbe } from './process-probe.js';
+import { askProcesses, probeProcesses, type ManagerOpener, type ProcessProbe } from './process-probe.js';
 import { DEFAULT_THRESHOLDS, type AgentHealth, type HealthReport, type HealthThresholds } from './types.js';
 
 export interface HealthOptions {
@@ -54,8 +54,7 @@ export async function runHealth(options: HealthOptions): Promise<HealthReport> {
   // listing a thousand processes keeps its daemon busy for a tenth of a second, which
   // overlaps with the checks instead of following them. Only the agents the folders
   // show under PM2 take its answer (see below).
-  const early = options.openManager ? probeProcesses(options.home, new Map([['pm2', targetPaths(options.home, targets)]]), options.openManager) : undefined;
-  early?.catch(() => {});
+  const early = options.openManager ? (await askProcesses(options.home, new Map([['pm2', targetPaths(options.home, targets)]]), options.openManager)).answer : undefined;
   const folders = await checkFolders({ home: options.home, targets, thresholds, now: now(), cache, settledBefore }, options.threads);
   if (cache) {
     const fresh = folders.flatMap((f) => ('memory' in f && f.memory ? [[f.health.id, f.memory] as const] : []));

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { ensureAgentDir, ensureAgentFile } from '../core/agent-fs.js';
 import { trimLog } from './trim-log.js';
+// Static: health asks PM2 before its folder checks start, and a chunk still to load would wait for them.
+import { listOverRpc } from './pm2-rpc.js';
 import { isAlive } from '../core/pid.js';
 import { runPool } from '../core/pool.js';
 import { LOGS_DIR, type AgentPaths } from '../home/layout.js';
@@ -371,7 +373,6 @@ export class Pm2Manager implements ProcessManager {
   /** Over the daemon's socket without loading PM2's API; falls back to the API if that fails. */
   private async listReadOnly(): Promise<Pm2Process[]> {
     try {
-      const { listOverRpc } = await import('./pm2-rpc.js');
       return await listOverRpc<Pm2Process>(this.pm2Home);
     } catch {
       return this.list(await this.connect());
