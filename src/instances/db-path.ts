@@ -36,7 +36,7 @@ export const DB_COMPANIONS = ['-wal', '-shm', '-journal'] as const;
  * from the lstats it took anyway).
  */
 export function resolveDbLocation(agentDir: string, dbPathSetting: string | undefined, exists: (path: string) => boolean = existsSync): DbLocation {
-  const dir = resolve(agentDir);
+  const dir = resolvedDir(agentDir);
   const setting = dbPathSetting?.trim() ?? '';
   if (setting !== '') {
     const path = resolve(dir, setting);
@@ -47,9 +47,17 @@ export function resolveDbLocation(agentDir: string, dbPathSetting: string | unde
     }
     return { path, rel: relative(dir, path), source: 'env' };
   }
-  const primary = resolve(dir, DB_FILE);
-  if (!exists(primary) && exists(resolve(dir, LEGACY_DB_FILE))) return { path: resolve(dir, LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
+  // A plain name below a resolved folder: resolve() would only concatenate (health asks for every agent).
+  const below = (name: string) => `${dir === '/' ? '' : dir}/${name}`;
+  const primary = below(DB_FILE);
+  if (!exists(primary) && exists(below(LEGACY_DB_FILE))) return { path: below(LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
   return { path: primary, rel: DB_FILE, source: 'default' };
+}
+
+/** resolve(dir), without its work for a folder that is absolute and normal already (every agent folder health looks at). */
+function resolvedDir(dir: string): string {
+  if (dir.startsWith('/') && !dir.includes('//') && !/\/\.\.?(\/|$)/.test(dir) && (dir === '/' || !dir.endsWith('/'))) return dir;
+  return resolve(dir);
 }
 
 /** Refuses (EUNSAFEPATH) a database or companion file that is a link or not a regular file. */
