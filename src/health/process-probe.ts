@@ -53,6 +53,7 @@ export async function askProcesses(home: string, groups: Map<ProcessManagerName,
           probe.managers.push({ name, available: false, message: `${name} is not available on this machine` });
           return;
         }
+        await manager.prepareStatus?.();
       } catch (error) {
         probe.managers.push({ name, available: false, message: describeError(error) });
         return;

@@ -1,5 +1,7 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { runInWorker } from '../core/worker.js';
 
 /**
  * A read-only look at a running PM2 daemon over its RPC socket (`$PM2_HOME/rpc.sock`),
@@ -15,15 +17,73 @@ import { join } from 'node:path';
  * or j:{error, stack}, s:<id>]`.
  */
 export async function listOverRpc<T>(pm2Home: string, timeoutMs = 10_000): Promise<T[]> {
-  const reply = await callOverRpc(join(pm2Home, 'rpc.sock'), 'getMonitorData', [{}], timeoutMs);
+  const id = questionId();
+  const reply = answerOf(await exchange(join(pm2Home, 'rpc.sock'), question(LIST_METHOD, [{}], id), timeoutMs), id, LIST_METHOD);
   return Array.isArray(reply) ? (reply as T[]) : [];
+}
+
+/** The method that lists every process, with its memory and CPU. */
+const LIST_METHOD = 'getMonitorData';
+
+/** What a read-only look uses of each process PM2 lists (state, pid, uptime, restarts, its id, its folder, memory, CPU). */
+export interface ListedProcess {
+  name?: string;
+  pid?: number;
+  pm_id?: number;
+  monit?: { memory?: number; cpu?: number };
+  pm2_env?: { status?: string; pm_uptime?: number; restart_time?: number; unique_id?: string; exit_code?: number; pm_cwd?: string };
+}
+
+/**
+ * listOverRpc with the answer read in a worker thread, each process cut down to what
+ * ListedProcess names. PM2 lists each process with its whole environment: two
+ * megabytes of JSON for a thousand, which parsed in this thread would be garbage for
+ * its collector to copy while it checks a thousand folders. The question is asked from
+ * here at once; the worker starts while the daemon works on it and is handed the
+ * answer's bytes (moved, not copied).
+ */
+export function listOverRpcInWorker(pm2Home: string, timeoutMs = 10_000): Promise<ListedProcess[]> {
+  const id = questionId();
+  const frame = exchange(join(pm2Home, 'rpc.sock'), question(LIST_METHOD, [{}], id), timeoutMs).then((answer) => {
+    const bytes = answer.byteOffset === 0 && answer.byteLength === answer.buffer.byteLength ? answer : Buffer.from(answer);
+    return { value: bytes, transfer: [bytes.buffer as ArrayBuffer] };
+  });
+  return runInWorker<ListedProcess[]>(import.meta.url, 'runListWorker', { animusListJob: { id } }, { input: frame });
+}
+
+/** Entry of a list worker thread (see listOverRpcInWorker). */
+export async function runListWorker(): Promise<void> {
+  const job = (workerData as { animusListJob?: { id: string } } | undefined)?.animusListJob;
+  const port = parentPort;
+  if (!job || !port) return;
+  const bytes = await new Promise<Uint8Array>((resolve) => port.once('message', (message: { input: Uint8Array }) => resolve(message.input)));
+  const reply = answerOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), job.id, LIST_METHOD);
+  port.postMessage({ result: (Array.isArray(reply) ? (reply as ListedProcess[]) : []).map(listed) });
+}
+
+function listed(proc: ListedProcess): ListedProcess {
+  const env = proc.pm2_env;
+  return {
+    name: proc.name,
+    pid: proc.pid,
+    pm_id: proc.pm_id,
+    monit: proc.monit && { memory: proc.monit.memory, cpu: proc.monit.cpu },
+    pm2_env: env && { status: env.status, pm_uptime: env.pm_uptime, restart_time: env.restart_time, unique_id: env.unique_id, exit_code: env.exit_code, pm_cwd: env.pm_cwd },
+  };
 }
 
 const AMP_VERSION = 1;
 
-async function callOverRpc(socketPath: string, method: string, args: unknown[], timeoutMs: number): Promise<unknown> {
-  const id = `${process.pid}:0`;
-  const frame = await exchange(socketPath, encodeFrame([`j:${JSON.stringify({ type: 'call', method, args })}`, `s:${id}`]), timeoutMs);
+function questionId(): string {
+  return `${process.pid}:0`;
+}
+
+function question(method: string, args: unknown[], id: string): Buffer {
+  return encodeFrame([`j:${JSON.stringify({ type: 'call', method, args })}`, `s:${id}`]);
+}
+
+/** The result in an answer frame; throws for an answer to another question, or the daemon's refusal. */
+function answerOf(frame: Buffer, id: string, method: string): unknown {
   const [body, replyId] = decodeFrame(frame);
   if (replyId?.toString('utf8') !== `s:${id}`) throw new Error('the PM2 daemon answered another question');
   const message = unpackJson(body) as { args?: unknown[]; error?: unknown } | null;

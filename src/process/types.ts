@@ -47,6 +47,8 @@ export interface ProcessManager {
   unregister(agents: AgentPaths[]): Promise<void>;
   /** State of the given agents (all of this home's agents it knows when omitted). */
   status(agents?: AgentPaths[]): Promise<ProcessInfo[]>;
+  /** Loads what status needs, so that a status call made next asks at once (health asks before its checks hold the thread). */
+  prepareStatus?(): Promise<void>;
   /** Releases the connection (PM2's bus) so the command can exit. Always called. */
   close(): Promise<void>;
 }

@@ -2,9 +2,10 @@ import { execa } from 'execa';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployTestAgent } from '../helpers/agents.js';
-import { json, runCli } from '../helpers/cli.js';
+import { json, REPO_ROOT, runCli } from '../helpers/cli.js';
+import { killPm2Daemon } from '../helpers/pm2.js';
 import { tempDir } from '../helpers/temp.js';
 import { SETTLE_MS } from '../../src/health/check-cache.js';
 import type { HealthReport } from '../../src/health/types.js';
@@ -37,6 +38,10 @@ beforeAll(async () => {
   settledAt = Date.now() + SETTLE_MS + 50;
 }, 120_000);
 
+afterAll(async () => {
+  if (home) await killPm2Daemon(`${home}.pm2`);
+}, 60_000);
+
 describe('a home large enough for worker threads', () => {
   it('health reports every agent once, in folder order, and the cached run agrees with the fresh one', async () => {
     const fresh = await runCli(['health', '--json', '--no-process'], { home });
@@ -55,6 +60,22 @@ describe('a home large enough for worker threads', () => {
     const comparable = (r: HealthReport) => r.agents.map((a) => ({ ...a, checks: a.checks.filter((c) => c.name !== 'reply') }));
     expect(comparable(cached)).toEqual(comparable(report));
   });
+
+  it('health over a PM2 daemon (its list read in a worker thread for this many agents): the agent it runs is online, the others not registered', async () => {
+    const pm2Home = `${home}.pm2`;
+    const runs = ids[7]!;
+    const pm2 = (args: string[]) => execa(process.execPath, [join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), ...args], { env: { PM2_HOME: pm2Home, PATH: process.env.PATH }, extendEnv: false, cwd: home });
+    // Registered as animus names it (animus-<uuid>, working folder the agent's), a stand-in process; and an app of someone else's.
+    await pm2(['start', 'sleep', '--name', `animus-${runs.slice('agent-'.length)}`, '--cwd', join(home, runs), '--no-autorestart', '--', 'infinity']);
+    await pm2(['start', 'sleep', '--name', 'someone-elses', '--no-autorestart', '--', 'infinity']);
+    const report = json<HealthReport>(await runCli(['health', '--json', '--offline'], { home, pm2Home }));
+    expect(report.processManagers).toEqual([{ name: 'pm2', available: true }]);
+    const states = new Map(report.agents.map((a) => [a.id, a.facts.processState]));
+    expect(states.get(runs)).toBe('online');
+    expect(report.agents.find((a) => a.id === runs)!.facts.pid).toBeGreaterThan(0);
+    expect([...states].filter(([id]) => id !== runs).every(([, state]) => state === 'not-registered')).toBe(true);
+    expect(report.summary.unhealthy).toBe(COUNT - 1);
+  }, 120_000);
 
   it('backup --all archives every agent once', async () => {
     const result = await runCli(['backup', '--all', '--json'], { home });
