@@ -200,16 +200,21 @@ function resolveUpstream(clone: string, source: UpstreamSource, origins?: Map<st
   const { localOrigin, merge, remote } = source;
   if (localOrigin) {
     const memoKey = `${localOrigin}\0${merge ?? ''}`;
-    if (origins?.has(memoKey)) return origins.get(memoKey);
-    const originGit = readText(join(localOrigin, 'HEAD')) !== undefined ? localOrigin : join(localOrigin, '.git');
-    const ref = merge ?? symbolicRef(originGit, 'HEAD');
-    const commit = ref ? resolveRef(originGit, ref) : undefined;
+    // A local origin that is gone (a home moved or never init-ed) is remembered as such, and
+    // every clone of it then falls back to its remote-tracking ref, not only the first one asked.
+    const commit = origins?.has(memoKey) ? origins.get(memoKey) : readLocalOrigin(localOrigin, merge);
     origins?.set(memoKey, commit);
     if (commit) return commit;
   }
   const gitDir = join(clone, '.git');
   const tracking = merge ? `refs/remotes/${remote}/${merge.replace(/^refs\/heads\//, '')}` : symbolicRef(gitDir, `refs/remotes/${remote}/HEAD`);
   return tracking ? resolveRef(gitDir, tracking) : undefined;
+}
+
+function readLocalOrigin(localOrigin: string, merge: string | undefined): string | undefined {
+  const originGit = readText(join(localOrigin, 'HEAD')) !== undefined ? localOrigin : join(localOrigin, '.git');
+  const ref = merge ?? symbolicRef(originGit, 'HEAD');
+  return ref ? resolveRef(originGit, ref) : undefined;
 }
 
 function localRepoPath(url: string, clone: string): string | undefined {

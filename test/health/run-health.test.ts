@@ -197,6 +197,19 @@ describe('runHealth', () => {
     await rm(agent.dir, { recursive: true });
   });
 
+  it('clones of a local origin that is gone: every one of them is judged by its remote-tracking ref, not only the first', async () => {
+    const gone = join(await tempDir('health-gone-origin'), 'home');
+    const agents = [(await deployTestAgent(gone)).paths, (await deployTestAgent(gone)).paths, (await deployTestAgent(gone)).paths];
+    // The guide's layout has no .animus/: the origin the clones name is not there.
+    await rm(homeLayout(gone).stateDir, { recursive: true, force: true });
+    const report = await runHealth({ home: gone });
+    expect(report.agents.map((a) => a.id).sort()).toEqual(agents.map((a) => a.agent.id).sort());
+    for (const agent of report.agents) {
+      expect(agent.facts.behind, agent.id).toBe(0);
+      expect(check(agent, 'clone').message, agent.id).toContain('up to date');
+    }
+  });
+
   it('lists misnamed folders as unhealthy and refuses an unknown id or a missing home', async () => {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(join(home, 'agent-notauuid'));
