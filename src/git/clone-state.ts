@@ -52,6 +52,12 @@ export interface UpstreamSource {
   localOrigin?: string;
   merge?: string;
   remote: string;
+  /**
+   * The branch's remote-tracking ref (`refs/remotes/origin/main`) and its commit, read with
+   * the clone's other .git files: the upstream when there is no local origin to read (a
+   * remote one, or one that is gone), kept with them instead of read at every look.
+   */
+  tracking?: { ref: string; commit?: string };
 }
 
 /** `headText`: HEAD as the caller already read it (so that it is read once, after the caller stat'ed it). */
@@ -193,7 +199,19 @@ function readUpstreamSource(clone: string, head: string | undefined): UpstreamSo
   const merge = branch ? sections.get(`branch "${branch}"`)?.get('merge') : undefined;
   const url = sections.get(`remote "${remote}"`)?.get('url');
   const localOrigin = url ? localRepoPath(url, clone) : undefined;
-  return { remote, ...(merge ? { merge } : {}), ...(localOrigin ? { localOrigin } : {}) };
+  const tracking = merge ? readTracking(join(clone, '.git'), remote, merge) : undefined;
+  return { remote, ...(merge ? { merge } : {}), ...(localOrigin ? { localOrigin } : {}), ...(tracking ? { tracking } : {}) };
+}
+
+/** The remote-tracking ref of `merge` on `remote`, and its commit (loose, else packed). */
+export function readTracking(gitDir: string, remote: string, merge: string): NonNullable<UpstreamSource['tracking']> {
+  const ref = trackingRef(remote, merge);
+  const commit = resolveRef(gitDir, ref);
+  return { ref, ...(commit ? { commit } : {}) };
+}
+
+function trackingRef(remote: string, merge: string): string {
+  return `refs/remotes/${remote}/${merge.replace(/^refs\/heads\//, '')}`;
 }
 
 function resolveUpstream(clone: string, source: UpstreamSource, origins?: Map<string, string | undefined>): string | undefined {
@@ -206,8 +224,9 @@ function resolveUpstream(clone: string, source: UpstreamSource, origins?: Map<st
     origins?.set(memoKey, commit);
     if (commit) return commit;
   }
+  if (source.tracking) return source.tracking.commit;
   const gitDir = join(clone, '.git');
-  const tracking = merge ? `refs/remotes/${remote}/${merge.replace(/^refs\/heads\//, '')}` : symbolicRef(gitDir, `refs/remotes/${remote}/HEAD`);
+  const tracking = merge ? trackingRef(remote, merge) : symbolicRef(gitDir, `refs/remotes/${remote}/HEAD`);
   return tracking ? resolveRef(gitDir, tracking) : undefined;
 }
 

@@ -14,7 +14,7 @@ import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
 import { databaseKey, fileIdentity, isSettled, recall, type AgentMemory, type FolderReading, type HealthCache, type Remembered } from './check-cache.js';
-import { cloneStateFrom, readCloneFiles, readIndex } from '../git/clone-state.js';
+import { cloneStateFrom, readCloneFiles, readIndex, readTracking } from '../git/clone-state.js';
 import { readText } from '../git/refs.js';
 import { FolderStats, statFile, WAL_FILE, type FileInfo } from './folder-stats.js';
 import { checkTelegram } from './telegram-check.js';
@@ -163,6 +163,8 @@ function folderInputs(paths: AgentPaths, reading: FolderReading): string[] {
     if (reading.clone?.dir !== dir) continue;
     for (const name of GIT_FILES) inputs.push(`${dir}/.git/${name}`);
     if (reading.clone.files.headRef) inputs.push(`${dir}/.git/${reading.clone.files.headRef}`);
+    const tracking = reading.clone.files.upstream?.tracking;
+    if (tracking) inputs.push(`${dir}/.git/${tracking.ref}`);
     break;
   }
   return inputs;
@@ -177,6 +179,12 @@ function readClone(paths: AgentPaths, stats: FolderStats): FolderReading['clone'
     const headRef = /^ref: (.+)$/.exec(head?.trim() ?? '')?.[1];
     if (headRef) stats.get(`${gitDir}/${headRef}`);
     const files = readCloneFiles(join(paths.dir, dir), head);
+    // The remote-tracking ref is named in the config just read: stat'ed now, and read again after, so what is remembered is not older than its identity.
+    const upstream = files.upstream;
+    if (upstream?.tracking && upstream.merge) {
+      stats.get(`${gitDir}/${upstream.tracking.ref}`);
+      upstream.tracking = readTracking(join(paths.dir, gitDir), upstream.remote, upstream.merge);
+    }
     // A large index is read at each run instead: remembered, it would make the cache file huge.
     return files.index && files.index.length > MAX_REMEMBERED_INDEX ? { dir, files: { ...files, index: undefined }, indexTooLarge: true } : { dir, files };
   }

@@ -76,7 +76,7 @@ export function remember(cache: HealthCache, id: string, memory: AgentMemory): v
  * header names the animus version: what an older animus judged (its checks, its
  * messages) is not served by a newer one, even for files that did not change.
  */
-const HEADER = `animus health cache 4 ${VERSION}`;
+const HEADER = `animus health cache 5 ${VERSION}`;
 
 /**
  * A file changed less than this long before it was read is not remembered: a change

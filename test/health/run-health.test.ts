@@ -208,6 +208,15 @@ describe('runHealth', () => {
       expect(agent.facts.behind, agent.id).toBe(0);
       expect(check(agent, 'clone').message, agent.id).toContain('up to date');
     }
+    // The tracking ref is remembered with the other .git files: a fetch that moves it is seen at once.
+    const moved = agents[0]!;
+    expect((await runHealth({ home: gone, ids: [moved.agent.id], settleMs: 0 })).agents[0]!.facts.behind).toBe(0);
+    expect((await runHealth({ home: gone, ids: [moved.agent.id], settleMs: 0 })).agents[0]!.facts.behind).toBe(0);
+    const next = (await git(['commit-tree', 'HEAD^{tree}', '-p', 'HEAD', '-m', 'fetched'], moved.clone)).trim();
+    await git(['update-ref', 'refs/remotes/origin/main', next], moved.clone);
+    const after = (await runHealth({ home: gone, ids: [moved.agent.id], settleMs: 0 })).agents[0]!;
+    expect(after.facts.behind).toBe(1);
+    expect(check(after, 'clone').message).toContain('1 commit(s) behind');
   });
 
   it('lists misnamed folders as unhealthy and refuses an unknown id or a missing home', async () => {
