@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { join, resolve, sep } from 'node:path';
+import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 
 /**
@@ -65,15 +65,32 @@ export interface AgentPaths {
 }
 
 export function agentPaths(home: string, agent: AgentId): AgentPaths {
-  const dir = join(resolve(home), agent.id);
-  return agentPathsIn(dir, agent);
+  // An agent id is one plain name: below the resolved home, joining is concatenating.
+  const root = resolvedHome(home);
+  return pathsIn(`${root === sep ? '' : root}${sep}${agent.id}`, agent);
+}
+
+let lastHome: string | undefined;
+let lastRoot = '';
+/** resolve(home), remembered for the last absolute one (pure for those): health and list ask it for every agent of a home. */
+function resolvedHome(home: string): string {
+  if (home === lastHome) return lastRoot;
+  const root = resolve(home);
+  if (isAbsolute(home)) {
+    lastHome = home;
+    lastRoot = root;
+  }
+  return root;
 }
 
 /** Paths of an agent whose folder is somewhere else (staging, restore). */
 export function agentPathsIn(folder: string, agent: AgentId): AgentPaths {
-  // One join normalizes the folder; the rest are plain concatenations of fixed names,
-  // since health and list build these for every agent of a large home.
-  const dir = join(folder).replace(/(?<=.)\/+$/, '');
+  // One join normalizes the folder; the rest are plain concatenations of fixed names.
+  return pathsIn(join(folder).replace(/(?<=.)\/+$/, ''), agent);
+}
+
+/** The paths below a normal folder path. */
+function pathsIn(dir: string, agent: AgentId): AgentPaths {
   const logs = `${dir}${sep}${LOGS_DIR}`;
   return {
     agent,
