@@ -47,6 +47,12 @@ export interface Completion {
   usage?: Usage;
   /** No reply to send (empty answer, or nothing to send it to): delivery is `skipped`. */
   skipDelivery?: boolean;
+  /**
+   * The reply is delivered by being stored: a local message's (`animus send`) is read from
+   * this row, so it is `sent` at once instead of waiting for the delivery worker to say so
+   * in a second write.
+   */
+  deliveredByStoring?: boolean;
   /** The run's stop reason (messages.stop_reason). */
   stopReason?: string | null;
   now?: number;
@@ -121,7 +127,8 @@ const statements = preparedFor((db): Statements => ({
   complete: db.prepare("UPDATE queue SET status = 'completed', claimed_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?"),
   completeMessage: db.prepare(`
     UPDATE messages SET agent_response = @reply, processed = 1, latency_ms = @latency, prompt_tokens = @prompt, completion_tokens = @completion,
-      total_tokens = @total, stop_reason = @stopReason, delivery_status = @delivery, delivery_attempts = 0, delivery_due_at = @now, delivery_error = NULL
+      total_tokens = @total, stop_reason = @stopReason, delivery_status = @delivery, delivery_attempts = @deliveryAttempts, delivery_due_at = @now, delivery_error = NULL,
+      delivered_at = @deliveredAt
     WHERE id = @id`),
   retry: db.prepare("UPDATE queue SET status = 'pending', claimed_at = NULL, available_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
   fail: db.prepare("UPDATE queue SET status = 'failed', claimed_at = NULL, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
@@ -195,6 +202,7 @@ export function nextDueAt(db: Database): number | undefined {
 export function completeItem(db: Database, done: Completion): void {
   const s = statements(db);
   const now = done.now ?? Date.now();
+  const delivery = done.skipDelivery || done.reply.trim() === '' ? 'skipped' : done.deliveredByStoring ? 'sent' : 'pending';
   db.transaction(() => {
     s.completeMessage.run({
       id: done.messageId,
@@ -204,7 +212,9 @@ export function completeItem(db: Database, done: Completion): void {
       completion: done.usage?.completionTokens ?? null,
       total: done.usage?.totalTokens ?? null,
       stopReason: done.stopReason ?? null,
-      delivery: done.skipDelivery || done.reply.trim() === '' ? 'skipped' : 'pending',
+      delivery,
+      deliveryAttempts: delivery === 'sent' ? 1 : 0,
+      deliveredAt: delivery === 'sent' ? sqlTimestamp(new Date(now)) : null,
       now,
     });
     s.complete.run(sqlTimestamp(new Date(now)), done.queueId);
