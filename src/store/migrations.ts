@@ -130,7 +130,7 @@ export interface MigrationResult {
  * still hold, and an agent rolled back to an older runtime keeps working on it.
  *
  * Two processes may open an old file at once (the runtime starting after an update while
- * `animus health` reads it): each step holds the write lock from its start and reads the
+ * `animus queue retry` writes to it): each step holds the write lock from its start and reads the
  * version again under it, so a step the other process applied meanwhile is skipped
  * rather than run twice ("duplicate column name").
  */
