@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { join, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 
 /**
@@ -67,6 +67,17 @@ export interface AgentPaths {
 export function agentPaths(home: string, agent: AgentId): AgentPaths {
   const dir = join(resolve(home), agent.id);
   return agentPathsIn(dir, agent);
+}
+
+/** The agent's operation lock (instances/operation-lock.ts): in the home's state folder, never the agent's. */
+export function lockFileOf(paths: AgentPaths): string {
+  // Agent folders sit directly in the home (registry.ts).
+  return join(dirname(paths.dir), '.animus', 'locks', `${paths.agent.id}.lock`);
+}
+
+/** Where a swap of the agent's files keeps its journal (instances/file-swap.ts), beside the lock. */
+export function swapJournalOf(paths: AgentPaths): string {
+  return join(dirname(lockFileOf(paths)), `${paths.agent.id}.swap.json`);
 }
 
 /** Paths of an agent whose folder is somewhere else (staging, restore). */
