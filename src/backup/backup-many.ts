@@ -33,7 +33,7 @@ interface WorkerJob {
 type WireOutcome = { ok: true; value: BackupResult } | { ok: false; error: { code?: ErrorCode; exitCode?: ExitCode; message: string } };
 
 /**
- * Backs up many agents in one process: each archive's work (serialize, quick_check,
+ * Backs up many agents in one process: each archive's work (serialize, integrity_check,
  * hashing, encryption) is CPU-bound once the files are cached, so `--all` over a large
  * home is shared by worker threads, one per core, each with its own pool of
  * overlapping backups. Threads claim agents one at a time from a shared counter

@@ -48,7 +48,7 @@ export function defaultBackupDir(home: string): string {
 /**
  * One consistent archive of an agent: the database as one image read in a single
  * read transaction (safe while the runtime writes; never a file copy of a live
- * database), checked with quick_check before it is archived, plus .env,
+ * database), checked with integrity_check before it is archived, plus .env,
  * settings.json and the clone's commit. Nothing is written under the final name
  * unless all of it succeeded.
  */
@@ -182,7 +182,7 @@ export function ensurePrivateDir(dir: string): void {
  * it: no scratch file to create, fsync, read back and remove.
  *
  * One weakness: a page the disk fails to return comes out of serialize as zeros, not
- * as an error, and quick_check does not read every byte (an overflow page's payload,
+ * as an error, and integrity_check does not read every byte (an overflow page's payload,
  * a free page). A page of zeros is rare in a real database, so an image with one is
  * taken again through SQLite's backup API, which reports a read error instead, into
  * a hidden file beside the archives (`scratchDir`), removed at once.
@@ -246,7 +246,8 @@ function openSource(path: string): Database.Database {
 }
 
 /**
- * A database that fails quick_check is not archived: every archive must restore.
+ * A database that fails integrity_check is not archived: every archive must restore, and
+ * restore checks the same.
  * The image itself is checked, in memory. An in-memory database cannot be in WAL
  * mode, so the header's WAL flag (bytes 18-19) is cleared while better-sqlite3 copies
  * the image into SQLite and set back at once: no copy of our own, and the archived
@@ -265,9 +266,10 @@ function checkImage(image: Buffer, dbPath: string, paths: AgentPaths): { version
     if (wal) image[18] = image[19] = 2;
   }
   try {
-    const check = db.pragma('quick_check', { simple: true }) as string;
-    if (check !== 'ok') {
-      throw new AnimusError('EBADDB', `${dbPath} fails quick_check (${check}): not backed up; restore it from an older archive with \`animus restore ${paths.agent.id} --from <archive>\``);
+    // The full check, as verify and restore make it: quick_check passes an index that no longer matches its table.
+    const problems = (db.pragma('integrity_check') as Array<{ integrity_check: string }>).map((r) => r.integrity_check).filter((r) => r !== 'ok');
+    if (problems.length > 0) {
+      throw new AnimusError('EBADDB', `${dbPath} fails integrity_check (${problems.slice(0, 3).join('; ')}): not backed up; restore it from an older archive with \`animus restore ${paths.agent.id} --from <archive>\``);
     }
     let rows: Record<BrocaTable, number>;
     try {
@@ -279,7 +281,7 @@ function checkImage(image: Buffer, dbPath: string, paths: AgentPaths): { version
     return { version: image.length >= 64 ? image.readInt32BE(60) : 0, rows };
   } catch (error) {
     if (error instanceof AnimusError) throw error;
-    throw new AnimusError('EBADDB', `${dbPath} fails quick_check (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
+    throw new AnimusError('EBADDB', `${dbPath} fails integrity_check (${describeError(error)}): not backed up; restore it from an older archive`, { cause: error });
   } finally {
     db.close();
   }

@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { isAbsolute, join, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AgentId } from '../core/agent-id.js';
 
 /**
@@ -81,6 +81,17 @@ function resolvedHome(home: string): string {
     lastRoot = root;
   }
   return root;
+}
+
+/** The agent's operation lock (instances/operation-lock.ts): in the home's state folder, never the agent's. */
+export function lockFileOf(paths: AgentPaths): string {
+  // Agent folders sit directly in the home (registry.ts).
+  return join(dirname(paths.dir), '.animus', 'locks', `${paths.agent.id}.lock`);
+}
+
+/** Where a swap of the agent's files keeps its journal (instances/file-swap.ts), beside the lock. */
+export function swapJournalOf(paths: AgentPaths): string {
+  return join(dirname(lockFileOf(paths)), `${paths.agent.id}.swap.json`);
 }
 
 /** Paths of an agent whose folder is somewhere else (staging, restore). */

@@ -6,7 +6,7 @@ import { AnimusError, describeError } from '../core/errors.js';
 import { DIR_MODE, writeFileAtomic } from '../core/fs.js';
 import { notice } from '../core/notices.js';
 import { homeLayout, type AgentPaths } from '../home/layout.js';
-import { swapJournalOf } from './operation-lock.js';
+import { lockHolder, swapJournalOf } from './operation-lock.js';
 
 /**
  * A swap of an agent's files (restore's: the current database, .env, settings.json and
@@ -112,6 +112,25 @@ export async function recoverSwap(paths: AgentPaths): Promise<string | undefined
   } catch (error) {
     throw new AnimusError('EIO', `${who}, and its files could not be put in order (${describeError(error)}): see ${file} for what it was moving`, { cause: error });
   }
+}
+
+/**
+ * A swap a killed command left, in the words read-only commands (status, health) show:
+ * they never finish it themselves, as they write nothing. Undefined when there is none,
+ * or when the lock's holder is alive (the swap is going on).
+ */
+export async function interruptedSwap(paths: AgentPaths): Promise<string | undefined> {
+  const file = swapJournalOf(paths);
+  if (!existsSync(file) || (await lockHolder(paths))) return undefined;
+  let journal: Journal | undefined;
+  try {
+    journal = await readJournal(paths, file);
+  } catch (error) {
+    return describeError(error);
+  }
+  if (!journal) return undefined;
+  const id = paths.agent.id;
+  return `the ${journal.label} of ${id} (pid ${journal.pid}, since ${journal.since}) was interrupted half-way: the next command that changes the agent finishes or undoes it first (for example \`animus start ${id}\`)`;
 }
 
 /** Undoes the first `done` moves, last first: a file moved in is removed, a file moved aside comes back. */

@@ -3,12 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AnimusError, EXIT, describeError } from '../core/errors.js';
 import { DIR_MODE } from '../core/fs.js';
 import { isAlive } from '../core/pid.js';
-import type { AgentPaths } from '../home/layout.js';
+import { lockFileOf, swapJournalOf, type AgentPaths } from '../home/layout.js';
 
 /**
  * One operation at a time per agent: every command that changes an agent (settings,
@@ -55,15 +55,8 @@ const UNREADABLE_STALE_MS = 10_000;
 /** The locks this async call chain holds: a command that calls another operation on the same agent re-enters. */
 const held = new AsyncLocalStorage<ReadonlySet<string>>();
 
-export function lockFileOf(paths: AgentPaths): string {
-  // Agent folders sit directly in the home (registry.ts); the lock sits in its state folder.
-  return join(dirname(paths.dir), '.animus', 'locks', `${paths.agent.id}.lock`);
-}
-
-/** Where a swap of the agent's files keeps its journal (file-swap.ts), beside the lock. */
-export function swapJournalOf(paths: AgentPaths): string {
-  return join(dirname(lockFileOf(paths)), `${paths.agent.id}.swap.json`);
-}
+// Where the lock and a swap's journal live, re-exported for the lock's users.
+export { lockFileOf, swapJournalOf };
 
 /**
  * A swap of the agent's files that a killed command left half-done is finished or undone

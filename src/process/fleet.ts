@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import type { ProcessManagerName } from '../config/settings.js';
 import { AnimusError, describeError } from '../core/errors.js';
-import { agentPaths, type AgentPaths } from '../home/layout.js';
+import { agentPaths, swapJournalOf, type AgentPaths } from '../home/layout.js';
 import { folderSafetyProblems } from '../instances/folder-safety.js';
 import { requireAgent, scanAgentFolders } from '../instances/registry.js';
 import { readRuntimeState } from '../instances/runtime-state.js';
@@ -102,11 +103,16 @@ export async function fleetStatus(agents: AgentPaths[], options: OpenOptions): P
       }
     }),
   );
-  return agents.map((paths) => withRuntimeProblem(paths, byId.get(paths.agent.id) ?? { id: paths.agent.id, state: 'unknown' }));
+  return Promise.all(agents.map((paths) => withAgentProblem(paths, byId.get(paths.agent.id) ?? { id: paths.agent.id, state: 'unknown' })));
 }
 
-/** A running instance that says it cannot answer (awaiting approval, key refused, out of credits) has that as its problem. */
-function withRuntimeProblem(paths: AgentPaths, row: StatusRow): StatusRow {
+/**
+ * A restore killed half-way is the agent's problem whatever its state; a running instance
+ * that says it cannot answer (awaiting approval, key refused, out of credits) has that.
+ */
+async function withAgentProblem(paths: AgentPaths, row: StatusRow): Promise<StatusRow> {
+  const interrupted = existsSync(swapJournalOf(paths)) ? await (await import('../instances/file-swap.js')).interruptedSwap(paths) : undefined;
+  if (interrupted) return { ...row, problem: row.problem ? `${row.problem}; ${interrupted}` : interrupted };
   if (row.state !== 'online' || row.problem) return row;
   const section = readRuntimeState(paths.dir)?.sections.letta;
   return section && section.status !== 'ok' ? { ...row, problem: section.message } : row;

@@ -63,6 +63,9 @@ const FAULT_BACKOFF_MAX_MS = 30_000;
 const FIRST_LOOK_MS = 1;
 
 export class RunDriver {
+  /** The run this driver started last and when Letta named it: its first look counts from then, not from after the run id's write. */
+  private started: { runId: string; at: number } | undefined;
+
   constructor(private readonly options: RunDriverOptions) {}
 
   private call(signal: AbortSignal) {
@@ -73,6 +76,7 @@ export class RunDriver {
   async start(row: RequestRow, messages: OutgoingMessage[], signal: AbortSignal): Promise<string> {
     const client = await this.options.client();
     const run = await client.createRun(messages, this.call(signal));
+    this.started = { runId: run.id, at: performance.now() };
     recordRun(this.options.db, row.id, run.id);
     this.options.onEndpointOk();
     return run.id;
@@ -136,8 +140,10 @@ export class RunDriver {
     const client = await this.options.client();
     let cancelledByUs = false;
     let pause = FIRST_LOOK_MS;
-    for (;;) {
-      await sleep(pause, signal);
+    const named = this.started?.runId === runId ? this.started.at : undefined;
+    this.started = undefined;
+    for (let first = true; ; first = false) {
+      await sleep(first && named !== undefined ? Math.max(0, named + FIRST_LOOK_MS - performance.now()) : pause, signal);
       const run = await this.patient(runId, signal, () => client.getRun(runId, this.call(signal)));
       if (run.status !== 'created' && run.status !== 'running') return { run, cancelledByUs };
       if (!cancelledByUs && Date.now() - startedAt > this.options.runTimeoutMs()) {

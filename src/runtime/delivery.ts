@@ -63,7 +63,8 @@ export class DeliveryWorker {
       }
     }
     // A full batch may have more behind it; a short one emptied what was due (a reply stored
-    // meanwhile wakes the worker, and the sleep below then returns at once).
+    // meanwhile wakes the worker, and the sleep below then returns at once). A batch holds one
+    // reply per chat: the chat's next reply, freed by sending this one, is what `next` finds.
     if (due.length >= DELIVERY_BATCH) return;
     const next = nextDeliveryAt(db);
     const refresh = this.options.refreshMs();

@@ -25,6 +25,7 @@ import { errorText, type Logger } from './logger.js';
 import { Sleeper } from './sleeper.js';
 import { UserBlockError, UserMemory } from './user-memory.js';
 import { isoTime } from '../core/time.js';
+import { PLATFORMS } from '../store/inbound.js';
 
 /**
  * The queue processor: one agent run in flight per agent (Letta: concurrent requests
@@ -177,13 +178,31 @@ export class QueueWorker {
         return;
       }
     }
-    const item = claimNext(db);
+    const claimed = live ? this.claimWithRequest() : { item: claimNext(db), requestId: undefined };
+    const item = claimed.item;
     if (!item) {
       const due = nextDueAt(db);
       await this.sleeper.sleep(due === undefined ? refreshMs : Math.min(refreshMs, Math.max(1, due - Date.now())));
       return;
     }
-    await this.track(item.queueId, (signal) => this.process(item, current, signal));
+    await this.track(item.queueId, (signal) => this.process(item, current, signal, claimed.requestId));
+  }
+
+  /**
+   * Claims the next item and records its message request in one write: a live item is
+   * never processing without the request that says what became of it, and the commit a
+   * message costs is one fewer.
+   */
+  private claimWithRequest(): { item: ClaimedItem | undefined; requestId: number | undefined } {
+    const { db, agentId } = this.options;
+    return db
+      .transaction(() => {
+        const item = claimNext(db);
+        if (!item || item.messageId === null || item.text === null) return { item, requestId: undefined };
+        const requestId = insertRequest(db, { queueId: item.queueId, messageId: item.messageId, attempt: item.attempts, kind: 'message', otid: otidFor(agentId, 'message', item.queueId) });
+        return { item, requestId };
+      })
+      .immediate();
   }
 
   /**
@@ -248,7 +267,8 @@ export class QueueWorker {
     }
   }
 
-  private async process(item: ClaimedItem, settings: Settings, signal: AbortSignal): Promise<void> {
+  /** `requestId`: the message request recorded with the claim, not sent yet. */
+  private async process(item: ClaimedItem, settings: Settings, signal: AbortSignal, requestId?: number): Promise<void> {
     const { db, logger } = this.options;
     if (item.messageId === null || item.text === null) {
       failItem(db, item.queueId, 'the queue item has no message row');
@@ -258,13 +278,13 @@ export class QueueWorker {
     if (settings.message_mode === 'echo') {
       const started = performance.now();
       const reply = formatAgentInput(item, item.text);
-      completeItem(db, { queueId: item.queueId, messageId: item.messageId, reply, latencyMs: performance.now() - started });
+      completeItem(db, { queueId: item.queueId, messageId: item.messageId, reply, latencyMs: performance.now() - started, deliveredByStoring: isLocal(item) });
       logger.info('item completed', { item: item.queueId, mode: 'echo', attempt: item.attempts, latency_ms: 0, reply_chars: reply.length });
-      this.options.onReply();
+      if (!isLocal(item)) this.options.onReply();
       return;
     }
     try {
-      await this.converse(item, settings, signal, undefined);
+      await this.converse(item, settings, signal, undefined, requestId);
     } catch (error) {
       this.interrupted(item, error);
     }
@@ -315,7 +335,7 @@ export class QueueWorker {
    * runs, until it has a reply, is retried later, fails, or waits for an operator
    * (resolves true then). Every request is recorded before it is sent.
    */
-  private async converse(item: ClaimedItem, settings: Settings, signal: AbortSignal, open: RequestRow | undefined): Promise<boolean> {
+  private async converse(item: ClaimedItem, settings: Settings, signal: AbortSignal, open: RequestRow | undefined, unsent?: number): Promise<boolean> {
     const { db, agentId } = this.options;
     const client = await this.options.client();
     const input = formatAgentInput(item, item.text!);
@@ -328,7 +348,8 @@ export class QueueWorker {
       for (;;) {
         if (!row) {
           const otid = otidFor(agentId, 'message', item.queueId);
-          const id = insertRequest(db, { queueId: item.queueId, messageId: item.messageId, attempt: item.attempts, kind: 'message', otid });
+          const id = unsent ?? insertRequest(db, { queueId: item.queueId, messageId: item.messageId, attempt: item.attempts, kind: 'message', otid });
+          unsent = undefined;
           let senderId: string | undefined;
           if (settings.letta.attach_user_block && item.lettaUserId !== null) {
             this.memory ??= new UserMemory(db, client);
@@ -493,14 +514,14 @@ export class QueueWorker {
       // One transaction: a kill between the two would leave the item processing with no open request, and recovery would send it again.
       db.transaction(() => {
         finishRequest(db, row.id, { ...end, outcome: reply ? 'replied' : 'no_reply' });
-        completeItem(db, { queueId: item.queueId, messageId: item.messageId!, reply, latencyMs: Date.now() - conversationStart, usage, stopReason: reason });
+        completeItem(db, { queueId: item.queueId, messageId: item.messageId!, reply, latencyMs: Date.now() - conversationStart, usage, stopReason: reason, deliveredByStoring: isLocal(item) });
       })();
       state.answered();
       const fields = { item: item.queueId, attempt: item.attempts, run: row.runId ?? undefined, stop_reason: reason ?? undefined, latency_ms: Date.now() - conversationStart, total_tokens: usage.totalTokens ?? undefined, reply_chars: reply.length };
       if (!reply) logger.warn('agent ended its turn without a reply: nothing is sent to the user', fields);
       else if (!isNormalEnd(reason)) logger.warn(`agent replied, but its run ended with stop reason ${reason}`, fields);
       logger.info('item completed', { ...fields, mode: 'live' });
-      this.options.onReply();
+      if (!isLocal(item)) this.options.onReply();
       return { done: true };
     }
     if (handling === 'approval') {
@@ -639,4 +660,9 @@ function fnv1a64(text: string, seed: bigint): string {
     hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
   }
   return hash.toString(16).padStart(16, '0');
+}
+
+/** A local message (`animus send`): its reply is read from the database, so storing it delivers it. */
+function isLocal(item: ClaimedItem): boolean {
+  return item.platform === PLATFORMS.local;
 }

@@ -128,6 +128,11 @@ export interface MigrationResult {
  * transaction, so a crash leaves the file at a whole version. A file a later animus
  * migrated further is used as it is: every step only adds, so this code's statements
  * still hold, and an agent rolled back to an older runtime keeps working on it.
+ *
+ * Two processes may open an old file at once (the runtime starting after an update while
+ * `animus queue retry` writes to it): each step holds the write lock from its start and reads the
+ * version again under it, so a step the other process applied meanwhile is skipped
+ * rather than run twice ("duplicate column name").
  */
 export function migrate(db: Database): MigrationResult {
   const from = schemaVersion(db);
@@ -136,11 +141,15 @@ export function migrate(db: Database): MigrationResult {
   db.exec(BROCA_SCHEMA);
   for (const step of MIGRATIONS) {
     if (step.version <= from) continue;
-    db.transaction(() => {
-      db.exec(step.sql);
-      db.pragma(`user_version = ${step.version}`);
-    })();
-    applied.push(`${step.version}: ${step.description}`);
+    const ran = db
+      .transaction(() => {
+        if (schemaVersion(db) >= step.version) return false;
+        db.exec(step.sql);
+        db.pragma(`user_version = ${step.version}`);
+        return true;
+      })
+      .immediate();
+    if (ran) applied.push(`${step.version}: ${step.description}`);
   }
   return { from, to: schemaVersion(db), applied };
 }

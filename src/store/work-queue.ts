@@ -12,7 +12,8 @@ import { preparedFor } from './statements.js';
  *   processing left by a crash --recover--> pending, or failed once its attempts are used up
  *
  * Delivery of a reply is tracked on its message row (delivery_status pending → sent |
- * failed | skipped) and retried on its own, never by asking the agent again.
+ * failed | skipped) and retried on its own, never by asking the agent again; the replies
+ * to one chat go out one after another, in the order they were stored.
  * Times in available_at / claimed_at / delivery_due_at are ms since the epoch.
  */
 
@@ -46,6 +47,12 @@ export interface Completion {
   usage?: Usage;
   /** No reply to send (empty answer, or nothing to send it to): delivery is `skipped`. */
   skipDelivery?: boolean;
+  /**
+   * The reply is delivered by being stored: a local message's (`animus send`) is read from
+   * this row, so it is `sent` at once instead of waiting for the delivery worker to say so
+   * in a second write.
+   */
+  deliveredByStoring?: boolean;
   /** The run's stop reason (messages.stop_reason). */
   stopReason?: string | null;
   now?: number;
@@ -86,6 +93,21 @@ interface Statements {
 /** The oldest due pending item: read in id order through idx_queue_claim (no sort of the backlog). */
 export const OLDEST_DUE_SQL = "SELECT id FROM queue WHERE status = 'pending' AND COALESCE(available_at, 0) <= @now ORDER BY id LIMIT 1";
 
+/**
+ * The first pending reply of each chat: the only one of the chat that may be sent. Replies to
+ * one chat go out in the order they were stored whatever the pacing, retries and deferrals did
+ * to their due times (a later reply due first would otherwise overtake an earlier one); a reply
+ * that failed for good or was sent no longer holds the chat. A chat is the platform and the
+ * chat id (the same numeric id on two platforms is two chats). Local replies, delivered at once
+ * and never deferred, and a reply without a chat wait on none: each is its own group (an
+ * integer m.id never equals a text chat key). One pass over the pending rows through
+ * idx_messages_delivery, never over the delivered ones.
+ */
+const FIRST_IN_CHAT_SQL = `
+  SELECT MIN(h.id) FROM messages h LEFT JOIN platform_profiles hp ON hp.id = h.platform_profile_id
+  WHERE h.delivery_status = 'pending'
+  GROUP BY COALESCE(CASE WHEN hp.platform <> 'local' THEN hp.platform || ' ' || COALESCE(h.platform_chat_id, hp.platform_user_id) END, h.id)`;
+
 const statements = preparedFor((db): Statements => ({
   claim: db.prepare(`
     UPDATE queue SET status = 'processing', claimed_at = @now, attempts = COALESCE(attempts, 0) + 1, updated_at = @ts
@@ -105,7 +127,8 @@ const statements = preparedFor((db): Statements => ({
   complete: db.prepare("UPDATE queue SET status = 'completed', claimed_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?"),
   completeMessage: db.prepare(`
     UPDATE messages SET agent_response = @reply, processed = 1, latency_ms = @latency, prompt_tokens = @prompt, completion_tokens = @completion,
-      total_tokens = @total, stop_reason = @stopReason, delivery_status = @delivery, delivery_attempts = 0, delivery_due_at = @now, delivery_error = NULL
+      total_tokens = @total, stop_reason = @stopReason, delivery_status = @delivery, delivery_attempts = @deliveryAttempts, delivery_due_at = @now, delivery_error = NULL,
+      delivered_at = @deliveredAt
     WHERE id = @id`),
   retry: db.prepare("UPDATE queue SET status = 'pending', claimed_at = NULL, available_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
   fail: db.prepare("UPDATE queue SET status = 'failed', claimed_at = NULL, last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'"),
@@ -119,8 +142,9 @@ const statements = preparedFor((db): Statements => ({
     SELECT m.id AS messageId, m.agent_response AS reply, COALESCE(m.delivery_attempts, 0) AS attempts, COALESCE(m.delivery_parts, 0) AS partsSent, p.platform,
            COALESCE(m.platform_chat_id, p.platform_user_id) AS chatId, m.platform_message_id AS platformMessageId
     FROM messages m LEFT JOIN platform_profiles p ON p.id = m.platform_profile_id
-    WHERE m.delivery_status = 'pending' AND COALESCE(m.delivery_due_at, 0) <= ? ORDER BY m.id LIMIT ?`),
-  nextDelivery: db.prepare("SELECT MIN(COALESCE(delivery_due_at, 0)) AS due FROM messages WHERE delivery_status = 'pending'"),
+    WHERE m.id IN (${FIRST_IN_CHAT_SQL}) AND COALESCE(m.delivery_due_at, 0) <= ? ORDER BY m.id LIMIT ?`),
+  // Only a chat's first reply counts: a later one due sooner cannot go before it.
+  nextDelivery: db.prepare(`SELECT MIN(COALESCE(delivery_due_at, 0)) AS due FROM messages WHERE id IN (${FIRST_IN_CHAT_SQL})`),
   delivered: db.prepare("UPDATE messages SET delivery_status = 'sent', delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_error = NULL, delivered_at = ? WHERE id = ?"),
   partsDelivered: db.prepare('UPDATE messages SET delivery_parts = ? WHERE id = ?'),
   retryDelivery: db.prepare('UPDATE messages SET delivery_attempts = COALESCE(delivery_attempts, 0) + 1, delivery_due_at = ?, delivery_error = ? WHERE id = ?'),
@@ -178,6 +202,7 @@ export function nextDueAt(db: Database): number | undefined {
 export function completeItem(db: Database, done: Completion): void {
   const s = statements(db);
   const now = done.now ?? Date.now();
+  const delivery = done.skipDelivery || done.reply.trim() === '' ? 'skipped' : done.deliveredByStoring ? 'sent' : 'pending';
   db.transaction(() => {
     s.completeMessage.run({
       id: done.messageId,
@@ -187,7 +212,9 @@ export function completeItem(db: Database, done: Completion): void {
       completion: done.usage?.completionTokens ?? null,
       total: done.usage?.totalTokens ?? null,
       stopReason: done.stopReason ?? null,
-      delivery: done.skipDelivery || done.reply.trim() === '' ? 'skipped' : 'pending',
+      delivery,
+      deliveryAttempts: delivery === 'sent' ? 1 : 0,
+      deliveredAt: delivery === 'sent' ? sqlTimestamp(new Date(now)) : null,
       now,
     });
     s.complete.run(sqlTimestamp(new Date(now)), done.queueId);
@@ -236,10 +263,12 @@ export function recoverStale(db: Database, options: { maxAttempts: number; claim
   return result;
 }
 
+/** Replies due now, in stored order, at most one per chat: its first pending reply (see FIRST_IN_CHAT_SQL). */
 export function dueDeliveries(db: Database, now: number = Date.now(), limit = 20): DeliveryItem[] {
   return statements(db).dueDeliveries.all(now, limit) as DeliveryItem[];
 }
 
+/** When the next reply that may be sent becomes due (a chat's first pending one), or undefined when none is pending. */
 export function nextDeliveryAt(db: Database): number | undefined {
   const row = statements(db).nextDelivery.get() as { due: number | null };
   return row.due ?? undefined;

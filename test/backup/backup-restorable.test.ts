@@ -140,6 +140,33 @@ describe('backup accepts only what restore can bring back', () => {
     expect(await archivesIn(join(out, a.agent.id))).toEqual([]);
   });
 
+  it('a database whose index disagrees with its table (quick_check passes, integrity_check does not) is refused: restore would refuse it', async () => {
+    for (let i = 0; i < 100; i++) addMessage(a.db, `message ${String(i).padStart(3, '0')}`);
+    const handle = new Database(a.db);
+    handle.exec('CREATE INDEX idx_test_text ON messages(message)');
+    handle.pragma('wal_checkpoint(TRUNCATE)');
+    const root = (handle.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'idx_test_text'").get() as { rootpage: number }).rootpage;
+    handle.close();
+    // The index's last key made larger (its order holds, its row no longer matches it).
+    const image = await readFile(a.db);
+    const size = image.readUInt16BE(16);
+    const page = image.subarray((root - 1) * size, root * size);
+    const at = page.indexOf(Buffer.from('message 099'));
+    expect(at).toBeGreaterThan(0);
+    page[at + 10] = 'z'.charCodeAt(0);
+    await writeFile(a.db, image);
+    const check = new Database(a.db, { readonly: true });
+    expect(check.pragma('quick_check', { simple: true })).toBe('ok');
+    expect(check.pragma('integrity_check', { simple: true })).toMatch(/missing from index idx_test_text/);
+    check.close();
+
+    const result = await runCli(['backup', a.agent.id, '--out', out], { home });
+    expect(result.code).toBe(5);
+    expectOneLine(result.stderr);
+    expect(result.stderr).toMatch(/fails integrity_check \(row \d+ missing from index idx_test_text.*\): not backed up; restore it from an older archive/);
+    expect(await archivesIn(join(out, a.agent.id))).toEqual([]);
+  });
+
   it('an ordinary agent archives with no note, and its archive records the four tables', async () => {
     const made = json<BackupOutput>(await runCli(['backup', a.agent.id, '--out', out, '--json'], { home }));
     expect(made.backups[0]!.notes).toEqual([]);

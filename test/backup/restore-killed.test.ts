@@ -87,6 +87,14 @@ async function killBetweenRenames(): Promise<void> {
 describe('a restore killed between its renames', () => {
   it('is finished by the next command on the agent, which says so', async () => {
     await killBetweenRenames();
+    // status only reads: it says what happened and what finishes it, and leaves the swap as it is.
+    const status = await runCli(['status', agent.agent.id, '--json'], { home });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)[0].problem).toMatch(
+      new RegExp(`the restore of ${agent.agent.id} \\(pid \\d+, since [^)]+\\) was interrupted half-way: the next command that changes the agent finishes or undoes it first \\(for example \`animus start ${agent.agent.id}\`\\)`),
+    );
+    expect(existsSync(swapJournalOf(agent))).toBe(true);
+    expect(await readFile(agent.env, 'utf8')).toBe(before.env);
     const next = await runCli(['backup', agent.agent.id, '--out', join(root, 'after'), '--json'], { home });
     expect(next.code, next.stderr).toBe(0);
     expect(next.stderr).toMatch(/the restore of agent-\S+ from \S+ \(pid \d+, since [^)]+\) was interrupted after it had verified everything: its remaining files were moved into place/);

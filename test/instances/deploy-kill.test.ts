@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cliEnv, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
@@ -27,13 +27,19 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-/** Pids of processes whose command line names the hanging remote. */
+/**
+ * Pids of git (and its watchdog shell) naming the hanging remote. A node process is never
+ * one: the deploy itself names the remote, and so does each child it forks for an earlier
+ * git call (publishing the runtime into a new home) until that child execs, which made
+ * the kill land before the clone had begun.
+ */
 async function gitPids(): Promise<number[]> {
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(`127.0.0.1:${port}/`) && !cmdline.includes('vitest')) pids.push(Number(name));
+    const argv = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (basename(argv[0] ?? '') === 'node') continue;
+    if (argv.some((arg) => arg.includes(`127.0.0.1:${port}/`))) pids.push(Number(name));
   }
   return pids;
 }
@@ -53,7 +59,7 @@ describe('a deploy killed with SIGKILL during its clone', () => {
     const home = join(root, 'home');
     const id = 'agent-50000000-0000-4000-8000-000000000005';
     const deploy = execa('node', [BIN, 'deploy', id, '--mode', 'echo', '--repo', `http://127.0.0.1:${port}/runtime.git`], { reject: false, env: cliEnv({ home }), extendEnv: false, input: '' });
-    const pids = await until(gitPids, (p) => p.some((pid) => pid !== deploy.pid), 'git clone to start');
+    const pids = await until(gitPids, (p) => p.length > 0, 'git clone to start');
     expect(pids.length).toBeGreaterThan(0);
     deploy.kill('SIGKILL');
     await deploy;

@@ -112,4 +112,19 @@ describe('work queue', () => {
     failDelivery(db, 1, 'blocked');
     expect(db.prepare('SELECT delivery_status FROM messages').get()).toEqual({ delivery_status: 'failed' });
   });
+
+  it('counts a reply delivered by being stored (a local message) as sent at once: the delivery worker never sees it', async () => {
+    const db = await freshDb();
+    storeInbound(db, { platform: 'local', platformUserId: 'ops', username: 'ops', text: 'hello' });
+    storeInbound(db, msg('b', { chatId: '-5' }));
+    const local = claimNext(db)!;
+    completeItem(db, { queueId: local.queueId, messageId: local.messageId!, reply: 'hi', latencyMs: 1, deliveredByStoring: true });
+    const remote = claimNext(db)!;
+    completeItem(db, { queueId: remote.queueId, messageId: remote.messageId!, reply: 'r', latencyMs: 1 });
+    expect(db.prepare('SELECT id, delivery_status, delivery_attempts, delivered_at IS NOT NULL AS at FROM messages ORDER BY id').all()).toEqual([
+      { id: 1, delivery_status: 'sent', delivery_attempts: 1, at: 1 },
+      { id: 2, delivery_status: 'pending', delivery_attempts: 0, at: 0 },
+    ]);
+    expect(dueDeliveries(db).map((d) => d.messageId)).toEqual([2]);
+  });
 });
