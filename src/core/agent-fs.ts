@@ -2,6 +2,7 @@ import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, open
 import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { AnimusError } from './errors.js';
+import { lastResolved } from './last-resolved.js';
 import { DIR_MODE, SECRET_FILE_MODE, writeFileAtomic } from './fs.js';
 
 /**
@@ -60,18 +61,8 @@ function plainParts(rel: string): readonly string[] | undefined {
 
 const plainNames = new Map<string, readonly string[] | null>();
 
-let lastDir: string | undefined;
-let lastRoot = '';
-/** resolve(dir), remembered for the last absolute folder (pure for those): each agent's names are asked one after another. */
-function rootOf(dir: string): string {
-  if (dir === lastDir) return lastRoot;
-  const root = resolve(dir);
-  if (isAbsolute(dir)) {
-    lastDir = dir;
-    lastRoot = root;
-  }
-  return root;
-}
+/** resolve(dir) of an agent folder: each agent's names are asked one after another. */
+const rootOf = lastResolved();
 
 /** Whether `path` (absolute or relative to `dir`) stays inside `dir`, by name only. */
 export function isInside(dir: string, path: string): boolean {

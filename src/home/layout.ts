@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
+import { lastResolved } from '../core/last-resolved.js';
 import type { AgentId } from '../core/agent-id.js';
 
 /**
@@ -70,18 +71,8 @@ export function agentPaths(home: string, agent: AgentId): AgentPaths {
   return pathsIn(`${root === sep ? '' : root}${sep}${agent.id}`, agent);
 }
 
-let lastHome: string | undefined;
-let lastRoot = '';
-/** resolve(home), remembered for the last absolute one (pure for those): health and list ask it for every agent of a home. */
-function resolvedHome(home: string): string {
-  if (home === lastHome) return lastRoot;
-  const root = resolve(home);
-  if (isAbsolute(home)) {
-    lastHome = home;
-    lastRoot = root;
-  }
-  return root;
-}
+/** resolve(home): health and list ask it for every agent of a home. */
+const resolvedHome = lastResolved();
 
 /** The agent's operation lock (instances/operation-lock.ts): in the home's state folder, never the agent's. */
 export function lockFileOf(paths: AgentPaths): string {
