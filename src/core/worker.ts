@@ -4,29 +4,14 @@ import { Worker } from 'node:worker_threads';
  * Runs the export `entry` of the bundled module at `moduleUrl` in a worker thread with
  * `data` as its workerData, and resolves with what it posts as `{ result }`. The worker
  * may post `{ progress: true }` along the way; on abort it receives the message 'stop'.
- * `input`, once it resolves, is posted to the worker as `{ input: value }` (its
- * `transfer` moved, not copied); when it rejects, the worker is stopped and the call
- * rejects with its error: work whose data is still on its way while the worker starts.
  * Health and backup split large homes across cores with this.
  */
-export function runInWorker<R>(
-  moduleUrl: string,
-  entry: string,
-  data: unknown,
-  options: { onProgress?: () => void; signal?: AbortSignal; input?: Promise<{ value: unknown; transfer?: Transferable[] }> } = {},
-): Promise<R> {
+export function runInWorker<R>(moduleUrl: string, entry: string, data: unknown, options: { onProgress?: () => void; signal?: AbortSignal } = {}): Promise<R> {
   return new Promise((resolve, reject) => {
     const code = `import(${JSON.stringify(moduleUrl)}).then((m) => m[${JSON.stringify(entry)}]())`;
     const worker = new Worker(code, { eval: true, workerData: data });
     const stop = () => worker.postMessage('stop');
     options.signal?.addEventListener('abort', stop, { once: true });
-    options.input?.then(
-      ({ value, transfer }) => worker.postMessage({ input: value }, transfer as Parameters<Worker['postMessage']>[1]),
-      (error: unknown) => {
-        reject(error);
-        void worker.terminate();
-      },
-    );
     worker.on('message', (message: { progress?: true; result?: R }) => {
       if (message.progress) return options.onProgress?.();
       resolve(message.result as R);

@@ -1,7 +1,5 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
-import { runInWorker } from '../core/worker.js';
 
 /**
  * A read-only look at a running PM2 daemon over its RPC socket (`$PM2_HOME/rpc.sock`),
@@ -24,53 +22,6 @@ export async function listOverRpc<T>(pm2Home: string, timeoutMs = 10_000): Promi
 
 /** The method that lists every process, with its memory and CPU. */
 const LIST_METHOD = 'getMonitorData';
-
-/** What a read-only look uses of each process PM2 lists (state, pid, uptime, restarts, its id, its folder, memory, CPU). */
-export interface ListedProcess {
-  name?: string;
-  pid?: number;
-  pm_id?: number;
-  monit?: { memory?: number; cpu?: number };
-  pm2_env?: { status?: string; pm_uptime?: number; restart_time?: number; unique_id?: string; exit_code?: number; pm_cwd?: string };
-}
-
-/**
- * listOverRpc with the answer read in a worker thread, each process cut down to what
- * ListedProcess names. PM2 lists each process with its whole environment: two
- * megabytes of JSON for a thousand, which parsed in this thread would be garbage for
- * its collector to copy while it checks a thousand folders. The question is asked from
- * here at once; the worker starts while the daemon works on it and is handed the
- * answer's bytes (moved, not copied).
- */
-export function listOverRpcInWorker(pm2Home: string, timeoutMs = 10_000): Promise<ListedProcess[]> {
-  const id = questionId();
-  const frame = exchange(join(pm2Home, 'rpc.sock'), question(LIST_METHOD, [{}], id), timeoutMs).then((answer) => {
-    const bytes = answer.byteOffset === 0 && answer.byteLength === answer.buffer.byteLength ? answer : Buffer.from(answer);
-    return { value: bytes, transfer: [bytes.buffer as ArrayBuffer] };
-  });
-  return runInWorker<ListedProcess[]>(import.meta.url, 'runListWorker', { animusListJob: { id } }, { input: frame });
-}
-
-/** Entry of a list worker thread (see listOverRpcInWorker). */
-export async function runListWorker(): Promise<void> {
-  const job = (workerData as { animusListJob?: { id: string } } | undefined)?.animusListJob;
-  const port = parentPort;
-  if (!job || !port) return;
-  const bytes = await new Promise<Uint8Array>((resolve) => port.once('message', (message: { input: Uint8Array }) => resolve(message.input)));
-  const reply = answerOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), job.id, LIST_METHOD);
-  port.postMessage({ result: (Array.isArray(reply) ? (reply as ListedProcess[]) : []).map(listed) });
-}
-
-function listed(proc: ListedProcess): ListedProcess {
-  const env = proc.pm2_env;
-  return {
-    name: proc.name,
-    pid: proc.pid,
-    pm_id: proc.pm_id,
-    monit: proc.monit && { memory: proc.monit.memory, cpu: proc.monit.cpu },
-    pm2_env: env && { status: env.status, pm_uptime: env.pm_uptime, restart_time: env.restart_time, unique_id: env.unique_id, exit_code: env.exit_code, pm_cwd: env.pm_cwd },
-  };
-}
 
 const AMP_VERSION = 1;
 

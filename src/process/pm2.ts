@@ -1,6 +1,6 @@
 import { constants, existsSync, readFileSync } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
-import { availableParallelism, homedir } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
 import { ensureAgentDir, ensureAgentFile } from '../core/agent-fs.js';
@@ -39,9 +39,6 @@ export function pm2ProcessName(paths: AgentPaths): string {
 export function resolvePm2Home(env: NodeJS.ProcessEnv): string {
   return env.PM2_HOME && env.PM2_HOME !== '' ? env.PM2_HOME : join(env.HOME ?? homedir(), '.pm2');
 }
-
-/** Agents asked about at once from which PM2's list is read in a worker thread (see listOverRpcInWorker). */
-const LIST_IN_WORKER = 200;
 
 /** What PM2 reports about one process (the part of `pm2 jlist` animus reads). */
 interface Pm2Process {
@@ -146,7 +143,7 @@ export class Pm2Manager implements ProcessManager {
   async status(agents?: AgentPaths[]): Promise<ProcessInfo[]> {
     // Asking must not spawn a daemon: without one, nothing runs.
     if (!this.api && !this.daemonAlive()) return (agents ?? []).map((paths) => notRegistered(paths.agent.id));
-    const list = this.api ? await this.list(this.api) : await this.listReadOnly((agents?.length ?? 0) >= LIST_IN_WORKER);
+    const list = this.api ? await this.list(this.api) : await this.listReadOnly();
     const requested = this.home ? readRequestedRestarts(this.home) : new Map<string, number>();
     const withCrashes = (info: ProcessInfo, proc: Pm2Process): ProcessInfo => ({
       ...info,
@@ -375,13 +372,11 @@ export class Pm2Manager implements ProcessManager {
     return owned;
   }
 
-  /** Over the daemon's socket without loading PM2's API (for many agents, in a worker thread); falls back to the API if that fails. */
-  private async listReadOnly(many: boolean): Promise<Pm2Process[]> {
+  /** Over the daemon's socket without loading PM2's API; falls back to the API if that fails. */
+  private async listReadOnly(): Promise<Pm2Process[]> {
     try {
-      const { listOverRpc, listOverRpcInWorker } = await import('./pm2-rpc.js');
-      // A worker loads the built bundle; under a TypeScript loader (tests) the list is read here.
-      const threaded = many && import.meta.url.endsWith('.js') && availableParallelism() > 1;
-      return await (threaded ? listOverRpcInWorker(this.pm2Home) : listOverRpc<Pm2Process>(this.pm2Home));
+      const { listOverRpc } = await import('./pm2-rpc.js');
+      return await listOverRpc<Pm2Process>(this.pm2Home);
     } catch {
       return this.list(await this.connect());
     }

@@ -61,7 +61,7 @@ describe('a home large enough for worker threads', () => {
     expect(comparable(cached)).toEqual(comparable(report));
   });
 
-  it('health over a PM2 daemon (its list read in a worker thread for this many agents): the agent it runs is online, the others not registered', async () => {
+  it('health over a real PM2 daemon: the agent it runs is online, the others not registered, another app ignored', async () => {
     const pm2Home = `${home}.pm2`;
     const runs = ids[7]!;
     const pm2 = (args: string[]) => execa(process.execPath, [join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), ...args], { env: { PM2_HOME: pm2Home, PATH: process.env.PATH }, extendEnv: false, cwd: home });
