@@ -1,4 +1,4 @@
-import { accessSync, constants, readdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { agentFileProblem, LstatMemo, readAgentText, statAgentPaths } from '../core/agent-fs.js';
 import { DB_COMPANIONS, dbPathOf, type DbPathSetting } from '../instances/db-path.js';
 import { INSPECTED_NAMES, inspectFolder } from '../instances/folder-safety.js';
@@ -9,7 +9,7 @@ import { formatMode } from '../core/fs.js';
 import { isPlaceholder, parseEnv } from '../config/env-file.js';
 import { envProblems } from '../config/env-problems.js';
 import { parseSettingsJson, type MessageMode, type ProcessManagerName, type Settings } from '../config/settings.js';
-import { agentPaths, CLONE_DIR, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
+import { agentPaths, swapJournalOf, CLONE_DIR, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
@@ -85,6 +85,9 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   // The database's place comes from the .env's DB_PATH as read above (remembered with the .env).
   const inspection = inspectFolder(paths, reading.dbPath, lstats);
   if (inspection.problems.length > 0) add({ name: 'files', status: 'fail', message: inspection.problems.join('; ') });
+  // A restore killed half-way (its journal beside the lock): health only reads, so it says what finishes it.
+  const interrupted = existsSync(swapJournalOf(paths)) ? await (await import('../instances/file-swap.js')).interruptedSwap(paths) : undefined;
+  if (interrupted) add({ name: 'restore', status: 'fail', message: interrupted });
 
   const clone = await checkClone(paths, reading.clone, health, context.origins);
   const logs = checkLogs(paths, health, thresholds, stats, lstats, () => listLogs(paths, stats, remembered?.logs, settledBefore, memory));

@@ -8,7 +8,7 @@ import type { ProcessState } from '../process/types.js';
 /** `fail` makes the agent unhealthy; `warn` is worth a look; `unknown` could not be told (never a failure). */
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'unknown';
 
-export const CHECK_NAMES = ['folder', 'files', 'env', 'settings', 'database', 'schema', 'clone', 'logs', 'process', 'letta', 'telegram', 'queue', 'reply'] as const;
+export const CHECK_NAMES = ['folder', 'files', 'restore', 'env', 'settings', 'database', 'schema', 'clone', 'logs', 'process', 'letta', 'telegram', 'queue', 'reply'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
 export interface CheckResult {

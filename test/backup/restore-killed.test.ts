@@ -93,6 +93,9 @@ describe('a restore killed between its renames', () => {
     expect(JSON.parse(status.stdout)[0].problem).toMatch(
       new RegExp(`the restore of ${agent.agent.id} \\(pid \\d+, since [^)]+\\) was interrupted half-way: the next command that changes the agent finishes or undoes it first \\(for example \`animus start ${agent.agent.id}\`\\)`),
     );
+    const health = await runCli(['health', agent.agent.id, '--json', '--offline'], { home });
+    expect(health.code, health.stderr).toBe(1);
+    expect(JSON.parse(health.stdout).agents[0].checks).toContainEqual({ name: 'restore', status: 'fail', message: JSON.parse(status.stdout)[0].problem });
     expect(existsSync(swapJournalOf(agent))).toBe(true);
     expect(await readFile(agent.env, 'utf8')).toBe(before.env);
     const next = await runCli(['backup', agent.agent.id, '--out', join(root, 'after'), '--json'], { home });
