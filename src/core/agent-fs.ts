@@ -2,7 +2,7 @@ import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, open
 import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { AnimusError } from './errors.js';
-import { lastResolved } from './last-resolved.js';
+import { resolvedPath } from './resolved-path.js';
 import { DIR_MODE, SECRET_FILE_MODE, writeFileAtomic } from './fs.js';
 
 /**
@@ -39,7 +39,7 @@ export interface AgentFileStat {
 
 /** The absolute path of `rel` inside `dir`; refuses anything that climbs out (`..`, an absolute path elsewhere). */
 export function pathInside(dir: string, rel: string): string {
-  const root = rootOf(dir);
+  const root = resolvedPath(dir);
   // The names animus itself passes (`.env`, `logs/runtime.log`) need no resolving: health asks for a dozen per agent.
   if (plainParts(rel)) return `${root === sep ? '' : root}${sep}${rel}`;
   const target = resolve(root, rel);
@@ -61,9 +61,6 @@ function plainParts(rel: string): readonly string[] | undefined {
 
 const plainNames = new Map<string, readonly string[] | null>();
 
-/** resolve(dir) of an agent folder: each agent's names are asked one after another. */
-const rootOf = lastResolved();
-
 /** Whether `path` (absolute or relative to `dir`) stays inside `dir`, by name only. */
 export function isInside(dir: string, path: string): boolean {
   const back = relative(resolve(dir), resolve(dir, path));
@@ -75,7 +72,7 @@ export function isInside(dir: string, path: string): boolean {
  * component below it, is lstat'ed. A link anywhere on the way makes it `symlink`.
  */
 export function statAgentPath(dir: string, rel: string): AgentFileStat {
-  return walkAgentPath(rootOf(dir), rel, (path) => lstatOrThrow(path));
+  return walkAgentPath(resolvedPath(dir), rel, (path) => lstatOrThrow(path));
 }
 
 /**
@@ -93,7 +90,7 @@ export class LstatMemo {
  * agent, all below the same folder, within a few microseconds.
  */
 export function statAgentPaths(dir: string, rels: readonly string[], seen: LstatMemo = new LstatMemo()): AgentFileStat[] {
-  const root = rootOf(dir);
+  const root = resolvedPath(dir);
   seen.root ??= root;
   if (seen.root !== root) throw new Error(`one LstatMemo serves one folder: ${seen.root}, not ${root}`);
   const lstat = (path: string, key: string) => {

@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
-import { lastResolved } from '../core/last-resolved.js';
+import { resolvedPath } from '../core/resolved-path.js';
 import type { AgentId } from '../core/agent-id.js';
 
 /**
@@ -67,12 +67,9 @@ export interface AgentPaths {
 
 export function agentPaths(home: string, agent: AgentId): AgentPaths {
   // An agent id is one plain name: below the resolved home, joining is concatenating.
-  const root = resolvedHome(home);
+  const root = resolvedPath(home);
   return pathsIn(`${root === sep ? '' : root}${sep}${agent.id}`, agent);
 }
-
-/** resolve(home): health and list ask it for every agent of a home. */
-const resolvedHome = lastResolved();
 
 /** The agent's operation lock (instances/operation-lock.ts): in the home's state folder, never the agent's. */
 export function lockFileOf(paths: AgentPaths): string {

@@ -1,5 +1,6 @@
 import { assertAgentPath, isInside, readAgentText } from '../core/agent-fs.js';
 import { AnimusError, isAnimusError } from '../core/errors.js';
+import { resolvedPath } from '../core/resolved-path.js';
 import { existsSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { parseEnv } from '../config/env-file.js';
@@ -36,7 +37,7 @@ export const DB_COMPANIONS = ['-wal', '-shm', '-journal'] as const;
  * from the lstats it took anyway).
  */
 export function resolveDbLocation(agentDir: string, dbPathSetting: string | undefined, exists: (path: string) => boolean = existsSync): DbLocation {
-  const dir = resolvedDir(agentDir);
+  const dir = resolvedPath(agentDir);
   const setting = dbPathSetting?.trim() ?? '';
   if (setting !== '') {
     const path = resolve(dir, setting);
@@ -52,12 +53,6 @@ export function resolveDbLocation(agentDir: string, dbPathSetting: string | unde
   const primary = below(DB_FILE);
   if (!exists(primary) && exists(below(LEGACY_DB_FILE))) return { path: below(LEGACY_DB_FILE), rel: LEGACY_DB_FILE, source: 'legacy' };
   return { path: primary, rel: DB_FILE, source: 'default' };
-}
-
-/** resolve(dir), without its work for a folder that is absolute and normal already (every agent folder health looks at). */
-function resolvedDir(dir: string): string {
-  if (dir.startsWith('/') && !dir.includes('//') && !/\/\.\.?(\/|$)/.test(dir) && (dir === '/' || !dir.endsWith('/'))) return dir;
-  return resolve(dir);
 }
 
 /** Refuses (EUNSAFEPATH) a database or companion file that is a link or not a regular file. */
