@@ -91,24 +91,58 @@ export function buildProgram(options: ProgramOptions): Command {
     await recordAudit(ctx, argv, raw, options.exit.code);
   };
 
-  registerHomeCommands(program, action);
-  registerAgentCommands(program, action);
-  registerProcessCommands(program, action);
-  registerStatusCommands(program, action);
-  registerMetricsCommands(program, action);
-  registerSystemdCommands(program, action);
-  registerKubernetesCommands(program, action);
-  registerRuntimeCommands(program, action);
-  registerHealthCommands(program, action);
-  registerBackupCommands(program, action);
-  registerQueueCommands(program, action);
-  registerUserCommands(program, action);
-  registerApprovalCommands(program, action);
-  registerSettingsCommands(program, action);
-  registerEnvCommands(program, action);
-  registerUpdateCommands(program, action);
-  registerAuditCommands(program, action);
+  for (const { register } of registrarsFor(options.argv ?? [])) register(program, action);
   return program;
+}
+
+type Registrar = (program: Command, action: Action) => void;
+
+/**
+ * Every command module's registrar, in the order --help lists the commands, with the
+ * top-level names (and aliases) it registers. test/cli/program.test.ts checks each list
+ * against what its registrar really registers.
+ */
+export const REGISTRARS: ReadonlyArray<{ register: Registrar; names: readonly string[] }> = [
+  { register: registerHomeCommands, names: ['init', 'config'] },
+  { register: registerAgentCommands, names: ['deploy', 'list', 'ls', 'remove', 'rm', 'adopt'] },
+  { register: registerProcessCommands, names: ['start', 'stop', 'restart', 'logs', 'startup'] },
+  { register: registerStatusCommands, names: ['status', 'top'] },
+  { register: registerMetricsCommands, names: ['metrics', 'serve'] },
+  { register: registerSystemdCommands, names: ['systemd'] },
+  { register: registerKubernetesCommands, names: ['kubernetes'] },
+  { register: registerRuntimeCommands, names: ['send', 'telegram'] },
+  { register: registerHealthCommands, names: ['health'] },
+  { register: registerBackupCommands, names: ['backup', 'restore'] },
+  { register: registerQueueCommands, names: ['queue'] },
+  { register: registerUserCommands, names: ['users'] },
+  { register: registerApprovalCommands, names: ['approvals'] },
+  { register: registerSettingsCommands, names: ['settings'] },
+  { register: registerEnvCommands, names: ['env'] },
+  { register: registerUpdateCommands, names: ['update', 'rollback'] },
+  { register: registerAuditCommands, names: ['audit'] },
+];
+
+/**
+ * The registrar of the command the arguments name, alone: commander then builds the
+ * commands of one module instead of some sixty (a tenth of what `animus health` spends
+ * before it starts checking). Every registrar for anything else: help (which lists all),
+ * no command, or a name animus does not know (its error suggests the closest one).
+ */
+export function registrarsFor(args: readonly string[]): ReadonlyArray<{ register: Registrar; names: readonly string[] }> {
+  const name = commandName(args);
+  const one = name === undefined ? undefined : REGISTRARS.find((registrar) => registrar.names.includes(name));
+  return one ? [one] : REGISTRARS;
+}
+
+/** The first argument that is neither a global option nor --home's value; undefined before it for help or `--`. */
+function commandName(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-h' || arg === '--help' || arg === '--') return undefined;
+    if (arg === '--home') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
 }
 
 /** `queue flush`: the command's names from below the program down to it. */

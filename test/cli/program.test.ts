@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { BIN, cliEnv, json, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
+import { buildProgram, REGISTRARS } from '../../src/cli/program.js';
 
 describe('animus (program)', () => {
   it('prints its version', async () => {
@@ -35,6 +37,24 @@ describe('animus (program)', () => {
       expect(help.code, path.join(' ')).toBe(0);
       expect(help.stdout, path.join(' ')).toMatch(/Examples:\n {2}\$ (\S+=\S+ )?animus /);
     }
+  });
+
+  it('registers the command named alone, with the help it has among all; help and unknown names register all', () => {
+    const build = (argv: string[]) => buildProgram({ signal: new AbortController().signal, env: {}, exit: { code: 0 }, argv });
+    const names = (program: Command) => program.commands.flatMap((command) => [command.name(), ...command.aliases()]);
+    // Every command's help, and its subcommands', by path.
+    const helps = (command: Command, path = ''): Array<[string, string]> => [[path, command.helpInformation()], ...command.commands.flatMap((sub) => helps(sub, `${path} ${sub.name()}`))];
+    const all = build(['--help']);
+    expect(names(all)).toEqual(REGISTRARS.flatMap((registrar) => registrar.names));
+    const allHelps = new Map(helps(all));
+    for (const registrar of REGISTRARS) {
+      for (const name of registrar.names) {
+        const alone = build(['--home', '/srv/animus', '--json', name, '--help']);
+        expect(names(alone), name).toEqual(registrar.names);
+        for (const [path, help] of helps(alone).slice(1)) expect(help, path).toBe(allHelps.get(path));
+      }
+    }
+    for (const argv of [[], ['--help'], ['-h', 'health'], ['help', 'health'], ['helth'], ['--home', 'health'], ['--', 'health']]) expect(names(build(argv)), argv.join(' ')).toEqual(names(all));
   });
 
   it('answers an unknown command or option with exit 2 and one line', async () => {
