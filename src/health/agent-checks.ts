@@ -9,7 +9,7 @@ import { formatMode } from '../core/fs.js';
 import { isPlaceholder, parseEnv } from '../config/env-file.js';
 import { envProblems } from '../config/env-problems.js';
 import { parseSettingsJson, type MessageMode, type ProcessManagerName, type Settings } from '../config/settings.js';
-import { agentPaths, swapJournalOf, CLONE_DIR, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
+import { agentPaths, locksDirOf, swapJournalOf, CLONE_DIR, SWAP_JOURNAL_SUFFIX, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
@@ -38,6 +38,24 @@ export interface CheckContext {
   settledBefore: number;
   /** Commits read from local origin repos in this run. */
   origins?: Map<string, string | undefined>;
+  /** The agents with a swap journal, from one listing of the locks folder (agentsWithSwapJournal); absent: each agent's is looked for. */
+  swapJournals?: ReadonlySet<string>;
+}
+
+/**
+ * The agents whose files a swap (restore) journals, by one listing of the home's locks
+ * folder: a look per agent cost a syscall each, and a home made by hand has no such
+ * folder. Undefined when the folder cannot be listed (each agent's journal is looked for).
+ */
+export function agentsWithSwapJournal(home: string): Set<string> | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(locksDirOf(home));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? new Set() : undefined;
+  }
+  return new Set(names.filter((name) => name.endsWith(SWAP_JOURNAL_SUFFIX)).map((name) => name.slice(0, -SWAP_JOURNAL_SUFFIX.length)));
 }
 
 /**
@@ -86,7 +104,8 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
   const inspection = inspectFolder(paths, reading.dbPath, lstats);
   if (inspection.problems.length > 0) add({ name: 'files', status: 'fail', message: inspection.problems.join('; ') });
   // A restore killed half-way (its journal beside the lock): health only reads, so it says what finishes it.
-  const interrupted = existsSync(swapJournalOf(paths)) ? await (await import('../instances/file-swap.js')).interruptedSwap(paths) : undefined;
+  const journaled = context.swapJournals ? context.swapJournals.has(agent.id) : existsSync(swapJournalOf(paths));
+  const interrupted = journaled ? await (await import('../instances/file-swap.js')).interruptedSwap(paths) : undefined;
   if (interrupted) add({ name: 'restore', status: 'fail', message: interrupted });
 
   const clone = await checkClone(paths, reading.clone, health, context.origins);

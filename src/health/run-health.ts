@@ -9,7 +9,7 @@ import { runPool } from '../core/pool.js';
 import type { ProcessManagerName } from '../config/settings.js';
 import { agentPaths, DB_FILE, type AgentPaths } from '../home/layout.js';
 import { scanAgentFolders } from '../instances/registry.js';
-import { checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
+import { agentsWithSwapJournal, checkAgentFolder, checkProcess, type FolderHealth } from './agent-checks.js';
 import { checkLetta, LETTA_CHECK_TIMEOUT_MS } from './letta-check.js';
 import { databaseKey, loadHealthCache, recall, remember, saveHealthCache, SETTLE_MS, type HealthCache } from './check-cache.js';
 import { statFile, WAL_FILE } from './folder-stats.js';
@@ -190,7 +190,7 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
 }
 
 async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHealth>> {
-  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, origins: new Map<string, string | undefined>() };
+  const context = { thresholds: job.thresholds, now: job.now, cache: job.cache, settledBefore: job.settledBefore, origins: new Map<string, string | undefined>(), swapJournals: agentsWithSwapJournal(job.home) };
   // The checks are synchronous file calls that the pool's workers chain through microtasks
   // alone: every few agents all of them wait at one gate for a turn of the event loop, so
   // what the process managers were asked meanwhile (PM2 loading, connecting, answering)

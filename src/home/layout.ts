@@ -74,12 +74,20 @@ export function agentPaths(home: string, agent: AgentId): AgentPaths {
 /** The agent's operation lock (instances/operation-lock.ts): in the home's state folder, never the agent's. */
 export function lockFileOf(paths: AgentPaths): string {
   // Agent folders sit directly in the home (registry.ts).
-  return join(dirname(paths.dir), '.animus', 'locks', `${paths.agent.id}.lock`);
+  return join(locksDirOf(dirname(paths.dir)), `${paths.agent.id}.lock`);
 }
+
+/** The folder of the agents' locks and swap journals. */
+export function locksDirOf(home: string): string {
+  return join(home, '.animus', 'locks');
+}
+
+/** A swap journal's name in locksDirOf: `<agent id>` and this. */
+export const SWAP_JOURNAL_SUFFIX = '.swap.json';
 
 /** Where a swap of the agent's files keeps its journal (instances/file-swap.ts), beside the lock. */
 export function swapJournalOf(paths: AgentPaths): string {
-  return join(dirname(lockFileOf(paths)), `${paths.agent.id}.swap.json`);
+  return join(dirname(lockFileOf(paths)), `${paths.agent.id}${SWAP_JOURNAL_SUFFIX}`);
 }
 
 /** Paths of an agent whose folder is somewhere else (staging, restore). */
