@@ -9,11 +9,11 @@ import { formatMode } from '../core/fs.js';
 import { isPlaceholder, parseEnv } from '../config/env-file.js';
 import { envProblems } from '../config/env-problems.js';
 import { parseSettingsJson, type MessageMode, type ProcessManagerName, type Settings } from '../config/settings.js';
-import { agentPaths, locksDirOf, swapJournalOf, CLONE_DIR, SWAP_JOURNAL_SUFFIX, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
+import { agentPaths, locksDirOf, swapJournalOf, CLONE_DIR, ERR_LOG, OUT_LOG, SWAP_JOURNAL_SUFFIX, DB_FILE, ENV_FILE, LEGACY_CLONE_DIR, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import type { ProcessInfo } from '../process/types.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import { ageProbe, probeDatabase } from './database-probe.js';
-import { databaseKey, fileIdentity, isSettled, recall, type AgentMemory, type FolderReading, type HealthCache, type Remembered } from './check-cache.js';
+import { databaseKey, IDENTITY_WIDTH, isIdentity, isSettled, pushIdentity, recall, type AgentMemory, type FolderReading, type HealthCache, type Identity, type Remembered } from './check-cache.js';
 import { cloneStateFrom, readCloneFiles, readIndex, readTracking } from '../git/clone-state.js';
 import { readText } from '../git/refs.js';
 import { FolderStats, statFile, WAL_FILE, type FileInfo } from './folder-stats.js';
@@ -91,10 +91,10 @@ export async function checkAgentFolder(home: string, agent: AgentId, context: Ch
 
   const memory: AgentMemory = {};
   const remembered = cache && recall(cache, agent.id);
-  let reading = remembered?.folder && identityOf(folderInputs(paths, remembered.folder.value), stats) === remembered.folder.key ? remembered.folder.value : undefined;
+  let reading = remembered?.folder && hasIdentity(folderInputs(remembered.folder.value), stats, remembered.folder.key) ? remembered.folder.value : undefined;
   if (!reading) {
     reading = readFolder(paths, agent, stats);
-    const inputs = folderInputs(paths, reading);
+    const inputs = folderInputs(reading);
     if (cache && inputs.every((input) => isSettled(stats.get(input), settledBefore))) memory.folder = { key: identityOf(inputs, stats), value: reading };
   }
   health.facts.mode = reading.settings.mode ?? null;
@@ -156,8 +156,17 @@ function seedStats(paths: AgentPaths, stats: FolderStats): LstatMemo {
   return lstats;
 }
 
-function identityOf(inputs: string[], stats: FolderStats): string {
-  return inputs.map((input) => fileIdentity(stats.get(input))).join('/');
+function identityOf(inputs: readonly string[], stats: FolderStats): Identity {
+  const key: Identity = [];
+  for (const input of inputs) pushIdentity(key, stats.get(input));
+  return key;
+}
+
+/** Whether `inputs` are the files `key` was taken from; stops at the first that moved. */
+function hasIdentity(inputs: readonly string[], stats: FolderStats, key: Identity): boolean {
+  if (!Array.isArray(key) || key.length !== inputs.length * IDENTITY_WIDTH) return false;
+  for (let i = 0; i < inputs.length; i++) if (!isIdentity(key, i * IDENTITY_WIDTH, stats.get(inputs[i]!))) return false;
+  return true;
 }
 
 /** settings.json, .env and the clone's .git files, each stat'ed (into `stats`) before it is read. */
@@ -169,42 +178,62 @@ function readFolder(paths: AgentPaths, agent: AgentId, stats: FolderStats): Fold
   return { settings, env, dbPath, ...(clone ? { clone } : {}) };
 }
 
-/** The clone folders looked for, in order: animus's own, then Broca's. */
-function cloneCandidates(paths: AgentPaths): string[] {
-  return [paths.clone.slice(paths.dir.length + 1), LEGACY_CLONE_DIR];
-}
+/** The clone folders looked for, in order: animus's own (paths.clone), then Broca's. */
+const CLONE_CANDIDATES = [CLONE_DIR, LEGACY_CLONE_DIR] as const;
 
 /** Besides HEAD, whose presence makes a folder a clone: what readCloneFiles reads. */
 const GIT_FILES = ['config', 'index', 'packed-refs'];
 
+/**
+ * `<clone dir>/.git/<name>`, made once per name for the run: every agent asks for the
+ * same few, and a string made once keeps its hash for the stats' map.
+ */
+function gitPath(dir: string, name: string): string {
+  let names = gitPaths.get(dir);
+  if (!names) gitPaths.set(dir, (names = new Map()));
+  let path = names.get(name);
+  if (path === undefined) {
+    path = `${dir}/.git/${name}`;
+    // Ref names come from the agents' own files: a few are kept, any others made each time.
+    if (names.size < 64) names.set(name, path);
+  }
+  return path;
+}
+
+const gitPaths = new Map<string, Map<string, string>>();
+
+/** The inputs of a reading without a clone, and of one with each clone folder and no refs. */
+const NO_CLONE_INPUTS = [SETTINGS_FILE, ENV_FILE, ...CLONE_CANDIDATES.map((dir) => gitPath(dir, 'HEAD'))];
+
 /** The files a reading came from (relative to the agent folder): the reading is remembered under their identity. */
-function folderInputs(paths: AgentPaths, reading: FolderReading): string[] {
+function folderInputs(reading: FolderReading): readonly string[] {
+  if (!reading.clone) return NO_CLONE_INPUTS;
   const inputs = [SETTINGS_FILE, ENV_FILE];
-  for (const dir of cloneCandidates(paths)) {
-    inputs.push(`${dir}/.git/HEAD`);
-    if (reading.clone?.dir !== dir) continue;
-    for (const name of GIT_FILES) inputs.push(`${dir}/.git/${name}`);
-    if (reading.clone.files.headRef) inputs.push(`${dir}/.git/${reading.clone.files.headRef}`);
+  for (const dir of CLONE_CANDIDATES) {
+    inputs.push(gitPath(dir, 'HEAD'));
+    if (reading.clone.dir !== dir) continue;
+    for (const name of GIT_FILES) inputs.push(gitPath(dir, name));
+    if (reading.clone.files.headRef) inputs.push(gitPath(dir, reading.clone.files.headRef));
     const tracking = reading.clone.files.upstream?.tracking;
-    if (tracking) inputs.push(`${dir}/.git/${tracking.ref}`);
+    if (tracking) inputs.push(gitPath(dir, tracking.ref));
     break;
   }
   return inputs;
 }
 
 function readClone(paths: AgentPaths, stats: FolderStats): FolderReading['clone'] {
-  for (const dir of cloneCandidates(paths)) {
+  for (const dir of CLONE_CANDIDATES) {
     const gitDir = `${dir}/.git`;
-    if (!stats.get(`${gitDir}/HEAD`)) continue;
-    for (const name of GIT_FILES) stats.get(`${gitDir}/${name}`);
+    if (!stats.get(gitPath(dir, 'HEAD'))) continue;
+    for (const name of GIT_FILES) stats.get(gitPath(dir, name));
     const head = readText(join(paths.dir, gitDir, 'HEAD'));
     const headRef = /^ref: (.+)$/.exec(head?.trim() ?? '')?.[1];
-    if (headRef) stats.get(`${gitDir}/${headRef}`);
+    if (headRef) stats.get(gitPath(dir, headRef));
     const files = readCloneFiles(join(paths.dir, dir), head);
     // The remote-tracking ref is named in the config just read: stat'ed now, and read again after, so what is remembered is not older than its identity.
     const upstream = files.upstream;
     if (upstream?.tracking && upstream.merge) {
-      stats.get(`${gitDir}/${upstream.tracking.ref}`);
+      stats.get(gitPath(dir, upstream.tracking.ref));
       upstream.tracking = readTracking(join(paths.dir, gitDir), upstream.remote, upstream.merge);
     }
     // A large index is read at each run instead: remembered, it would make the cache file huge.
@@ -298,7 +327,7 @@ function checkSchema(version: number | undefined): CheckResult {
 
 async function checkClone(paths: AgentPaths, found: FolderReading['clone'], health: AgentHealth, origins?: Map<string, string | undefined>): Promise<CheckResult> {
   if (!found) return { name: 'clone', status: 'fail', message: `no runtime clone (${CLONE_DIR}/ or ${LEGACY_CLONE_DIR}/): redeploy or restore with --code` };
-  const clone = join(paths.dir, found.dir);
+  const clone = found.dir === CLONE_DIR ? paths.clone : join(paths.dir, found.dir);
   const files = found.indexTooLarge ? { ...found.files, index: readIndex(clone) } : found.files;
   const state = await cloneStateFrom(clone, files, origins);
   health.facts.commit = state.commit ?? null;
@@ -341,7 +370,7 @@ function checkLogs(paths: AgentPaths, health: AgentHealth, thresholds: HealthThr
  * so a healthy fleet costs two stats per agent.
  */
 function unboundedLog(paths: AgentPaths, stats: FolderStats): string | undefined {
-  const sizes = [paths.outLog, paths.errLog].map((path) => [path, stats.get(path.slice(paths.dir.length + 1))?.size ?? 0] as const);
+  const sizes = [OUT_LOG, ERR_LOG].map((name) => [name, stats.get(name)?.size ?? 0] as const);
   if (sizes.every(([, size]) => size <= 1024 * 1024)) return undefined;
   let limitMb = 10;
   try {
@@ -353,7 +382,7 @@ function unboundedLog(paths: AgentPaths, stats: FolderStats): string | undefined
   // Some slack: the runtime rotates before the line that would pass the limit, PM2 appends to the err log until the next start.
   const over = sizes.find(([, size]) => size > limitMb * 1024 * 1024 * 1.5 + 64 * 1024);
   if (!over) return undefined;
-  const name = over[0].slice(paths.dir.length + 1);
+  const name = over[0];
   return `${name} is ${formatBytes(over[1])}, above log_max_mb ${limitMb}: rotation is not keeping it under its limit (${name.endsWith('err.log') ? 'it is trimmed at each start: restart the agent and look at why it writes so much to stderr' : 'is an old PM2 process or an old runtime writing it? animus restart the agent'})`;
 }
 

@@ -25,8 +25,8 @@ import type { CheckResult } from './types.js';
  * names of the files in logs/.
  * Kept in `<home>/.animus/health-cache` (see cachePath for a home made by hand); the agents' folders are never written.
  */
-export interface Remembered<T> {
-  key: string;
+export interface Remembered<T, Key = string> {
+  key: Key;
   value: T;
 }
 
@@ -42,7 +42,8 @@ export interface FolderReading {
 
 export interface AgentMemory {
   db?: Remembered<DatabaseProbe>;
-  folder?: Remembered<FolderReading>;
+  /** Under the identity of every file the reading came from (pushIdentity, in folderInputs' order). */
+  folder?: Remembered<FolderReading, Identity>;
   /** The names of the files in logs/ (their sizes are read at every run). */
   logs?: Remembered<string[]>;
 }
@@ -76,7 +77,7 @@ export function remember(cache: HealthCache, id: string, memory: AgentMemory): v
  * header names the animus version: what an older animus judged (its checks, its
  * messages) is not served by a newer one, even for files that did not change.
  */
-const HEADER = `animus health cache 5 ${VERSION}`;
+const HEADER = `animus health cache 6 ${VERSION}`;
 
 /**
  * A file changed less than this long before it was read is not remembered: a change
@@ -148,6 +149,31 @@ export function fileIdentity(info: FileInfo | undefined): string {
   if (!info) return '-';
   if (info.directory) return 'd';
   return `${info.ino}:${info.size}:${info.ctimeMs}`;
+}
+
+/**
+ * fileIdentity as numbers, IDENTITY_WIDTH per file (inode, size, ctime; a missing file
+ * and a folder as MISSING and FOLDER in the first place): compared at every run for a
+ * dozen files per agent, and never shown, so no number is turned into text.
+ */
+export type Identity = number[];
+
+export const IDENTITY_WIDTH = 3;
+const MISSING = -1;
+const FOLDER = -2;
+
+/** Appends the identity of one file to a key. */
+export function pushIdentity(key: Identity, info: FileInfo | undefined): void {
+  if (!info) key.push(MISSING, 0, 0);
+  else if (info.directory) key.push(FOLDER, 0, 0);
+  else key.push(info.ino, info.size, info.ctimeMs);
+}
+
+/** Whether the file's identity is the one at `at` in the key (JSON gives each number back as it was written). */
+export function isIdentity(key: Identity, at: number, info: FileInfo | undefined): boolean {
+  if (!info) return key[at] === MISSING;
+  if (info.directory) return key[at] === FOLDER;
+  return key[at] === info.ino && key[at + 1] === info.size && key[at + 2] === info.ctimeMs;
 }
 
 /** Whether a file held still long enough before `settledBefore` to be remembered (see SETTLE_MS). */

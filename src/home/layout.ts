@@ -49,6 +49,9 @@ export const ENV_FILE = '.env';
 export const SETTINGS_FILE = 'settings.json';
 export const LOGS_DIR = 'logs';
 export const LEGACY_DB_FILE = 'sanctum.db';
+/** The instance's stdout and stderr (AgentPaths' outLog and errLog), relative to its folder. */
+export const OUT_LOG = `${LOGS_DIR}/runtime.log`;
+export const ERR_LOG = `${LOGS_DIR}/runtime.err.log`;
 
 export interface AgentPaths {
   agent: AgentId;
@@ -108,8 +111,8 @@ function pathsIn(dir: string, agent: AgentId): AgentPaths {
     db: `${dir}${sep}${DB_FILE}`,
     logs,
     updates: `${dir}${sep}updates`,
-    outLog: `${logs}${sep}runtime.log`,
-    errLog: `${logs}${sep}runtime.err.log`,
+    outLog: `${dir}${sep}${OUT_LOG}`,
+    errLog: `${dir}${sep}${ERR_LOG}`,
   };
 }
 

@@ -1,7 +1,7 @@
 import { kindProblem, LstatMemo, statAgentPaths } from '../core/agent-fs.js';
 import { isAnimusError } from '../core/errors.js';
 import { existsSync } from 'node:fs';
-import { DB_FILE, ENV_FILE, LOGS_DIR, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
+import { DB_FILE, ENV_FILE, ERR_LOG, LOGS_DIR, OUT_LOG, SETTINGS_FILE, type AgentPaths } from '../home/layout.js';
 import { DB_COMPANIONS, readDbPathSetting, resolveDbLocation, type DbLocation, type DbPathSetting } from './db-path.js';
 
 /**
@@ -23,7 +23,7 @@ export interface FolderInspection {
 }
 
 /** The names inspectFolder looks at (with the database's, which the .env may move). */
-export const INSPECTED_NAMES = ['.', ENV_FILE, SETTINGS_FILE, LOGS_DIR, `${LOGS_DIR}/runtime.log`, `${LOGS_DIR}/runtime.err.log`] as const;
+export const INSPECTED_NAMES = ['.', ENV_FILE, SETTINGS_FILE, LOGS_DIR, OUT_LOG, ERR_LOG] as const;
 
 /**
  * folderSafetyProblems, with the database location it found on the way. Every name is
