@@ -9,6 +9,7 @@ import { DONE, RunLog, data, errorEvent, messageJson, pingJson, streamRun } from
  *
  *   POST  /v1/agents/{id}/messages          one run, answered when it ends: {messages, stop_reason, usage}
  *   POST  /v1/agents/{id}/messages/async    a background run, answered at once with the Run
+ *   POST  /v1/agents/{id}/messages/stream   a run answered as SSE (`background`, `include_pings`; letta-stream.ts)
  *   GET   /v1/runs/{id}  /v1/runs/{id}/messages  /v1/runs/{id}/usage
  *   GET   /v1/runs/active?agent_id=…  and  /v1/runs/?agent_id=…&active=true
  *   POST  /v1/agents/{id}/messages/cancel   {run_ids?}
@@ -26,10 +27,25 @@ import { DONE, RunLog, data, errorEvent, messageJson, pingJson, streamRun } from
  * on), cancellation, uuid4-only ids (422 otherwise), and how many runs overlapped on
  * one agent (`maxConcurrentRuns`: Letta says concurrent requests are undefined behaviour).
  *
+ * The stream route, as server 0.16.8's streaming_service / redis_stream_manager write it: the
+ * refusals (422, 401, 404, scripted statuses) come as JSON before any stream; then a 200
+ * `text/event-stream` whose first event is a ping naming the run (include_pings, the default),
+ * keepalive pings every `keepaliveMs` of silence, the run's messages (never the input), then
+ * stop_reason, usage_statistics, [DONE]. In background mode every stored chunk has a seq_id from
+ * 1 (keepalives carry the last one). An error stop reason ends with stop_reason and `event: error`
+ * (background: no [DONE] reaches the reader); a pending approval is met inside the stream (200,
+ * stop_reason error, an internal_error event), not with a 409; a cancelled run ends with the
+ * cancellation wrapper's stop_reason after the step in flight. The run's final status lands after
+ * the terminal chunk (`statusLagMs`, `settleRuns()`). Failures: dropAfterStart, dropMidStream
+ * (after the ping), answerDelayMs, stallMs, maxStreamSilenceMs (a ping-only stream ends with no
+ * terminal event), `streamRoute: 'no-route'` (405: the path only matches PATCH
+ * …/messages/{message_id}) and `'no-redis'` (503 for background, after a run was made and failed).
+ *
  * Usage:
- *   const letta = await startLettaServer({ apiKey: 'sk-let-…', thinkMs: 150 });
+ *   const letta = await startLettaServer({ apiKey: 'sk-let-…', thinkMs: 150, keepaliveMs: 50, streamRoute: 'background' });
  *   letta.reply = (text) => `hi: ${text}`;   // default assistant text (text = the user content)
  *   letta.script({ status: 500 }, { stopReason: 'insufficient_credits' }, { approval: { name: 'send_email' } });  // next user messages, in order
+ *   letta.script({ dropMidStream: true }, { stopReason: 'llm_api_error', errorType: 'llm_timeout' }, { stallMs: 5000 });  // stream failures
  *   letta.memoryScript('detach', { status: 500 });   // next calls to a memory route
  *   letta.requests, letta.messageRequests(), letta.runs, letta.maxConcurrentRuns, letta.approvalAnswers
  *   await letta.close()
