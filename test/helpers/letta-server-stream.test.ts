@@ -226,7 +226,7 @@ describe('POST /v1/agents/{id}/messages/stream (background)', () => {
     expect(internal.events[2]!.json).toMatchObject({ error_type: 'internal_error', seq_id: null });
   });
 
-  it('a pending approval is met inside the stream: 200, then stop_reason error and an error event; the answer runs the tool', async () => {
+  it('a pending approval, or a wrong answer to one, is met inside the stream: 200, then stop_reason error and an error event; the right answer runs the tool', async () => {
     const server = await start();
     server.script({ approval: { name: 'send_email', arguments: '{"to":"a"}' } });
     const asked = await post(server, streamBody('mail it'));
@@ -247,11 +247,23 @@ describe('POST /v1/agents/{id}/messages/stream (background)', () => {
     expect(server.pendingApproval(AGENT)).toBeDefined();
 
     const toolCallId = String((request.tool_call as { tool_call_id: string }).tool_call_id);
-    const answered = await post(server, { messages: [{ type: 'approval', approvals: [{ type: 'approval', tool_call_id: toolCallId, approve: true }] }], streaming: true, background: true, include_pings: true });
+    const approval = (id: string) => ({ messages: [{ type: 'approval', approvals: [{ type: 'approval', tool_call_id: id, approve: true }] }], streaming: true, background: true, include_pings: true });
+    const wrong = await post(server, approval('call_0000'));
+    expect(wrong.status).toBe(200);
+    await wrong.ended;
+    expect(kinds(wrong)).toEqual(['ping', 'stop_reason', 'error']);
+    expect(wrong.events[2]!.json).toMatchObject({ error_type: 'internal_error', message: 'An unknown error occurred with the LLM streaming request.', detail: `Invalid tool call IDs. Expected '['${toolCallId}']', but received '['call_0000']'.` });
+    expect(server.pendingApproval(AGENT)).toBeDefined();
+
+    const answered = await post(server, approval(toolCallId));
     await answered.ended;
     expect(answered.events.find((e) => e.json?.message_type === 'assistant_message')?.json).toMatchObject({ content: 'done: send_email ran' });
     expect(server.approvalAnswers).toEqual([expect.objectContaining({ form: 'current', approve: true, toolCallIds: [toolCallId] })]);
     expect(server.pendingApproval(AGENT)).toBeUndefined();
+
+    const late = await post(server, approval(toolCallId));
+    await late.ended;
+    expect(late.events[2]!.json).toMatchObject({ error_type: 'internal_error', detail: expect.stringMatching(/^Cannot process approval response: No tool call is currently awaiting approval/) });
   });
 
   it('refuses as JSON with its status before any stream: 422, 401, 404, scripted statuses', async () => {

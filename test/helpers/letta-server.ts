@@ -33,8 +33,8 @@ import { DONE, RunLog, data, errorEvent, messageJson, pingJson, streamRun } from
  * keepalive pings every `keepaliveMs` of silence, the run's messages (never the input), then
  * stop_reason, usage_statistics, [DONE]. In background mode every stored chunk has a seq_id from
  * 1 (keepalives carry the last one). An error stop reason ends with stop_reason and `event: error`
- * (background: no [DONE] reaches the reader); a pending approval is met inside the stream (200,
- * stop_reason error, an internal_error event), not with a 409; a cancelled run ends with the
+ * (background: no [DONE] reaches the reader); a pending approval, or a wrong answer to one, is met
+ * inside the stream (200, stop_reason error, an internal_error event), not with a 409/400; a cancelled run ends with the
  * cancellation wrapper's stop_reason after the step in flight. The run's final status lands after
  * the terminal chunk (`statusLagMs`, `settleRuns()`). Failures: dropAfterStart, dropMidStream
  * (after the ping), answerDelayMs, stallMs, maxStreamSilenceMs (a ping-only stream ends with no
@@ -375,25 +375,36 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       state.runs.set(failed.id, failed);
       return send(res, 503, { detail: 'INTERNAL_SERVER_ERROR: Background streaming requires Redis to be running. Please ensure Redis is properly configured. LETTA_REDIS_HOST: None, LETTA_REDIS_PORT: 6379' });
     }
-    let pendingInStream: string | undefined;
     const first = messages[0]!;
     const isApproval = first.type === 'approval';
     let step: LettaStep;
     let input: LettaMessageRecord | undefined;
     let approved: { approve: boolean; tool: string } | undefined;
+    /** What the stream route meets inside its stream (the agent loop's first step) instead of refusing first: [error_type, message, detail]. */
+    let inStream: [string, string, string] | undefined;
     const runId = `run-${randomUUID()}`;
+    const newRun = (otid: string | null): RunRecord => ({ id: runId, agent_id: agentId, status: 'created', stop_reason: null, background, created_at: now(), completed_at: null, messages: [], usage: { ...state.usage }, otid, kind: isApproval ? 'approval' : 'message' });
+    const pings = body?.include_pings !== false;
+    /** A wrong approval answer: 400 on the other routes; on the stream, the loop's ValueError (not a LettaError, so the generic message). */
+    const approvalRefusal = (detail: string, valueError: string) => {
+      if (mode !== 'stream') return send(res, 400, { detail });
+      const run = newRun((first.otid as string | undefined) ?? null);
+      state.runs.set(run.id, run);
+      return streamMessages(req, res, record, agentId, run, {}, undefined, undefined, background, pings, ['internal_error', 'An unknown error occurred with the LLM streaming request.', valueError]);
+    };
+    const pyList = (ids: string[]) => `[${ids.map((id) => `'${id}'`).join(', ')}]`;
     if (isApproval) {
-      if (!agent.pending) return send(res, 400, { detail: 'No tool call is currently awaiting approval.' });
+      if (!agent.pending) return approvalRefusal('No tool call is currently awaiting approval.', 'Cannot process approval response: No tool call is currently awaiting approval. Please send a regular message to interact with the agent.');
       const pending = agent.pending;
       let decisions: Array<{ id: string; approve: boolean; reason?: string }>;
       if (Array.isArray(first.approvals)) {
         if (state.approvalForms === 'legacy') return send(res, 422, { detail: [{ loc: ['body', 'messages', 0, 'approval_request_id'], msg: 'Field required', type: 'missing' }] });
         decisions = (first.approvals as Array<Record<string, unknown>>).map((a) => ({ id: String(a.tool_call_id), approve: a.approve === true, reason: a.reason as string | undefined }));
         const expected = pending.toolCalls.map((c) => c.tool_call_id).sort().join(',');
-        if (decisions.map((d) => d.id).sort().join(',') !== expected) return send(res, 400, { detail: `Invalid tool call IDs: expected ${expected}` });
+        if (decisions.map((d) => d.id).sort().join(',') !== expected) return approvalRefusal(`Invalid tool call IDs: expected ${expected}`, `Invalid tool call IDs. Expected '${pyList(pending.toolCalls.map((c) => c.tool_call_id))}', but received '${pyList(decisions.map((d) => d.id))}'.`);
         state.approvalAnswers.push({ agent: agentId, form: 'current', toolCallIds: decisions.map((d) => d.id), approve: decisions.every((d) => d.approve), reason: decisions[0]?.reason });
       } else if (typeof first.approval_request_id === 'string') {
-        if (first.approval_request_id !== pending.requestId) return send(res, 400, { detail: `Invalid approval request ID ${first.approval_request_id}` });
+        if (first.approval_request_id !== pending.requestId) return approvalRefusal(`Invalid approval request ID ${first.approval_request_id}`, `Invalid tool call IDs. Expected '${pyList(pending.toolCalls.map((c) => c.tool_call_id))}', but received '${pyList([first.approval_request_id])}'.`);
         decisions = pending.toolCalls.map((c) => ({ id: c.tool_call_id, approve: first.approve === true, reason: first.reason as string | undefined }));
         state.approvalAnswers.push({ agent: agentId, form: 'legacy', toolCallIds: decisions.map((d) => d.id), approve: first.approve === true, reason: first.reason as string | undefined });
       } else return send(res, 422, { detail: [{ loc: ['body', 'messages', 0], msg: 'approval needs approvals or approval_request_id', type: 'value_error' }] });
@@ -405,9 +416,11 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       step = steps.shift() ?? state.fallback ?? {};
       if (step.drop) return void req.socket.destroy();
       if (step.acceptDelayMs) await new Promise((r) => setTimeout(r, step.acceptDelayMs));
-      // The stream route has no such check before its stream: the agent loop meets the pending approval inside it.
-      if (agent.pending && mode === 'stream') pendingInStream = agent.pending.requestId;
-      else if (agent.pending) {
+      if (agent.pending && mode === 'stream') {
+        // No check before the stream: the loop's first step raises PendingApprovalError, a LettaError, so its text ("CODE: message") is shown.
+        const text = 'CONFLICT: Cannot send a new message: The agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.';
+        inStream = ['internal_error', text, text];
+      } else if (agent.pending) {
         return send(res, 409, { detail: { code: 'PENDING_APPROVAL', message: 'Cannot send a new message: the agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.', pending_request_id: agent.pending.requestId } });
       }
       if (step.status && step.status !== 200) return refuse(res, step);
@@ -415,9 +428,9 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       if (typeof content !== 'string' && !Array.isArray(content)) return send(res, 422, { detail: [{ loc: ['body', 'messages', 0, 'content'], msg: 'Field required', type: 'missing' }] });
       input = { id: `message-${randomUUID()}`, message_type: 'user_message', date: now(), run_id: runId, otid: (first.otid as string | undefined) ?? null, content, sender_id: first.sender_id as string | undefined };
     }
-    const run: RunRecord = { id: runId, agent_id: agentId, status: 'created', stop_reason: null, background, created_at: now(), completed_at: null, messages: [], usage: { ...state.usage }, otid: input.otid ?? null, kind: isApproval ? 'approval' : 'message' };
+    const run = newRun(input.otid ?? null);
     state.runs.set(run.id, run);
-    if (mode === 'stream') return streamMessages(req, res, record, agentId, run, step, pendingInStream ? undefined : input, approved, background, body?.include_pings !== false, pendingInStream !== undefined);
+    if (mode === 'stream') return streamMessages(req, res, record, agentId, run, step, input, approved, background, pings, inStream);
     const finished = execute(agentId, run, step, input, approved).then(() => {
       record.answeredAt = performance.now();
     });
@@ -448,7 +461,7 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
    * A run behind /messages/stream. Its chunks go to a log (Redis in background mode) that the
    * HTTP answer reads, so the run goes on whatever happens to the connection.
    */
-  const streamMessages = (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved: { approve: boolean; tool: string } | undefined, background: boolean, pings: boolean, pendingApproval: boolean) => {
+  const streamMessages = (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved: { approve: boolean; tool: string } | undefined, background: boolean, pings: boolean, failure?: [string, string, string]) => {
     const log = new RunLog();
     const stopChunk = (stop: StopReason) => data(JSON.stringify({ message_type: 'stop_reason', stop_reason: stop }));
     // error_aware_stream writes stop_reason, `event: error`, [DONE]; in background the error chunk is stored as the last one, so readers end there.
@@ -461,11 +474,9 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     };
     if (pings) log.write(data(pingJson(run.id, null)));
     run.status = 'running';
-    if (pendingApproval) {
-      // PendingApprovalError from the loop's first step, before any chunk: caught as a LettaError (str(e) is "CODE: message").
-      const text = 'CONFLICT: Cannot send a new message: The agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.';
-      fail('error', 'internal_error', text, text);
-    } else {
+    // An error in the loop's first step, before any chunk (the input is not kept).
+    if (failure) fail('error', ...failure);
+    else {
       const thinkUntil = Date.now() + (step.delayMs ?? state.thinkMs);
       void execute(agentId, run, step, input, approved, true).then(async () => {
         if (run.status === 'cancelled') {
