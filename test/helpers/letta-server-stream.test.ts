@@ -310,6 +310,50 @@ describe('POST /v1/agents/{id}/messages/stream (background)', () => {
     expect(body).toEqual(expect.arrayContaining([expect.objectContaining({ message_type: 'assistant_message', content: 'echo: cut' })]));
   });
 
+  it('POST /v1/runs/{id}/stream reads a background stream again after starting_after; 400 for a foreground run, 404 for none', async () => {
+    const server = await start();
+    server.script({ dropMidStream: true, delayMs: 50 });
+    const cut = await post(server, streamBody('again'));
+    await cut.ended;
+    const runId = String(cut.events[0]!.json!.run_id);
+    const resumed = await post(server, { starting_after: 1 }, { path: `/v1/runs/${runId}/stream` });
+    expect(resumed.status).toBe(200);
+    await resumed.ended;
+    expect(kinds(resumed)).toEqual(['reasoning_message', 'assistant_message', 'stop_reason', 'usage_statistics', '[DONE]']);
+    expect(resumed.events[1]!.json).toMatchObject({ content: 'echo: again', seq_id: 3, run_id: runId });
+    const whole = await post(server, {}, { path: `/v1/runs/${runId}/stream` });
+    await whole.ended;
+    expect(whole.events[0]!.json).toMatchObject({ message_type: 'ping', seq_id: 1 });
+
+    const foreground = await post(server, streamBody('fg', { background: false }));
+    await foreground.ended;
+    const refused = await post(server, {}, { path: `/v1/runs/${String(foreground.events[0]!.json!.run_id)}/stream` });
+    expect(refused.status).toBe(400);
+    await refused.ended;
+    expect(JSON.parse(refused.raw)).toEqual({ detail: 'INVALID_ARGUMENT: Run was not created in background mode, so it cannot be retrieved.' });
+    expect((await post(server, {}, { path: '/v1/runs/run-0d9e8f7a-6b5c-4d3e-9f1a-2b3c4d5e6f70/stream' })).status).toBe(404);
+  });
+
+  it('an /async run stored no chunks: reading its stream gives pings only, until the silence limit ends it', async () => {
+    const server = await start({ keepaliveMs: 10, maxStreamSilenceMs: 60 });
+    const made = await post(server, streamBody('async'), { path: `/v1/agents/${AGENT}/messages/async` });
+    await made.ended;
+    const run = JSON.parse(made.raw) as { id: string };
+    await settled(server, run.id);
+    const answer = await post(server, {}, { path: `/v1/runs/${run.id}/stream` });
+    expect(await answer.ended).toBe('end');
+    expect(answer.events.length).toBeGreaterThan(0);
+    expect(answer.events.every((e) => e.json?.message_type === 'ping' && e.json.seq_id === null)).toBe(true);
+  });
+
+  it('a retry with the same otid makes a second run: the agent route takes no lock, so no duplicate recovery and no CONVERSATION_BUSY', async () => {
+    const server = await start();
+    await (await post(server, streamBody('twice'))).ended;
+    await (await post(server, streamBody('twice'))).ended;
+    expect(server.runs.size).toBe(2);
+    expect(server.deliveriesOf(AGENT, OTID)).toBe(2);
+  });
+
   it('answerDelayMs: the first byte comes after the run already ended, and the stream still starts from its first chunk', async () => {
     const server = await start();
     server.script({ answerDelayMs: 200 });

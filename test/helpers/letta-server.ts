@@ -11,6 +11,7 @@ import { DONE, RunLog, data, errorEvent, messageJson, pingJson, streamRun } from
  *   POST  /v1/agents/{id}/messages/async    a background run, answered at once with the Run
  *   POST  /v1/agents/{id}/messages/stream   a run answered as SSE (`background`, `include_pings`; letta-stream.ts)
  *   GET   /v1/runs/{id}  /v1/runs/{id}/messages  /v1/runs/{id}/usage
+ *   POST  /v1/runs/{id}/stream             {starting_after?, include_pings?}: a background stream read again
  *   GET   /v1/runs/active?agent_id=…  and  /v1/runs/?agent_id=…&active=true
  *   POST  /v1/agents/{id}/messages/cancel   {run_ids?}
  *   GET   /v1/agents/{id}/messages?limit&order   the agent's history (user messages keep their otid)
@@ -443,6 +444,9 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
 
   /** The finalizer's status update, which lands after the terminal chunk was stored (see `statusLagMs`). */
   const heldStatuses = new Set<() => void>();
+  /** The stored chunks of background streams (Redis `sse:run:{id}`), for /v1/runs/{id}/stream. */
+  const logs = new Map<string, RunLog>();
+  const reader = (step: LettaStep = {}) => ({ keepaliveMs: options.keepaliveMs ?? 20_000, maxSilenceMs: options.maxStreamSilenceMs ?? 1_800_000, answerDelayMs: step.answerDelayMs, dropAfterFirst: step.dropMidStream, stallMs: step.stallMs });
   const finalize = (run: RunRecord, status: RunRecord['status'], stop: StopReason) => {
     const completedAt = run.completed_at ?? now();
     run.status = 'running';
@@ -463,6 +467,7 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
    */
   const streamMessages = (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved: { approve: boolean; tool: string } | undefined, background: boolean, pings: boolean, failure?: [string, string, string]) => {
     const log = new RunLog();
+    if (background) logs.set(run.id, log);
     const stopChunk = (stop: StopReason) => data(JSON.stringify({ message_type: 'stop_reason', stop_reason: stop }));
     // error_aware_stream writes stop_reason, `event: error`, [DONE]; in background the error chunk is stored as the last one, so readers end there.
     const fail = (stop: StopReason, errorType: string, message: string, detail: string) => {
@@ -503,7 +508,7 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       });
     }
     if (step.dropAfterStart) return void req.socket.destroy();
-    streamRun(res, log, { runId: run.id, background, pings, keepaliveMs: options.keepaliveMs ?? 20_000, maxSilenceMs: options.maxStreamSilenceMs ?? 1_800_000, answerDelayMs: step.answerDelayMs, dropAfterFirst: step.dropMidStream, stallMs: step.stallMs });
+    streamRun(res, log, { runId: run.id, background, pings, ...reader(step) });
   };
 
   const memory = (route: MemoryRoute, res: ServerResponse): boolean => {
@@ -603,6 +608,17 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     if ((path === '/v1/runs/active' || ((path === '/v1/runs' || path === '/v1/runs/') && url.searchParams.get('active') === 'true')) && method === 'GET') {
       const agent = url.searchParams.get('agent_id');
       return send(res, 200, [...state.runs.values()].filter((run) => (!agent || run.agent_id === agent) && (run.status === 'created' || run.status === 'running')).map(runBody));
+    }
+    const resume = /^\/v1\/runs\/(run-[^/]+)\/stream\/?$/.exec(path);
+    if (resume && method === 'POST') {
+      // retrieve_stream_for_run (letta/server/rest_api/routers/v1/runs.py): no initial ping, keepalives if include_pings.
+      const found = state.runs.get(resume[1]!);
+      if (!found) return send(res, 404, { detail: `Run ${resume[1]} not found` });
+      if (!found.background) return send(res, 400, { detail: 'INVALID_ARGUMENT: Run was not created in background mode, so it cannot be retrieved.' });
+      if (options.streamRoute === 'no-redis') return send(res, 503, { detail: 'Background streaming requires Redis to be running. Please ensure Redis is properly configured. LETTA_REDIS_HOST: None, LETTA_REDIS_PORT: 6379' });
+      const b = (body ?? {}) as { starting_after?: number; include_pings?: boolean };
+      // An /async run stored no chunks: its reader polls an empty stream, pings only, until the silence limit.
+      return streamRun(res, logs.get(found.id) ?? new RunLog(), { runId: found.id, background: true, pings: b.include_pings !== false, startAfter: b.starting_after ?? 0, ...reader() });
     }
     const run = /^\/v1\/runs\/(run-[^/]+)(\/messages|\/usage)?\/?$/.exec(path);
     if (run && method === 'GET') {

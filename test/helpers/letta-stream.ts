@@ -69,6 +69,8 @@ export interface ReaderOptions {
   pings: boolean;
   keepaliveMs: number;
   maxSilenceMs: number;
+  /** starting_after: the seq_id after which to read (a resumed stream). */
+  startAfter?: number;
   /** Hold the first byte this long. */
   answerDelayMs?: number;
   /** Destroy the connection right after the first chunk went out. */
@@ -80,7 +82,7 @@ export interface ReaderOptions {
 
 /** Answers one HTTP request as the server's reader of a run's log does. */
 export function streamRun(res: ServerResponse, log: RunLog, options: ReaderOptions): void {
-  let next = 0;
+  let next = options.startAfter ?? 0;
   let lastSeq: number | null = null;
   let lastData = Date.now();
   let keepalive: NodeJS.Timeout | undefined;
@@ -125,7 +127,8 @@ export function streamRun(res: ServerResponse, log: RunLog, options: ReaderOptio
       const seq = /"seq_id":(\d+)/.exec(text);
       if (seq) lastSeq = Number(seq[1]);
       lastData = Date.now();
-      if (next === 1 && options.dropAfterFirst) {
+      const isFirst = next === (options.startAfter ?? 0) + 1;
+      if (isFirst && options.dropAfterFirst) {
         finish();
         // Destroyed once the first chunk is on the wire, so the client sees it and then the reset.
         writeRaw(text, () => res.socket?.destroy());
@@ -137,7 +140,7 @@ export function streamRun(res: ServerResponse, log: RunLog, options: ReaderOptio
         res.end();
         return;
       }
-      if (next === 1 && options.stallMs) {
+      if (isFirst && options.stallMs) {
         held = true;
         clearTimeout(keepalive);
         setTimeout(() => {
