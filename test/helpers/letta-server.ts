@@ -211,7 +211,7 @@ export interface LettaServerOptions {
   keepaliveMs?: number;
   /** /messages/stream: a ping-only stream ends (no terminal event) after this long (the server's max_stream_silence, 1800 s). */
   maxStreamSilenceMs?: number;
-  /** /messages/stream: `no-route` an older server without the route (404); `no-redis` a server without Redis (503 for background). */
+  /** /messages/stream: `no-route` a server without the route (405: the path falls to PATCH …/messages/{message_id}); `no-redis` a server without Redis (503 for background). */
   streamRoute?: 'background' | 'no-route' | 'no-redis';
   /**
    * A background stream's run is marked ended by the finalizer after the terminal chunk is stored,
@@ -493,9 +493,9 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
           return;
         }
         const stop = run.stop_reason!;
-        const failure = STREAM_ERRORS[stop];
-        if (failure) {
-          const [type, message] = stop === 'llm_api_error' && step.errorType ? [step.errorType, LLM_ERRORS[step.errorType]] : failure;
+        const thrown = STREAM_ERRORS[stop];
+        if (thrown) {
+          const [type, message] = stop === 'llm_api_error' && step.errorType ? [step.errorType, LLM_ERRORS[step.errorType]] : thrown;
           return fail(stop, type, message, `stand-in ${type}`);
         }
         for (const message of run.messages) if (message.message_type !== 'user_message' && message.message_type !== 'approval_response_message') log.write(data(messageJson(message)));
