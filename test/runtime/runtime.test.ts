@@ -104,7 +104,7 @@ describe('runtime as a child process', () => {
     const expected = `[Username: @alice, Telegram ID: 42] ${input}`;
     const requests = letta.messageRequests().slice(before);
     expect(requests.map((r) => r.text)).toEqual([expected]);
-    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages/async`);
+    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages/stream`);
     expect(requests[0]!.authorization).toBe(`Bearer ${API_KEY}`);
     expect(sent.at(-1)).toMatchObject({ chat_id: '42', text: `Hello! You said: ${expected.length} chars`, parse_mode: 'Markdown' });
 
@@ -487,20 +487,20 @@ describe('runtime as a child process', () => {
       'POST /v1/identities/',
       'POST /v1/blocks/',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
       'GET /v1/blocks/block',
       'POST /v1/blocks/',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
     ]);
     expect(queueRows(paths).find((r) => r.id === third)).toMatchObject({ status: 'completed' });
