@@ -224,9 +224,10 @@ export class LettaClient {
           }
           if (named) arm(idleMs, () => new LettaCallError(`Letta's stream was silent for ${Math.round(idleMs)} ms`, 'timeout'));
         });
-        res.on('end', () => stop(new LettaCallError('the stream ended before Letta said [DONE]', 'connection')));
-        res.on('aborted', () => stop(dropped()));
-        res.on('error', (error: Error) => stop(dropped(error)));
+        // After [DONE] the answer ends as it should: no error is made for it (an Error's stack costs).
+        res.on('end', () => settled || stop(new LettaCallError('the stream ended before Letta said [DONE]', 'connection')));
+        res.on('aborted', () => settled || stop(dropped()));
+        res.on('error', (error: Error) => settled || stop(dropped(error)));
       });
       req.end(payload);
     });
