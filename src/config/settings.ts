@@ -105,7 +105,7 @@ export const SETTINGS_FIELDS: readonly SettingsField[] = [
   { path: 'log_target', type: { kind: 'enum', values: LOG_TARGETS }, description: 'file (logs/) | journal (systemd only)', atRestart: true },
   { path: 'log_max_mb', type: { kind: 'number', min: 0.01, max: 1024 }, description: 'rotate logs/runtime.log above this size (MiB; fractions allowed)', atRestart: true },
   { path: 'log_keep', type: { kind: 'integer', min: 0, max: 100 }, description: 'rotated logs kept, gzip-compressed', atRestart: true },
-  { path: 'letta.timeout_s', type: { kind: 'number', min: 0.1, max: 3600 }, description: 'seconds one call to Letta may take (a slower run is waited for, never sent twice)' },
+  { path: 'letta.timeout_s', type: { kind: 'number', min: 0.1, max: 3600 }, description: 'seconds one call to Letta may take, and the longest silence of a run\'s stream (a slower run is waited for, never sent twice)' },
   { path: 'letta.run_timeout_s', type: { kind: 'number', min: 1, max: 86400 }, description: 'seconds a run may go on before it is cancelled and retried later' },
   { path: 'letta.approvals', type: { kind: 'enum', values: APPROVAL_POLICIES }, description: 'tool approvals: deny | approve (dangerous: runs any tool) | hold (for `animus approvals`)' },
   { path: 'letta.attach_user_block', type: { kind: 'boolean' }, description: "attach the sender's core memory block per request" },

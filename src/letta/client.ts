@@ -1,5 +1,7 @@
 import type { Agent, IncomingMessage, request as httpRequest } from 'node:http';
 import { errorBodyCode, errorBodyText, kindForStatus, LettaCallError, parseRetryAfter } from './errors.js';
+import { runStatusOf } from './stop-reasons.js';
+import { SseRunReader, usageOf } from './sse-events.js';
 
 /**
  * A thin client for the part of Letta's REST API that animus calls, on node:http with
@@ -9,6 +11,7 @@ import { errorBodyCode, errorBodyText, kindForStatus, LettaCallError, parseRetry
  * response bodies parsed and dropped at once.
  *
  * Shapes (Letta OpenAPI 1.0.0):
+ *   POST  /v1/agents/{id}/messages/stream       {messages, streaming, background, include_pings} → server-sent events (see sse-events.ts)
  *   POST  /v1/agents/{id}/messages/async        {messages:[…]} → Run {id, status}
  *   GET   /v1/runs/{run_id}                     → Run {id, status: created|running|completed|failed|cancelled, stop_reason}
  *   GET   /v1/runs/{run_id}/messages            → LettaMessage[]
@@ -57,6 +60,28 @@ export type OutgoingMessage =
   | { role: 'user'; content: string; otid: string; sender_id?: string }
   | { type: 'approval'; approvals: Array<{ type: 'approval'; tool_call_id: string; approve: boolean; reason?: string }>; otid: string }
   | { type: 'approval'; approval_request_id: string; approve: boolean; reason?: string; otid: string };
+
+/** A run as its background stream ended it ([DONE]). */
+export interface StreamedRun {
+  run: Run;
+  messages: LettaMessage[];
+  usage: RunUsage;
+  /** What an error event of the stream said (a failed run's cause: a provider's rate limit, a timeout). */
+  error?: string;
+}
+
+/** A background stream whose run Letta has named. */
+export interface RunStream {
+  runId: string;
+  /**
+   * Settles when the stream ends. Rejects (LettaCallError) when it broke, went silent
+   * for longer than `idleMs`, ended without [DONE] or was abandoned: the run goes on
+   * on the server (it is a background run) and can be followed by polling.
+   */
+  ended: Promise<StreamedRun>;
+  /** Stops reading; `ended` rejects. */
+  abandon(): void;
+}
 
 export interface LettaClientOptions {
   endpoint: string;
@@ -112,6 +137,102 @@ export class LettaClient {
     return `v1/agents/${encodeURIComponent(this.agentId)}`;
   }
 
+  /**
+   * Sends the messages as a background run on a stream, and resolves once an event names
+   * the run (at once: with `include_pings` the first event is a ping carrying its id).
+   * Refusals come before the stream as any call's do (409 PENDING_APPROVAL, 429, 5xx...);
+   * `timeoutMs` bounds the wait for the run's name, `idleMs` each silence after it
+   * (Letta pings a stream every 20 s while a run thinks).
+   */
+  async streamRun(messages: OutgoingMessage[], { signal, timeoutMs, idleMs }: CallOptions & { idleMs: number }): Promise<RunStream> {
+    const { agent, send } = await this.connect();
+    if (this.closed) throw abortedError();
+    const path = `${this.origin.prefix}${this.agentPath}/messages/stream`;
+    const payload = JSON.stringify({ messages, streaming: true, stream_tokens: false, background: true, include_pings: true });
+    return new Promise<RunStream>((resolveNamed, rejectNamed) => {
+      if (signal?.aborted) return rejectNamed(abortedError());
+      const reader = new SseRunReader();
+      let named = false;
+      let settled = false;
+      let resolveEnded!: (run: StreamedRun) => void;
+      let rejectEnded!: (error: LettaCallError) => void;
+      const ended = new Promise<StreamedRun>((resolve, reject) => {
+        resolveEnded = resolve;
+        rejectEnded = reject;
+      });
+      // Handled by whoever awaits it; a stream nobody follows any more must not be an unhandled rejection.
+      ended.catch(() => {});
+      let timer: NodeJS.Timeout | undefined;
+      const arm = (ms: number, error: () => LettaCallError) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => stop(error()), ms);
+      };
+      const stop = (error: LettaCallError | undefined, run?: StreamedRun) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (!error) resolveEnded(run!);
+        else {
+          req.destroy();
+          if (named) rejectEnded(error);
+          else rejectNamed(error);
+        }
+      };
+      const onAbort = () => stop(abortedError());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const req = send({
+        protocol: this.origin.protocol,
+        hostname: this.origin.hostname,
+        port: this.origin.port,
+        path,
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${this.options.apiKey}`, accept: 'text/event-stream', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      });
+      arm(timeoutMs, () => new LettaCallError(`Letta did not name the run of POST ${this.agentPath}/messages/stream within ${Math.round(timeoutMs)} ms`, 'timeout'));
+      req.on('error', (error: NodeJS.ErrnoException) => stop(new LettaCallError(`cannot reach Letta at ${this.base.host}: ${error.code ?? error.message}`, 'connection')));
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        const type = String(res.headers['content-type'] ?? '');
+        if (status < 200 || status >= 300 || !type.includes('text/event-stream')) {
+          readBody(res).then(
+            (text) => {
+              const parsed = parseBody(text);
+              // A 2xx without a stream may still have started a run: the caller looks for it before sending again.
+              stop(status >= 200 && status < 300 ? new LettaCallError(`Letta answered the stream with ${type || 'no content type'} instead of events`, 'http_5xx', { status }) : answerError(res, parsed));
+            },
+            (error: Error) => stop(error instanceof LettaCallError ? error : dropped(error)),
+          );
+          return;
+        }
+        let size = 0;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          size += chunk.length;
+          if (size > MAX_BODY) return stop(new LettaCallError(`Letta's stream is larger than ${MAX_BODY} bytes`, 'http_5xx', { status }));
+          reader.push(chunk);
+          if (!named && reader.runId !== undefined) {
+            named = true;
+            const runId = reader.runId;
+            resolveNamed({ runId, ended, abandon: () => stop(abortedError()) });
+          }
+          if (reader.done) {
+            if (!named) return stop(new LettaCallError('Letta ended the stream without naming its run', 'connection'));
+            const reason = reader.stopReason ?? 'error'; // [DONE] without a stop reason: Letta's finalizer calls that an error.
+            return stop(undefined, { run: { id: reader.runId!, status: runStatusOf(reason), stopReason: reason }, messages: reader.messages, usage: reader.usage, ...(reader.error ? { error: reader.error } : {}) });
+          }
+          if (named) arm(idleMs, () => new LettaCallError(`Letta's stream was silent for ${Math.round(idleMs)} ms`, 'timeout'));
+        });
+        // After [DONE] the answer ends as it should: no error is made for it (an Error's stack costs).
+        res.on('end', () => settled || stop(new LettaCallError('the stream ended before Letta said [DONE]', 'connection')));
+        res.on('aborted', () => settled || stop(dropped()));
+        res.on('error', (error: Error) => settled || stop(dropped(error)));
+      });
+      req.end(payload);
+    });
+  }
+
   async createRun(messages: OutgoingMessage[], call: CallOptions): Promise<Run> {
     return toRun(await this.call('POST', `${this.agentPath}/messages/async`, { messages }, call));
   }
@@ -126,8 +247,7 @@ export class LettaClient {
   }
 
   async runUsage(runId: string, call: CallOptions): Promise<RunUsage> {
-    const body = (await this.call('GET', `v1/runs/${encodeURIComponent(runId)}/usage`, undefined, call)) as Record<string, unknown> | undefined;
-    return { promptTokens: num(body?.prompt_tokens), completionTokens: num(body?.completion_tokens), totalTokens: num(body?.total_tokens) };
+    return usageOf((await this.call('GET', `v1/runs/${encodeURIComponent(runId)}/usage`, undefined, call)) as Record<string, unknown> | undefined);
   }
 
   async activeRuns(call: CallOptions): Promise<Run[]> {
@@ -237,24 +357,33 @@ export class LettaClient {
         readBody(res).then(
           (text) => {
             const status = res.statusCode ?? 0;
-            let parsed: unknown = text;
-            try {
-              parsed = text === '' ? undefined : JSON.parse(text);
-            } catch {
-              // A proxy's HTML error page: keep the text for the message.
-            }
+            const parsed = parseBody(text);
             if (status >= 200 && status < 300) return finish(undefined, parsed);
-            const header = res.headers['retry-after'];
-            const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
-            const { code, detail } = errorBodyCode(parsed);
-            const text1 = errorBodyText(parsed) ?? res.statusMessage ?? 'no detail';
-            finish(new LettaCallError(`Letta answered ${status}: ${text1}`, kindForStatus(status), { status, retryAfterMs, code, detail }));
+            finish(answerError(res, parsed));
           },
           (error: Error) => finish(error instanceof LettaCallError ? error : new LettaCallError(`connection to Letta dropped mid-answer: ${(error as NodeJS.ErrnoException).code ?? error.message}`, 'connection')),
         );
       });
       req.end(payload);
     });
+  }
+}
+
+/** The LettaCallError of a non-2xx answer (its body parsed when it is JSON). */
+function answerError(res: IncomingMessage, parsed: unknown): LettaCallError {
+  const status = res.statusCode ?? 0;
+  const header = res.headers['retry-after'];
+  const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
+  const { code, detail } = errorBodyCode(parsed);
+  const text = errorBodyText(parsed) ?? res.statusMessage ?? 'no detail';
+  return new LettaCallError(`Letta answered ${status}: ${text}`, kindForStatus(status), { status, retryAfterMs, code, detail });
+}
+
+function parseBody(text: string): unknown {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return text; // A proxy's HTML error page: kept for the message.
   }
 }
 
@@ -277,6 +406,11 @@ function readBody(res: IncomingMessage): Promise<string> {
   });
 }
 
+function dropped(error?: Error): LettaCallError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return new LettaCallError(`connection to Letta dropped mid-answer${error ? `: ${code ?? error.message}` : ''}`, 'connection');
+}
+
 function abortedError(): LettaCallError {
   return new LettaCallError('request abandoned: the runtime is stopping', 'aborted');
 }
@@ -288,8 +422,4 @@ function toRun(body: unknown): Run {
   const stop = record.stop_reason;
   const stopReason = typeof stop === 'string' ? stop : typeof stop === 'object' && stop !== null && typeof (stop as { stop_reason?: unknown }).stop_reason === 'string' ? (stop as { stop_reason: string }).stop_reason : null;
   return { id: record.id, status, stopReason };
-}
-
-function num(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }

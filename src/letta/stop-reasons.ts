@@ -39,6 +39,8 @@ export type StopHandling = 'reply' | 'approval' | 'retry' | 'fail';
 
 const NORMAL = new Set(['end_turn', 'tool_rule']);
 const TRANSIENT = new Set(['error', 'llm_api_error', 'invalid_llm_response', 'invalid_tool_call', 'no_tool_call']);
+/** Reasons whose run Letta marks failed. */
+const FAILED = new Set(['error', 'llm_api_error', 'invalid_llm_response', 'invalid_tool_call', 'no_tool_call', 'max_tokens_exceeded', 'context_window_overflow_in_system_prompt', 'insufficient_credits']);
 
 const FIX: Record<string, string> = {
   max_steps: 'the agent used its step limit without replying: raise its max steps or look at its tool loop in Letta',
@@ -70,4 +72,10 @@ export function stopHandling(reason: string | null, hasText: boolean, cancelledB
 export function stopReasonText(reason: string | null): string {
   const fix = reason ? FIX[reason] : undefined;
   return `run ended with stop reason ${reason ?? 'none'} and no reply${fix ? `: ${fix}` : ''}`;
+}
+
+/** The status Letta gives a run that ended with `reason` (its StopReasonType.run_status); an unknown reason counts as completed, as Letta's finalizer does. */
+export function runStatusOf(reason: string): 'completed' | 'failed' | 'cancelled' {
+  if (reason === 'cancelled') return 'cancelled';
+  return FAILED.has(reason) ? 'failed' : 'completed';
 }

@@ -1,21 +1,24 @@
 import type { Database } from 'better-sqlite3';
-import type { LettaClient, LettaMessage, OutgoingMessage, Run, RunUsage } from '../letta/client.js';
+import type { LettaClient, LettaMessage, OutgoingMessage, Run, RunStream, RunUsage, StreamedRun } from '../letta/client.js';
 import { LettaCallError } from '../letta/errors.js';
 import { knownRunIds, recordRun, type RequestRow } from '../store/agent-requests.js';
 
 /**
- * The agent's lane on Letta runs. A message goes out as a background run
- * (`POST /v1/agents/{id}/messages/async`), whose id Letta returns at once and which is
- * recorded before anything waits on it; then the run is inspected (`GET /v1/runs/{id}`)
- * until it ends, and its messages and usage are read. Nothing here holds a long HTTP
- * request open, so a timeout, a dropped connection or a restart only ever interrupts a
- * short call, after which the same run is inspected again, never sent again.
+ * The agent's lane on Letta runs. A message goes out as a background run on a stream
+ * (`POST /v1/agents/{id}/messages/stream` with `background: true, include_pings: true`):
+ * the stream's first event names the run, which is recorded before anything waits on
+ * it, and its last events carry the run's messages, stop reason and usage. One request
+ * a message, and the reply is read the moment the run ends (Letta's server hands a
+ * background run's events to its stream within its 0.1 s poll of them). Polling a run
+ * instead (`GET /v1/runs/{id}`) costs a request at each look and adds up to the longest
+ * pause between looks (1 s) to every reply.
  *
- * Chosen over a background stream (`streaming + background`, resumed with
- * `POST /v1/runs/{id}/stream`): the async call names the run in its answer, before the
- * model has done anything, where a stream names it only with its first event; and
- * resuming is the same code as waiting, not a second path. Polling costs a request a
- * second at most while a run goes on.
+ * The run is Letta's, not the connection's: when the stream breaks, goes silent or is
+ * still going at the run deadline, the same run is followed by polling until it ends
+ * (cancelled past the deadline), then its messages and usage are read. A restart does
+ * the same with the run recorded before it. Against a server without background
+ * streams (no such route, or no Redis behind it) the lane sends with
+ * `POST .../messages/async` instead, which answers with the run at once, and polls.
  *
  * A request whose POST got no answer (timeout, dropped connection, 5xx from a proxy, a
  * SIGKILL in between) is resolved before anything is sent again: runs still active on
@@ -40,6 +43,10 @@ export interface RunDriverOptions {
   onEndpointOk: () => void;
   /** Logs a wait that takes a while (an endpoint down while a run is going on). */
   onWaitProblem: (runId: string, error: LettaCallError, retryInMs: number) => void;
+  /** A run's stream broke or went silent: the run is followed by polling. */
+  onStreamLost: (runId: string, error: LettaCallError) => void;
+  /** The server has no background streams: every run from now on is sent async and polled. */
+  onStreamUnavailable: (error: LettaCallError) => void;
 }
 
 export interface RunResult {
@@ -48,6 +55,13 @@ export interface RunResult {
   usage: RunUsage;
   /** The runtime cancelled the run for going on past letta.run_timeout_s. */
   cancelledByUs: boolean;
+  /** Why the run failed, when its stream said (see StreamedRun). */
+  error?: string;
+  /**
+   * The run never began because an approval pends on the agent: what the async POST answers
+   * with a 409 PENDING_APPROVAL, a stream only says in its error event (its run was made first).
+   */
+  pendingApproval?: LettaCallError;
 }
 
 /** How many of the agent's latest messages are searched for a request's otid. */
@@ -65,6 +79,10 @@ const FIRST_LOOK_MS = 1;
 export class RunDriver {
   /** The run this driver started last and when Letta named it: its first look counts from then, not from after the run id's write. */
   private started: { runId: string; at: number } | undefined;
+  /** The stream of the run started last, while nobody has followed it yet. */
+  private live: RunStream | undefined;
+  /** False once the server showed it has no background streams. */
+  private streams = true;
 
   constructor(private readonly options: RunDriverOptions) {}
 
@@ -75,11 +93,30 @@ export class RunDriver {
   /** Sends and records the run; throws LettaCallError (the run may or may not exist unless `isDefiniteRefusal`). */
   async start(row: RequestRow, messages: OutgoingMessage[], signal: AbortSignal): Promise<string> {
     const client = await this.options.client();
+    this.live?.abandon();
+    this.live = undefined;
+    if (this.streams) {
+      try {
+        const stream = await client.streamRun(messages, { ...this.call(signal), idleMs: this.options.timeoutMs() });
+        this.named(row, stream.runId);
+        this.live = stream;
+        return stream.runId;
+      } catch (error) {
+        if (!(error instanceof LettaCallError) || !streamUnavailable(error)) throw error;
+        // Refused before any run was made: sent again at once, the other way.
+        this.streams = false;
+        this.options.onStreamUnavailable(error);
+      }
+    }
     const run = await client.createRun(messages, this.call(signal));
-    this.started = { runId: run.id, at: performance.now() };
-    recordRun(this.options.db, row.id, run.id);
-    this.options.onEndpointOk();
+    this.named(row, run.id);
     return run.id;
+  }
+
+  private named(row: RequestRow, runId: string): void {
+    this.started = { runId, at: performance.now() };
+    recordRun(this.options.db, row.id, runId);
+    this.options.onEndpointOk();
   }
 
   /**
@@ -122,6 +159,14 @@ export class RunDriver {
   /** Inspects a run until it ends (cancelling it past the run deadline), then reads its messages and usage. */
   async finish(runId: string, startedAt: number, signal: AbortSignal): Promise<RunResult> {
     const client = await this.options.client();
+    const stream = this.live?.runId === runId ? this.live : undefined;
+    this.live = undefined;
+    const streamed = stream && (await this.follow(stream, startedAt));
+    if (streamed) {
+      this.started = undefined;
+      const pending = streamed.error !== undefined && /waiting for approval/i.test(streamed.error);
+      return { ...streamed, cancelledByUs: false, ...(pending ? { pendingApproval: new LettaCallError(`Letta answered 409: PENDING_APPROVAL: ${streamed.error}`, 'http_4xx', { status: 409, code: 'PENDING_APPROVAL' }) } : {}) };
+    }
     const { run, cancelledByUs } = await this.waitUntilEnded(runId, startedAt, signal);
     // Both reads at once (two connections): neither starts anything on the agent.
     const none: RunUsage = { promptTokens: null, completionTokens: null, totalTokens: null };
@@ -134,6 +179,26 @@ export class RunDriver {
       }),
     ]);
     return { run, messages, usage, cancelledByUs };
+  }
+
+  /** The run as its stream ends it; undefined when the stream broke, went silent or outlived the run deadline (then polling follows the run). */
+  private async follow(stream: RunStream, startedAt: number): Promise<StreamedRun | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), Math.max(0, startedAt + this.options.runTimeoutMs() - Date.now()));
+    });
+    try {
+      const ended = await Promise.race([stream.ended, deadline]);
+      // Past the deadline: polling cancels the run and waits for its end.
+      if (!ended) stream.abandon();
+      return ended;
+    } catch (error) {
+      if (!(error instanceof LettaCallError) || error.aborted) throw error;
+      this.options.onStreamLost(stream.runId, error);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async waitUntilEnded(runId: string, startedAt: number, signal: AbortSignal): Promise<{ run: Run; cancelledByUs: boolean }> {
@@ -175,6 +240,17 @@ export class RunDriver {
       }
     }
   }
+}
+
+/**
+ * A refusal saying the server has no background streams, before it made any run: no
+ * such route (an older server: FastAPI's 404 "Not Found", or 405), or a server without
+ * the Redis that background streams need (503).
+ */
+function streamUnavailable(error: LettaCallError): boolean {
+  if (error.status === 405) return true;
+  if (error.status === 404) return /: Not Found$/.test(error.message);
+  return error.status === 503 && /redis|background stream/i.test(error.message);
 }
 
 /** Resolves after ms, or rejects with an aborted LettaCallError when the runtime stops. */

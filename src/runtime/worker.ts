@@ -102,6 +102,8 @@ export class QueueWorker {
       onEndpointFault: () => breaker.failure(),
       onEndpointOk: () => breaker.success(),
       onWaitProblem: (what, error, retryInMs) => logger.warn('Letta call failed while a run may be going on; looking again (never sending twice)', { run: what, retry_in_ms: retryInMs, error: redact(error.message) }),
+      onStreamLost: (run, error) => logger.info("the run's stream broke off; following the run by polling", { run, error: redact(error.message) }),
+      onStreamUnavailable: (error) => logger.warn('Letta offers no background streams here: runs are sent async and polled, which adds up to a second to each reply', { error: redact(error.message) }),
     });
   }
 
@@ -402,6 +404,13 @@ export class QueueWorker {
           row = getRequest(db, row.id)!;
         }
         const result = await this.driver.finish(row.runId!, row.startedAt ?? Date.now(), signal);
+        if (result.pendingApproval) {
+          const next = await this.pendingApproval(row, item, result.pendingApproval, signal);
+          if ('done' in next) return false;
+          if ('sendMessage' in next) row = undefined;
+          else row = next.row;
+          continue;
+        }
         addUsage(usage, result.usage);
         const next = this.conclude(row, result, item, settings, usage, conversationStart, approvals);
         if ('done' in next) return false;
@@ -547,7 +556,8 @@ export class QueueWorker {
       return { row: getRequest(db, id)! };
     }
     if (reason === 'insufficient_credits') state.outOfCredits(stopReasonText(reason));
-    this.fail(row, item, settings, { ...end, message: stopReasonText(reason), kind: 'stop_reason', retryable: handling === 'retry', endpointFault: false });
+    const cause = result.error ? ` (Letta: ${this.options.redact(result.error)})` : '';
+    this.fail(row, item, settings, { ...end, message: `${stopReasonText(reason)}${cause}`, kind: 'stop_reason', retryable: handling === 'retry', endpointFault: false });
     return { done: true };
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { DONE, RunLog, data, errorEvent, messageJson, pingJson, streamRun } from './letta-stream.js';
 
 /**
  * A real HTTP server on 127.0.0.1 that answers as Letta's REST API does (OpenAPI 1.0.0,
@@ -8,7 +9,9 @@ import type { AddressInfo, Socket } from 'node:net';
  *
  *   POST  /v1/agents/{id}/messages          one run, answered when it ends: {messages, stop_reason, usage}
  *   POST  /v1/agents/{id}/messages/async    a background run, answered at once with the Run
+ *   POST  /v1/agents/{id}/messages/stream   a run answered as SSE (`background`, `include_pings`; letta-stream.ts)
  *   GET   /v1/runs/{id}  /v1/runs/{id}/messages  /v1/runs/{id}/usage
+ *   POST  /v1/runs/{id}/stream             {starting_after?, include_pings?}: a background stream read again
  *   GET   /v1/runs/active?agent_id=…  and  /v1/runs/?agent_id=…&active=true
  *   POST  /v1/agents/{id}/messages/cancel   {run_ids?}
  *   GET   /v1/agents/{id}/messages?limit&order   the agent's history (user messages keep their otid)
@@ -25,10 +28,25 @@ import type { AddressInfo, Socket } from 'node:net';
  * on), cancellation, uuid4-only ids (422 otherwise), and how many runs overlapped on
  * one agent (`maxConcurrentRuns`: Letta says concurrent requests are undefined behaviour).
  *
+ * The stream route, as server 0.16.8's streaming_service / redis_stream_manager write it: the
+ * refusals (422, 401, 404, scripted statuses) come as JSON before any stream; then a 200
+ * `text/event-stream` whose first event is a ping naming the run (include_pings, the default),
+ * keepalive pings every `keepaliveMs` of silence, the run's messages (never the input), then
+ * stop_reason, usage_statistics, [DONE]. In background mode every stored chunk has a seq_id from
+ * 1 (keepalives carry the last one). An error stop reason ends with stop_reason and `event: error`
+ * (background: no [DONE] reaches the reader); a pending approval, or a wrong answer to one, is met
+ * inside the stream (200, stop_reason error, an internal_error event), not with a 409/400; a cancelled run ends with the
+ * cancellation wrapper's stop_reason after the step in flight. The run's final status lands after
+ * the terminal chunk (`statusLagMs`, `settleRuns()`). Failures: dropAfterStart, dropMidStream
+ * (after the ping), answerDelayMs, stallMs, maxStreamSilenceMs (a ping-only stream ends with no
+ * terminal event), `streamRoute: 'no-route'` (405: the path only matches PATCH
+ * …/messages/{message_id}) and `'no-redis'` (503 for background, after a run was made and failed).
+ *
  * Usage:
- *   const letta = await startLettaServer({ apiKey: 'sk-let-…', thinkMs: 150 });
+ *   const letta = await startLettaServer({ apiKey: 'sk-let-…', thinkMs: 150, keepaliveMs: 50, streamRoute: 'background' });
  *   letta.reply = (text) => `hi: ${text}`;   // default assistant text (text = the user content)
  *   letta.script({ status: 500 }, { stopReason: 'insufficient_credits' }, { approval: { name: 'send_email' } });  // next user messages, in order
+ *   letta.script({ dropMidStream: true }, { stopReason: 'llm_api_error', errorType: 'llm_timeout' }, { stallMs: 5000 });  // stream failures
  *   letta.memoryScript('detach', { status: 500 });   // next calls to a memory route
  *   letta.requests, letta.messageRequests(), letta.runs, letta.maxConcurrentRuns, letta.approvalAnswers
  *   await letta.close()
@@ -60,6 +78,12 @@ export interface LettaStep {
   drop?: boolean;
   /** Make the run, then destroy the connection without answering: the run goes on. */
   dropAfterStart?: boolean;
+  /** /messages/stream: make the run, send the first event (the ping naming the run), then destroy the connection: the run goes on. */
+  dropMidStream?: boolean;
+  /** /messages/stream: after the first event, write nothing at all (no keepalive either) for this long, then go on. */
+  stallMs?: number;
+  /** /messages/stream, stop reason llm_api_error: which LLM failure the error event names (default llm_error). */
+  errorType?: 'llm_error' | 'llm_timeout' | 'llm_rate_limit' | 'llm_authentication';
   /** Answer the POST this long after the run was made (a slow gateway). */
   answerDelayMs?: number;
   /** Hold the POST this long before the run is made (a busy server: the run lands after the caller gave up waiting). */
@@ -169,6 +193,8 @@ export interface LettaServer {
   deleteBlock(id: string): void;
   waitForRequests(count: number, timeoutMs?: number): Promise<LettaRequest[]>;
   onMessage: ((request: LettaRequest) => void) | undefined;
+  /** Apply now the final statuses that background streams' finalizers still hold (see `statusLagMs`). */
+  settleRuns(): void;
   close(): Promise<void>;
 }
 
@@ -181,11 +207,38 @@ export interface LettaServerOptions {
   /** The address to listen on (default 127.0.0.1; the cluster test gives its network namespace's node address). */
   host?: string;
   thinkMs?: number;
+  /** /messages/stream: seconds of silence between keepalive pings, in ms (the server's keepalive_interval, 20 s); 0: none. */
+  keepaliveMs?: number;
+  /** /messages/stream: a ping-only stream ends (no terminal event) after this long (the server's max_stream_silence, 1800 s). */
+  maxStreamSilenceMs?: number;
+  /** /messages/stream: `no-route` a server without the route (405: the path falls to PATCH …/messages/{message_id}); `no-redis` a server without Redis (503 for background). */
+  streamRoute?: 'background' | 'no-route' | 'no-redis';
+  /**
+   * A background stream's run is marked ended by the finalizer after the terminal chunk is stored,
+   * so `GET /v1/runs/{id}` right after [DONE] may still say `running`: this long after (default 0:
+   * the next turn of the event loop). `settleRuns()` applies held statuses at once.
+   */
+  statusLagMs?: number;
 }
 
 const UUID4 = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
 const AGENT_ID = new RegExp(`^agent-${UUID4}$`);
 const BLOCK_ID = new RegExp(`^block-${UUID4}$`);
+/** The run status of a stream's stop reason (StopReasonType.run_status, letta/schemas/letta_stop_reason.py). */
+const STREAM_FAILED = new Set<StopReason>(['error', 'invalid_tool_call', 'no_tool_call', 'invalid_llm_response', 'llm_api_error', 'max_tokens_exceeded', 'context_window_overflow_in_system_prompt', 'insufficient_credits']);
+/** Stop reasons the stream service reaches through an exception: stop_reason, then `event: error` (error_aware_stream). */
+const STREAM_ERRORS: Partial<Record<StopReason, [string, string]>> = {
+  error: ['internal_error', 'An unknown error occurred with the LLM streaming request.'],
+  llm_api_error: ['llm_error', 'An error occurred with the LLM request.'],
+  invalid_llm_response: ['llm_empty_response', 'LLM returned an empty response.'],
+  context_window_overflow_in_system_prompt: ['context_window_overflow_in_system_prompt', "Compaction failed because the system prompt is too large for this model's context window. Reduce system instructions, memory blocks, or tools, or use a model with a larger context window."],
+};
+const LLM_ERRORS: Record<NonNullable<LettaStep['errorType']>, string> = {
+  llm_error: 'An error occurred with the LLM request.',
+  llm_timeout: 'The LLM request timed out. Please try again.',
+  llm_rate_limit: 'Rate limit exceeded for LLM model provider. Please wait before making another request.',
+  llm_authentication: 'Authentication failed with the LLM model provider.',
+};
 /** Stop reasons whose runs Letta marks failed (the rest complete, except cancelled). */
 const FAILED = new Set<StopReason>(['error', 'llm_api_error', 'invalid_llm_response', 'invalid_tool_call', 'no_tool_call', 'context_window_overflow_in_system_prompt', 'insufficient_credits']);
 
@@ -236,6 +289,9 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       for (const record of agents.values()) record.attached.delete(id);
     },
     onMessage: undefined,
+    settleRuns: () => {
+      for (const apply of [...heldStatuses]) apply();
+    },
     waitForRequests: (count, timeoutMs = 20_000) =>
       new Promise((resolve, reject) => {
         if (state.messageRequests().length >= count) return resolve(state.messageRequests());
@@ -266,8 +322,8 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
   const refuse = (res: ServerResponse, step: LettaStep) => send(res, step.status!, step.body ?? errorBody(step.status!, `stand-in error ${step.status}`, step.shape), step.headers);
   const now = () => new Date().toISOString();
 
-  /** Runs a run to its end: think, then answer as the step says. */
-  const execute = async (agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved?: { approve: boolean; tool: string }) => {
+  /** Runs a run to its end: think, then answer as the step says. `deferStatus`: leave the final status to the caller (a stream's finalizer). */
+  const execute = async (agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved?: { approve: boolean; tool: string }, deferStatus = false): Promise<void> => {
     const agent = agentRecord(agentId);
     agent.active++;
     agent.maxActive = Math.max(agent.maxActive, agent.active);
@@ -304,32 +360,52 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     run.messages = [...(input ? [input] : []), ...out];
     run.stop_reason = stop;
     run.usage = { ...state.usage };
-    run.status = stop === 'cancelled' ? 'cancelled' : FAILED.has(stop) ? 'failed' : 'completed';
+    if (!deferStatus) run.status = stop === 'cancelled' ? 'cancelled' : FAILED.has(stop) ? 'failed' : 'completed';
   };
 
   /** A POST of messages: validation and the approval state machine, then a run. */
-  const postMessages = async (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, background: boolean) => {
+  const postMessages = async (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, mode: 'blocking' | 'async' | 'stream') => {
     const agent = agentRecord(agentId);
-    const messages = (record.body as { messages?: Array<Record<string, unknown>> } | undefined)?.messages;
+    const body = record.body as { messages?: Array<Record<string, unknown>>; background?: unknown; include_pings?: unknown } | undefined;
+    const messages = body?.messages;
     if (!Array.isArray(messages) || messages.length === 0) return send(res, 422, { detail: [{ loc: ['body', 'messages'], msg: 'Field required', type: 'missing' }] });
+    const background = mode === 'async' || (mode === 'stream' && body?.background === true);
+    if (mode === 'stream' && background && options.streamRoute === 'no-redis') {
+      // create_agent_stream makes the run, then finds no Redis: LettaServiceUnavailableError, run marked failed, 503 through _error_handler_503.
+      const failed: RunRecord = { id: `run-${randomUUID()}`, agent_id: agentId, status: 'failed', stop_reason: null, background: true, created_at: now(), completed_at: null, messages: [], usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, step_count: 0 }, otid: (messages[0]!.otid as string | undefined) ?? null, kind: messages[0]!.type === 'approval' ? 'approval' : 'message' };
+      state.runs.set(failed.id, failed);
+      return send(res, 503, { detail: 'INTERNAL_SERVER_ERROR: Background streaming requires Redis to be running. Please ensure Redis is properly configured. LETTA_REDIS_HOST: None, LETTA_REDIS_PORT: 6379' });
+    }
     const first = messages[0]!;
     const isApproval = first.type === 'approval';
     let step: LettaStep;
     let input: LettaMessageRecord | undefined;
     let approved: { approve: boolean; tool: string } | undefined;
+    /** What the stream route meets inside its stream (the agent loop's first step) instead of refusing first: [error_type, message, detail]. */
+    let inStream: [string, string, string] | undefined;
     const runId = `run-${randomUUID()}`;
+    const newRun = (otid: string | null): RunRecord => ({ id: runId, agent_id: agentId, status: 'created', stop_reason: null, background, created_at: now(), completed_at: null, messages: [], usage: { ...state.usage }, otid, kind: isApproval ? 'approval' : 'message' });
+    const pings = body?.include_pings !== false;
+    /** A wrong approval answer: 400 on the other routes; on the stream, the loop's ValueError (not a LettaError, so the generic message). */
+    const approvalRefusal = (detail: string, valueError: string) => {
+      if (mode !== 'stream') return send(res, 400, { detail });
+      const run = newRun((first.otid as string | undefined) ?? null);
+      state.runs.set(run.id, run);
+      return streamMessages(req, res, record, agentId, run, {}, undefined, undefined, background, pings, ['internal_error', 'An unknown error occurred with the LLM streaming request.', valueError]);
+    };
+    const pyList = (ids: string[]) => `[${ids.map((id) => `'${id}'`).join(', ')}]`;
     if (isApproval) {
-      if (!agent.pending) return send(res, 400, { detail: 'No tool call is currently awaiting approval.' });
+      if (!agent.pending) return approvalRefusal('No tool call is currently awaiting approval.', 'Cannot process approval response: No tool call is currently awaiting approval. Please send a regular message to interact with the agent.');
       const pending = agent.pending;
       let decisions: Array<{ id: string; approve: boolean; reason?: string }>;
       if (Array.isArray(first.approvals)) {
         if (state.approvalForms === 'legacy') return send(res, 422, { detail: [{ loc: ['body', 'messages', 0, 'approval_request_id'], msg: 'Field required', type: 'missing' }] });
         decisions = (first.approvals as Array<Record<string, unknown>>).map((a) => ({ id: String(a.tool_call_id), approve: a.approve === true, reason: a.reason as string | undefined }));
         const expected = pending.toolCalls.map((c) => c.tool_call_id).sort().join(',');
-        if (decisions.map((d) => d.id).sort().join(',') !== expected) return send(res, 400, { detail: `Invalid tool call IDs: expected ${expected}` });
+        if (decisions.map((d) => d.id).sort().join(',') !== expected) return approvalRefusal(`Invalid tool call IDs: expected ${expected}`, `Invalid tool call IDs. Expected '${pyList(pending.toolCalls.map((c) => c.tool_call_id))}', but received '${pyList(decisions.map((d) => d.id))}'.`);
         state.approvalAnswers.push({ agent: agentId, form: 'current', toolCallIds: decisions.map((d) => d.id), approve: decisions.every((d) => d.approve), reason: decisions[0]?.reason });
       } else if (typeof first.approval_request_id === 'string') {
-        if (first.approval_request_id !== pending.requestId) return send(res, 400, { detail: `Invalid approval request ID ${first.approval_request_id}` });
+        if (first.approval_request_id !== pending.requestId) return approvalRefusal(`Invalid approval request ID ${first.approval_request_id}`, `Invalid tool call IDs. Expected '${pyList(pending.toolCalls.map((c) => c.tool_call_id))}', but received '${pyList([first.approval_request_id])}'.`);
         decisions = pending.toolCalls.map((c) => ({ id: c.tool_call_id, approve: first.approve === true, reason: first.reason as string | undefined }));
         state.approvalAnswers.push({ agent: agentId, form: 'legacy', toolCallIds: decisions.map((d) => d.id), approve: first.approve === true, reason: first.reason as string | undefined });
       } else return send(res, 422, { detail: [{ loc: ['body', 'messages', 0], msg: 'approval needs approvals or approval_request_id', type: 'value_error' }] });
@@ -341,7 +417,11 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       step = steps.shift() ?? state.fallback ?? {};
       if (step.drop) return void req.socket.destroy();
       if (step.acceptDelayMs) await new Promise((r) => setTimeout(r, step.acceptDelayMs));
-      if (agent.pending) {
+      if (agent.pending && mode === 'stream') {
+        // No check before the stream: the loop's first step raises PendingApprovalError, a LettaError, so its text ("CODE: message") is shown.
+        const text = 'CONFLICT: Cannot send a new message: The agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.';
+        inStream = ['internal_error', text, text];
+      } else if (agent.pending) {
         return send(res, 409, { detail: { code: 'PENDING_APPROVAL', message: 'Cannot send a new message: the agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing.', pending_request_id: agent.pending.requestId } });
       }
       if (step.status && step.status !== 200) return refuse(res, step);
@@ -349,16 +429,86 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
       if (typeof content !== 'string' && !Array.isArray(content)) return send(res, 422, { detail: [{ loc: ['body', 'messages', 0, 'content'], msg: 'Field required', type: 'missing' }] });
       input = { id: `message-${randomUUID()}`, message_type: 'user_message', date: now(), run_id: runId, otid: (first.otid as string | undefined) ?? null, content, sender_id: first.sender_id as string | undefined };
     }
-    const run: RunRecord = { id: runId, agent_id: agentId, status: 'created', stop_reason: null, background, created_at: now(), completed_at: null, messages: [], usage: { ...state.usage }, otid: input.otid ?? null, kind: isApproval ? 'approval' : 'message' };
+    const run = newRun(input.otid ?? null);
     state.runs.set(run.id, run);
+    if (mode === 'stream') return streamMessages(req, res, record, agentId, run, step, input, approved, background, pings, inStream);
     const finished = execute(agentId, run, step, input, approved).then(() => {
       record.answeredAt = performance.now();
     });
     if (step.dropAfterStart) return void req.socket.destroy();
     if (step.answerDelayMs) await new Promise((r) => setTimeout(r, step.answerDelayMs));
-    if (background) return send(res, 200, runBody(run));
+    if (mode === 'async') return send(res, 200, runBody(run));
     await finished;
     return send(res, 200, { messages: run.messages.filter((m) => m.message_type !== 'user_message' && m.message_type !== 'approval_response_message'), stop_reason: { message_type: 'stop_reason', stop_reason: run.stop_reason }, usage: { message_type: 'usage_statistics', ...run.usage } });
+  };
+
+  /** The finalizer's status update, which lands after the terminal chunk was stored (see `statusLagMs`). */
+  const heldStatuses = new Set<() => void>();
+  /** The stored chunks of background streams (Redis `sse:run:{id}`), for /v1/runs/{id}/stream. */
+  const logs = new Map<string, RunLog>();
+  const reader = (step: LettaStep = {}) => ({ keepaliveMs: options.keepaliveMs ?? 20_000, maxSilenceMs: options.maxStreamSilenceMs ?? 1_800_000, answerDelayMs: step.answerDelayMs, dropAfterFirst: step.dropMidStream, stallMs: step.stallMs });
+  const finalize = (run: RunRecord, status: RunRecord['status'], stop: StopReason) => {
+    const completedAt = run.completed_at ?? now();
+    run.status = 'running';
+    run.stop_reason = null;
+    run.completed_at = null;
+    const apply = () => {
+      if (!heldStatuses.delete(apply)) return;
+      Object.assign(run, { status, stop_reason: stop, completed_at: completedAt });
+    };
+    heldStatuses.add(apply);
+    if (options.statusLagMs) setTimeout(apply, options.statusLagMs).unref();
+    else setImmediate(apply);
+  };
+
+  /**
+   * A run behind /messages/stream. Its chunks go to a log (Redis in background mode) that the
+   * HTTP answer reads, so the run goes on whatever happens to the connection.
+   */
+  const streamMessages = (req: IncomingMessage, res: ServerResponse, record: LettaRequest, agentId: string, run: RunRecord, step: LettaStep, input: LettaMessageRecord | undefined, approved: { approve: boolean; tool: string } | undefined, background: boolean, pings: boolean, failure?: [string, string, string]) => {
+    const log = new RunLog();
+    if (background) logs.set(run.id, log);
+    const stopChunk = (stop: StopReason) => data(JSON.stringify({ message_type: 'stop_reason', stop_reason: stop }));
+    // error_aware_stream writes stop_reason, `event: error`, [DONE]; in background the error chunk is stored as the last one, so readers end there.
+    const fail = (stop: StopReason, errorType: string, message: string, detail: string) => {
+      log.write(stopChunk(stop));
+      log.write(errorEvent(run.id, errorType, message, detail), background);
+      log.write(DONE, true);
+      record.answeredAt = performance.now();
+      finalize(run, 'failed', stop);
+    };
+    if (pings) log.write(data(pingJson(run.id, null)));
+    run.status = 'running';
+    // An error in the loop's first step, before any chunk (the input is not kept).
+    if (failure) fail('error', ...failure);
+    else {
+      const thinkUntil = Date.now() + (step.delayMs ?? state.thinkMs);
+      void execute(agentId, run, step, input, approved, true).then(async () => {
+        if (run.status === 'cancelled') {
+          // cancellation_aware_stream_wrapper sees the cancel at the next chunk, after the step in flight: its own json.dumps stop_reason, then [DONE].
+          await new Promise((r) => setTimeout(r, Math.max(0, thinkUntil - Date.now())));
+          log.write(data('{"message_type": "stop_reason", "stop_reason": "cancelled"}'), !background);
+          if (background) log.write(DONE, true);
+          record.answeredAt = performance.now();
+          return;
+        }
+        const stop = run.stop_reason!;
+        const thrown = STREAM_ERRORS[stop];
+        if (thrown) {
+          const [type, message] = stop === 'llm_api_error' && step.errorType ? [step.errorType, LLM_ERRORS[step.errorType]] : thrown;
+          return fail(stop, type, message, `stand-in ${type}`);
+        }
+        for (const message of run.messages) if (message.message_type !== 'user_message' && message.message_type !== 'approval_response_message') log.write(data(messageJson(message)));
+        // get_finish_chunks_for_stream: stop_reason, usage_statistics, [DONE].
+        log.write(stopChunk(stop));
+        log.write(data(JSON.stringify({ message_type: 'usage_statistics', ...run.usage, run_ids: null, cached_input_tokens: null, cache_write_tokens: null, reasoning_tokens: null, context_tokens: null })));
+        log.write(DONE, true);
+        record.answeredAt = performance.now();
+        finalize(run, STREAM_FAILED.has(stop) ? 'failed' : 'completed', stop);
+      });
+    }
+    if (step.dropAfterStart) return void req.socket.destroy();
+    streamRun(res, log, { runId: run.id, background, pings, ...reader(step) });
   };
 
   const memory = (route: MemoryRoute, res: ServerResponse): boolean => {
@@ -386,7 +536,7 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const record: LettaRequest = { method, path, query: url.searchParams, body, authorization: req.headers.authorization, at: performance.now() };
-    const post = /^\/v1\/agents\/([^/]+)\/messages(\/async)?\/?$/.exec(path);
+    const post = /^\/v1\/agents\/([^/]+)\/messages(\/async|\/stream)?\/?$/.exec(path);
     if (post && method === 'POST') {
       const first = (body as { messages?: Array<Record<string, unknown>> })?.messages?.[0];
       if (first && first.type !== 'approval') {
@@ -410,13 +560,17 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     if (options.apiKey && req.headers.authorization !== `Bearer ${options.apiKey}`) {
       return send(res, 401, { error: { type: 'authentication_error', message: 'Invalid API key', detail: 'The API key is not valid for this organization' } });
     }
+    if (options.streamRoute === 'no-route' && post?.[2] === '/stream' && method === 'POST') {
+      // Routing comes before any validation; the path still matches PATCH /v1/agents/{agent_id}/messages/{message_id}, so Starlette answers 405.
+      return send(res, 405, { detail: 'Method Not Allowed' }, { allow: 'PATCH' });
+    }
     const agentId = /^\/v1\/agents\/([^/]+)/.exec(path)?.[1];
     if (agentId !== undefined) {
       if (!AGENT_ID.test(agentId)) return send(res, 422, { detail: [{ loc: ['path', 'agent_id'], msg: `String should match pattern '^agent-[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-4[a-fA-F0-9]{3}-[89abAB][a-fA-F0-9]{3}-[a-fA-F0-9]{12}$'`, type: 'string_pattern_mismatch' }] });
       if (options.agents && !options.agents.includes(agentId)) return send(res, 404, { detail: `Agent ${agentId} not found` });
     }
 
-    if (post && method === 'POST') return postMessages(req, res, record, agentId!, post[2] === '/async');
+    if (post && method === 'POST') return postMessages(req, res, record, agentId!, post[2] === '/async' ? 'async' : post[2] === '/stream' ? 'stream' : 'blocking');
 
     const cancel = /^\/v1\/agents\/([^/]+)\/messages\/cancel\/?$/.exec(path);
     if (cancel && method === 'POST') {
@@ -454,6 +608,17 @@ export async function startLettaServer(options: LettaServerOptions = {}): Promis
     if ((path === '/v1/runs/active' || ((path === '/v1/runs' || path === '/v1/runs/') && url.searchParams.get('active') === 'true')) && method === 'GET') {
       const agent = url.searchParams.get('agent_id');
       return send(res, 200, [...state.runs.values()].filter((run) => (!agent || run.agent_id === agent) && (run.status === 'created' || run.status === 'running')).map(runBody));
+    }
+    const resume = /^\/v1\/runs\/(run-[^/]+)\/stream\/?$/.exec(path);
+    if (resume && method === 'POST') {
+      // retrieve_stream_for_run (letta/server/rest_api/routers/v1/runs.py): no initial ping, keepalives if include_pings.
+      const found = state.runs.get(resume[1]!);
+      if (!found) return send(res, 404, { detail: `Run ${resume[1]} not found` });
+      if (!found.background) return send(res, 400, { detail: 'INVALID_ARGUMENT: Run was not created in background mode, so it cannot be retrieved.' });
+      if (options.streamRoute === 'no-redis') return send(res, 503, { detail: 'Background streaming requires Redis to be running. Please ensure Redis is properly configured. LETTA_REDIS_HOST: None, LETTA_REDIS_PORT: 6379' });
+      const b = (body ?? {}) as { starting_after?: number; include_pings?: boolean };
+      // An /async run stored no chunks: its reader polls an empty stream, pings only, until the silence limit.
+      return streamRun(res, logs.get(found.id) ?? new RunLog(), { runId: found.id, background: true, pings: b.include_pings !== false, startAfter: b.starting_after ?? 0, ...reader() });
     }
     const run = /^\/v1\/runs\/(run-[^/]+)(\/messages|\/usage)?\/?$/.exec(path);
     if (run && method === 'GET') {

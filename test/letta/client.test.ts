@@ -143,3 +143,86 @@ describe('LettaClient', () => {
     }
   });
 });
+
+describe('LettaClient.streamRun (background stream)', () => {
+  const streamCall = (timeoutMs = 5000, idleMs = 5000) => ({ signal: new AbortController().signal, timeoutMs, idleMs });
+
+  it('names the run at once, then ends with its messages, stop reason and usage', async () => {
+    letta.script({ reply: 'streamed hello', delayMs: 150 });
+    const stream = await client.streamRun([user('hi')], streamCall());
+    expect(stream.runId).toMatch(/^run-/);
+    // Named while the run still thinks: the id can be recorded before anything waits on it.
+    expect(letta.runs.get(stream.runId)?.status).toMatch(/created|running/);
+    const request = letta.messageRequests().at(-1)!;
+    expect(request.path).toBe(`/v1/agents/${AGENT}/messages/stream`);
+    expect(request.otid).toBe('0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3');
+    expect(request.body).toMatchObject({ streaming: true, stream_tokens: false, background: true, include_pings: true });
+    const ended = await stream.ended;
+    expect(ended.run).toEqual({ id: stream.runId, status: 'completed', stopReason: 'end_turn' });
+    expect(ended.messages.filter((m) => m.message_type === 'assistant_message').map((m) => m.content)).toEqual(['streamed hello']);
+    expect(ended.messages.some((m) => m.message_type === 'user_message' || m.message_type === 'ping')).toBe(false);
+    expect(ended.usage).toEqual({ promptTokens: 10, completionTokens: 5, totalTokens: 15 });
+  });
+
+  it('reports a failed run as Letta ends it (its stop reason), and a stop for approval', async () => {
+    letta.script({ stopReason: 'llm_api_error' });
+    const failed = await (await client.streamRun([user('x')], streamCall())).ended;
+    expect(failed.run).toMatchObject({ status: 'failed', stopReason: 'llm_api_error' });
+    expect(failed.messages.filter((m) => m.message_type === 'assistant_message')).toEqual([]);
+    letta.script({ approval: { name: 'send_email', arguments: '{"to":"a@b.c"}' } });
+    const held = await (await client.streamRun([user('mail it')], streamCall())).ended;
+    expect(held.run).toMatchObject({ status: 'completed', stopReason: 'requires_approval' });
+    expect(held.messages.find((m) => m.message_type === 'approval_request_message')?.tool_call).toMatchObject({ name: 'send_email' });
+    // Leave the agent free for the next tests.
+    const pending = letta.pendingApproval(AGENT)!;
+    await (await client.streamRun([{ type: 'approval', approvals: [{ type: 'approval', tool_call_id: pending.toolCalls[0]!.tool_call_id, approve: false, reason: 'test over' }], otid: '1c2d3e4f-5061-4b7c-8d9e-0f1a2b3c4d5e' }], streamCall())).ended;
+  });
+
+  it('gets refusals before any stream, as any call does (429, 5xx)', async () => {
+    letta.script({ status: 429, headers: { 'retry-after': '3' } });
+    expect(await failure(client.streamRun([user('x')], streamCall()))).toMatchObject({ status: 429, kind: 'rate_limited', retryAfterMs: 3000 });
+    letta.script({ status: 502, shape: 'error' });
+    expect(await failure(client.streamRun([user('x')], streamCall()))).toMatchObject({ status: 502, kind: 'http_5xx' });
+  });
+
+  it('a message while an approval pends gets no 409 on the stream route: its run fails with an error event saying so', async () => {
+    letta.script({ approval: { name: 'delete_all' } });
+    await (await client.streamRun([user('x')], streamCall())).ended;
+    const refused = await (await client.streamRun([user('again')], streamCall())).ended;
+    expect(refused.run).toMatchObject({ status: 'failed', stopReason: 'error' });
+    expect(refused.error).toMatch(/waiting for approval on a tool call/);
+    const pending = letta.pendingApproval(AGENT)!;
+    await (await client.streamRun([{ type: 'approval', approvals: [{ type: 'approval', tool_call_id: pending.toolCalls[0]!.tool_call_id, approve: false }], otid: '2d3e4f50-6172-4c8d-9e0f-1a2b3c4d5e6f' }], streamCall())).ended;
+    expect(letta.pendingApproval(AGENT)).toBeUndefined();
+  });
+
+  it('a stream that breaks after naming its run rejects `ended` as a dropped connection; the run goes on', async () => {
+    letta.script({ dropMidStream: true, delayMs: 100 });
+    const stream = await client.streamRun([user('x')], streamCall());
+    expect(await failure(stream.ended)).toMatchObject({ kind: 'connection' });
+    const run = letta.runs.get(stream.runId)!;
+    let state = await client.getRun(run.id, call());
+    while (state.status === 'created' || state.status === 'running') state = await client.getRun(run.id, call());
+    expect(state.status).toBe('completed');
+  });
+
+  it('a connection dropped before the run is named fails the call itself (the run may exist)', async () => {
+    letta.script({ dropAfterStart: true });
+    expect(await failure(client.streamRun([user('x')], streamCall()))).toMatchObject({ kind: 'connection' });
+  });
+
+  it('a silent stream rejects after idleMs; a slow first byte after timeoutMs; an abort is ours', async () => {
+    letta.script({ delayMs: 1500 });
+    const quiet = await client.streamRun([user('x')], streamCall(5000, 200));
+    expect(await failure(quiet.ended)).toMatchObject({ kind: 'timeout' });
+    letta.script({ answerDelayMs: 1500 });
+    expect(await failure(client.streamRun([user('x')], streamCall(200)))).toMatchObject({ kind: 'timeout' });
+    letta.script({ delayMs: 1500 });
+    const controller = new AbortController();
+    const followed = await client.streamRun([user('x')], { signal: controller.signal, timeoutMs: 5000, idleMs: 5000 });
+    controller.abort();
+    expect(await failure(followed.ended)).toMatchObject({ aborted: true });
+    // Let the runs above end before the next test.
+    await new Promise((r) => setTimeout(r, 1600));
+  });
+});

@@ -104,7 +104,9 @@ describe('runtime as a child process', () => {
     const expected = `[Username: @alice, Telegram ID: 42] ${input}`;
     const requests = letta.messageRequests().slice(before);
     expect(requests.map((r) => r.text)).toEqual([expected]);
-    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages/async`);
+    expect(requests[0]!.path).toBe(`/v1/agents/${id}/messages/stream`);
+    // A background run on a stream: it goes on if the connection breaks, and says its id at once.
+    expect(requests[0]!.body).toMatchObject({ background: true, include_pings: true, streaming: true, stream_tokens: false });
     expect(requests[0]!.authorization).toBe(`Bearer ${API_KEY}`);
     expect(sent.at(-1)).toMatchObject({ chat_id: '42', text: `Hello! You said: ${expected.length} chars`, parse_mode: 'Markdown' });
 
@@ -341,6 +343,58 @@ describe('runtime as a child process', () => {
     expect(requestRows(paths).map((r) => r.outcome)).toEqual(['replied']);
   });
 
+  it('sends each message as one background stream and reads its reply from it: no polling while the stream holds', async () => {
+    const { paths, id } = await liveAgent();
+    const before = letta.requests.length;
+    letta.script({ reply: 'first' }, { reply: 'second', delayMs: 300 });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    for (const text of ['one', 'two']) {
+      const item = await sendLocal(paths, text);
+      await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item);
+    }
+    const calls = letta.requests.slice(before).map((r) => `${r.method} ${r.path.replace(id, '{agent}')}`);
+    // At start the runtime looks for runs left going and for an approval left pending; then one request a message.
+    expect(calls.filter((c) => !c.startsWith('GET /v1/runs/active') && !c.startsWith('GET /v1/agents/{agent}/messages'))).toEqual(['POST /v1/agents/{agent}/messages/stream', 'POST /v1/agents/{agent}/messages/stream']);
+    expect(queueRows(paths).map((r) => [r.status, r.agent_response, r.total_tokens])).toEqual([
+      ['completed', 'first', 15],
+      ['completed', 'second', 15],
+    ]);
+    expect(requestRows(paths).map((r) => [r.outcome, r.stop_reason, typeof r.run_id])).toEqual([
+      ['replied', 'end_turn', 'string'],
+      ['replied', 'end_turn', 'string'],
+    ]);
+    runtime.child.kill('SIGTERM');
+    await runtime.exited;
+  });
+
+  it('a stream that breaks off or goes silent mid-run: the same run is followed by polling, never sent twice', async () => {
+    const { paths, id } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.letta.timeout_s = 0.4;
+    });
+    const before = letta.messageRequests().length;
+    // Broken after the run was named; then a run that thinks past the call timeout with no ping in between.
+    letta.script({ dropMidStream: true, delayMs: 400, reply: 'after the break' }, { delayMs: 1200, reply: 'after the silence' });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    for (const text of ['broken', 'silent']) {
+      const item = await sendLocal(paths, text);
+      await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item, 15_000);
+    }
+    expect(runtime.logs.filter((l) => l.msg === "the run's stream broke off; following the run by polling").map((l) => /silent/.test(String(l.error)))).toEqual([false, true]);
+    const requests = letta.messageRequests().slice(before);
+    expect(requests).toHaveLength(2);
+    for (const r of requests) expect(letta.deliveriesOf(id, r.otid!)).toBe(1);
+    expect(letta.maxConcurrentRuns).toBe(1);
+    expect(queueRows(paths).map((r) => [r.status, r.attempts, r.agent_response])).toEqual([
+      ['completed', 1, 'after the break'],
+      ['completed', 1, 'after the silence'],
+    ]);
+    runtime.child.kill('SIGTERM');
+    await runtime.exited;
+  });
+
   it('on SIGTERM leaves the run going on Letta, exits 0, and answers the item from that run at the next start', async () => {
     const { paths } = await liveAgent();
     const before = letta.messageRequests().length;
@@ -487,20 +541,20 @@ describe('runtime as a child process', () => {
       'POST /v1/identities/',
       'POST /v1/blocks/',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
       'GET /v1/blocks/block',
       'POST /v1/blocks/',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
       'PATCH /v1/agents/{agent}/core-memory/blocks/attach/block',
-      'POST /v1/agents/{agent}/messages/async',
+      'POST /v1/agents/{agent}/messages/stream',
       'PATCH /v1/agents/{agent}/core-memory/blocks/detach/block',
     ]);
     expect(queueRows(paths).find((r) => r.id === third)).toMatchObject({ status: 'completed' });
@@ -701,4 +755,37 @@ describe('runtime configuration errors', () => {
     expect(code).toBe(0);
     expect(out).toContain(paths.dir);
   });
+});
+
+describe('runtime against a Letta without background streams', () => {
+  for (const route of ['no-route', 'no-redis'] as const) {
+    it(`(${route}) says so once, sends each message async and polls, never sending one twice`, async () => {
+      const old = await startLettaServer({ apiKey: API_KEY, streamRoute: route });
+      try {
+        const agent = await deployTestAgent(home, { mode: 'live', endpoint: `${old.url}/v1`, apiKey: API_KEY, env: {} });
+        await updateSettings(agent.paths, (s) => {
+          s.queue_refresh = 0.05;
+        });
+        old.script({ reply: 'polled one' }, { reply: 'polled two' });
+        const runtime = startRuntime(agent.paths, FAST_ENV);
+        await runtime.waitForLog((l) => l.msg === 'runtime ready');
+        for (const text of ['a', 'b']) {
+          const item = await sendLocal(agent.paths, text);
+          await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item);
+        }
+        expect(runtime.logs.filter((l) => l.msg.startsWith('Letta offers no background streams here'))).toHaveLength(1);
+        const posts = old.requests.filter((r) => r.method === 'POST' && r.path.includes('/messages')).map((r) => r.path.replace(agent.id, '{agent}'));
+        expect(posts).toEqual(['/v1/agents/{agent}/messages/stream', '/v1/agents/{agent}/messages/async', '/v1/agents/{agent}/messages/async']);
+        for (const r of old.messageRequests()) if (r.otid) expect(old.deliveriesOf(agent.id, r.otid)).toBe(1);
+        expect(queueRows(agent.paths).map((r) => [r.status, r.agent_response])).toEqual([
+          ['completed', 'polled one'],
+          ['completed', 'polled two'],
+        ]);
+        runtime.child.kill('SIGTERM');
+        await runtime.exited;
+      } finally {
+        await old.close();
+      }
+    });
+  }
 });
