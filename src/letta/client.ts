@@ -142,7 +142,10 @@ export class LettaClient {
    * the run (at once: with `include_pings` the first event is a ping carrying its id).
    * Refusals come before the stream as any call's do (409 PENDING_APPROVAL, 429, 5xx...);
    * `timeoutMs` bounds the wait for the run's name, `idleMs` each silence after it
-   * (Letta pings a stream every 20 s while a run thinks).
+   * (Letta pings a stream every 20 s while a run thinks). Letta 0.16 marks this route
+   * deprecated in favour of `POST .../messages` with `streaming: true`, which it refuses (422)
+   * to any client that does not say it is Letta's own SDK; should the route go, the runtime
+   * falls back to the async lane (see RunDriver).
    */
   async streamRun(messages: OutgoingMessage[], { signal, timeoutMs, idleMs }: CallOptions & { idleMs: number }): Promise<RunStream> {
     const { agent, send } = await this.connect();

@@ -98,8 +98,9 @@ export class RunDriver {
     if (this.streams) {
       try {
         const stream = await client.streamRun(messages, { ...this.call(signal), idleMs: this.options.timeoutMs() });
-        this.named(row, stream.runId);
+        // Kept before the run id's write: should that fail, the next start leaves this stream.
         this.live = stream;
+        this.named(row, stream.runId);
         return stream.runId;
       } catch (error) {
         if (!(error instanceof LettaCallError) || !streamUnavailable(error)) throw error;

@@ -263,16 +263,19 @@ export async function startTelegramServer(options: TelegramServerOptions): Promi
       if (updates.length === 0) {
         const holdMs = Math.min(Number(params.timeout ?? 0) * 1000, options.maxHoldMs ?? 1000);
         const ended = await new Promise<boolean>((resolve) => {
+          const onClose = () => release();
           const release = (conflict = false) => {
             clearTimeout(timer);
             holders.delete(release);
             heldPolls.delete(release);
+            // The connection is kept alive for the next poll: its listener goes with this one.
+            req.socket.off('close', onClose);
             resolve(conflict);
           };
           const timer = setTimeout(release, holdMs);
           holders.add(release);
           heldPolls.add(release);
-          req.socket.once('close', () => release());
+          req.socket.once('close', onClose);
         });
         if (ended) return conflict(res, 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running');
       }

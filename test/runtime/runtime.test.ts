@@ -395,6 +395,37 @@ describe('runtime as a child process', () => {
     await runtime.exited;
   });
 
+  it('cancels a run that goes on past letta.run_timeout_s and sends the message again later, one run at a time', async () => {
+    const { paths, id } = await liveAgent();
+    await updateSettings(paths, (s) => {
+      s.letta.run_timeout_s = 1;
+      s.max_retries = 2;
+    });
+    const before = letta.requests.length;
+    letta.script({ delayMs: 4000, reply: 'too late' }, { reply: 'in time' });
+    const runtime = startRuntime(paths, FAST_ENV);
+    await runtime.waitForLog((l) => l.msg === 'runtime ready');
+    const item = await sendLocal(paths, 'take your time');
+    await runtime.waitForLog((l) => l.msg === 'item completed' && l.item === item, 20_000);
+    const calls = letta.requests.slice(before);
+    const cancel = calls.find((r) => r.path === `/v1/agents/${id}/messages/cancel`);
+    const posts = calls.filter((r) => r.text !== undefined);
+    expect(posts).toHaveLength(2);
+    const [first, second] = requestRows(paths);
+    expect(cancel?.body).toEqual({ run_ids: [first!.run_id] });
+    expect(letta.runs.get(first!.run_id as string)).toMatchObject({ status: 'cancelled' });
+    expect(second!.run_id).not.toBe(first!.run_id);
+    // The second send went out only once the cancelled run had ended.
+    expect(letta.maxConcurrentRuns).toBe(1);
+    expect(queueRows(paths).find((r) => r.id === item)).toMatchObject({ status: 'completed', attempts: 2, agent_response: 'in time' });
+    expect(requestRows(paths).map((r) => [r.outcome, r.stop_reason])).toEqual([
+      ['retry', 'cancelled'],
+      ['replied', 'end_turn'],
+    ]);
+    runtime.child.kill('SIGTERM');
+    await runtime.exited;
+  });
+
   it('on SIGTERM leaves the run going on Letta, exits 0, and answers the item from that run at the next start', async () => {
     const { paths } = await liveAgent();
     const before = letta.messageRequests().length;
