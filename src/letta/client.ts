@@ -1,4 +1,4 @@
-import type { Agent, IncomingMessage, request as httpRequest } from 'node:http';
+import type { Agent, ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
 import { errorBodyCode, errorBodyText, kindForStatus, LettaCallError, parseRetryAfter } from './errors.js';
 import { runStatusOf } from './stop-reasons.js';
 import { SseRunReader, usageOf } from './sse-events.js';
@@ -140,7 +140,8 @@ export class LettaClient {
   /**
    * Sends the messages as a background run on a stream, and resolves once an event names
    * the run (at once: with `include_pings` the first event is a ping carrying its id).
-   * Refusals come before the stream as any call's do (409 PENDING_APPROVAL, 429, 5xx...);
+   * Refusals come before the stream as any call's do (429, 5xx, 4xx; a pending approval is
+   * not one: Letta reports it inside the stream, see RunDriver.finish);
    * `timeoutMs` bounds the wait for the run's name, `idleMs` each silence after it
    * (Letta pings a stream every 20 s while a run thinks). Letta 0.16 marks this route
    * deprecated in favour of `POST .../messages` with `streaming: true`, which it refuses (422)
@@ -148,7 +149,7 @@ export class LettaClient {
    * falls back to the async lane (see RunDriver).
    */
   async streamRun(messages: OutgoingMessage[], { signal, timeoutMs, idleMs }: CallOptions & { idleMs: number }): Promise<RunStream> {
-    const { agent, send } = await this.connect();
+    const transport = await this.connect();
     if (this.closed) throw abortedError();
     const path = `${this.origin.prefix}${this.agentPath}/messages/stream`;
     const payload = JSON.stringify({ messages, streaming: true, stream_tokens: false, background: true, include_pings: true });
@@ -184,17 +185,9 @@ export class LettaClient {
       };
       const onAbort = () => stop(abortedError());
       signal?.addEventListener('abort', onAbort, { once: true });
-      const req = send({
-        protocol: this.origin.protocol,
-        hostname: this.origin.hostname,
-        port: this.origin.port,
-        path,
-        method: 'POST',
-        agent,
-        headers: { authorization: `Bearer ${this.options.apiKey}`, accept: 'text/event-stream', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      });
+      const req = this.open(transport, 'POST', path, payload, 'text/event-stream');
       arm(timeoutMs, () => new LettaCallError(`Letta did not name the run of POST ${this.agentPath}/messages/stream within ${Math.round(timeoutMs)} ms`, 'timeout'));
-      req.on('error', (error: NodeJS.ErrnoException) => stop(new LettaCallError(`cannot reach Letta at ${this.base.host}: ${error.code ?? error.message}`, 'connection')));
+      req.on('error', (error: NodeJS.ErrnoException) => stop(this.unreachable(error)));
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
         const type = String(res.headers['content-type'] ?? '');
@@ -318,7 +311,28 @@ export class LettaClient {
     return this.request(transport, method, path, body, call);
   }
 
-  private request({ agent, send }: Transport, method: string, path: string, body: unknown, { signal, timeoutMs }: CallOptions): Promise<unknown> {
+  /** One request to Letta, with the key; the body (JSON) is sent by the caller's `end`. */
+  private open({ agent, send }: Transport, method: string, path: string, payload: string | undefined, accept: string): ClientRequest {
+    return send({
+      protocol: this.origin.protocol,
+      hostname: this.origin.hostname,
+      port: this.origin.port,
+      path,
+      method,
+      agent,
+      headers: {
+        authorization: `Bearer ${this.options.apiKey}`,
+        accept,
+        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+      },
+    });
+  }
+
+  private unreachable(error: NodeJS.ErrnoException): LettaCallError {
+    return new LettaCallError(`cannot reach Letta at ${this.base.host}: ${error.code ?? error.message}`, 'connection');
+  }
+
+  private request(transport: Transport, method: string, path: string, body: unknown, { signal, timeoutMs }: CallOptions): Promise<unknown> {
     const target = `${this.origin.prefix}${path}`;
     const pathname = target.split('?')[0];
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -333,19 +347,7 @@ export class LettaClient {
         if (error) reject(error);
         else resolve(value);
       };
-      const req = send({
-        protocol: this.origin.protocol,
-        hostname: this.origin.hostname,
-        port: this.origin.port,
-        path: target,
-        method,
-        agent,
-        headers: {
-          authorization: `Bearer ${this.options.apiKey}`,
-          accept: 'application/json',
-          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
-        },
-      });
+      const req = this.open(transport, method, target, payload, 'application/json');
       const timer = setTimeout(() => {
         finish(new LettaCallError(`Letta did not answer ${method} ${pathname} within ${Math.round(timeoutMs)} ms`, 'timeout'));
         req.destroy();
@@ -355,7 +357,7 @@ export class LettaClient {
         req.destroy();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (error: NodeJS.ErrnoException) => finish(new LettaCallError(`cannot reach Letta at ${this.base.host}: ${error.code ?? error.message}`, 'connection')));
+      req.on('error', (error: NodeJS.ErrnoException) => finish(this.unreachable(error)));
       req.on('response', (res) => {
         readBody(res).then(
           (text) => {
@@ -364,7 +366,7 @@ export class LettaClient {
             if (status >= 200 && status < 300) return finish(undefined, parsed);
             finish(answerError(res, parsed));
           },
-          (error: Error) => finish(error instanceof LettaCallError ? error : new LettaCallError(`connection to Letta dropped mid-answer: ${(error as NodeJS.ErrnoException).code ?? error.message}`, 'connection')),
+          (error: Error) => finish(error instanceof LettaCallError ? error : dropped(error)),
         );
       });
       req.end(payload);
@@ -404,7 +406,7 @@ function readBody(res: IncomingMessage): Promise<string> {
       chunks.push(chunk);
     });
     res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('aborted', () => reject(new LettaCallError('connection to Letta dropped mid-answer', 'connection')));
+    res.on('aborted', () => reject(dropped()));
     res.on('error', reject);
   });
 }

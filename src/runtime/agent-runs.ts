@@ -90,7 +90,7 @@ export class RunDriver {
     return { signal, timeoutMs: this.options.timeoutMs() };
   }
 
-  /** Sends and records the run; throws LettaCallError (the run may or may not exist unless `isDefiniteRefusal`). */
+  /** Sends and records the run; throws LettaCallError (a timeout, a dropped connection or a 5xx may still have made one: see resolveUnsent). */
   async start(row: RequestRow, messages: OutgoingMessage[], signal: AbortSignal): Promise<string> {
     const client = await this.options.client();
     this.live?.abandon();
