@@ -206,6 +206,23 @@ describe('LettaClient.streamRun (background stream)', () => {
     expect(state.status).toBe('completed');
   });
 
+  it('a 2xx that is not a stream (a proxy, a server that ignored `streaming`) fails as a 5xx: a run may exist, so it is looked for', async () => {
+    const { createServer } = await import('node:http');
+    const proxy = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ messages: [], stop_reason: { stop_reason: 'end_turn' } }));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as { port: number }).port;
+    const behind = new LettaClient({ endpoint: `http://127.0.0.1:${port}`, apiKey: KEY, agentId: AGENT });
+    try {
+      expect(await failure(behind.streamRun([user('x')], streamCall()))).toMatchObject({ kind: 'http_5xx', status: 200, message: expect.stringContaining('instead of events') });
+    } finally {
+      behind.close();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it('a connection dropped before the run is named fails the call itself (the run may exist)', async () => {
     letta.script({ dropAfterStart: true });
     expect(await failure(client.streamRun([user('x')], streamCall()))).toMatchObject({ kind: 'connection' });
