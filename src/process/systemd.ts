@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { loadExeca } from '../core/execa.js';
 import { chmod, chown, lstat, mkdir, rm } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -256,7 +256,8 @@ export class SystemdManager implements ProcessManager {
 
   private async launch(agents: AgentPaths[], verb: 'start' | 'restart'): Promise<ProcessActionResult[]> {
     await this.assertInstalled();
-    const before = await this.show(agents);
+    const raws = await this.showRaw(agents);
+    const before = agents.map((paths, i) => toInfo(paths.agent.id, raws[i]!));
     const results: Array<ProcessActionResult | undefined> = agents.map((paths, i) =>
       verb === 'start' && before[i]!.state === 'online' ? { id: paths.agent.id, outcome: 'already', message: 'already running', info: before[i] } : undefined,
     );
@@ -268,12 +269,15 @@ export class SystemdManager implements ProcessManager {
     await systemctl(this.scope, ['enable', ...units]);
     await systemctl(this.scope, ['reset-failed', ...units]).catch(() => {});
     await systemctl(this.scope, [verb === 'start' ? 'start' : 'restart', '--no-block', ...units]);
-    const verified = await this.verify(todo);
+    // The process each unit ran before: until the queued job replaces it, a look still sees it running.
+    const previous = new Map(verb === 'restart' ? agents.map((paths, i) => [paths.agent.id, processMark(raws[i]!)] as const) : []);
+    const verified = await this.verify(todo, previous);
     for (const [i, paths] of agents.entries()) results[i] ??= verified.get(paths.agent.id);
     return results as ProcessActionResult[];
   }
 
-  private async verify(agents: AgentPaths[]): Promise<Map<string, ProcessActionResult>> {
+  /** Waits for each unit's new process to hold for the grace time; `previous` marks the process a restart replaces. */
+  private async verify(agents: AgentPaths[], previous: Map<string, string | undefined>): Promise<Map<string, ProcessActionResult>> {
     const results = new Map<string, ProcessActionResult>();
     const firstSeen = new Map<string, { pid: number; at: number }>();
     const deadline = Date.now() + this.graceMs + START_TIMEOUT_MS;
@@ -287,7 +291,11 @@ export class SystemdManager implements ProcessManager {
         const id = paths.agent.id;
         const pid = Number(raw.MainPID ?? 0);
         const seen = firstSeen.get(id);
-        if (raw.ActiveState === 'active' && raw.SubState === 'running' && pid > 0) {
+        if (!seen && previous.get(id) !== undefined && processMark(raw) === previous.get(id)) {
+          // The restart job has not run yet: the old process is still the one running.
+          if (now > deadline) results.set(id, await this.failedStart(paths, raw, `was not restarted within ${Math.round((this.graceMs + START_TIMEOUT_MS) / 1000)} s`));
+          else still.push(paths);
+        } else if (raw.ActiveState === 'active' && raw.SubState === 'running' && pid > 0) {
           if (!seen) {
             firstSeen.set(id, { pid, at: now });
             still.push(paths);
@@ -317,6 +325,7 @@ export class SystemdManager implements ProcessManager {
   }
 
   async journalTail(paths: AgentPaths, lines: number): Promise<string[]> {
+    const execa = await loadExeca();
     const result = await execa('journalctl', [...(this.scope === 'user' ? ['--user'] : []), '-u', this.unit(paths), '-n', String(lines), '-o', 'cat', '--no-pager'], { reject: false });
     return result.exitCode === 0 ? result.stdout.split('\n').filter((l) => l !== '') : [];
   }
@@ -338,6 +347,7 @@ export class SystemdManager implements ProcessManager {
 }
 
 async function systemctl(scope: SystemdScope, args: string[]): Promise<string> {
+  const execa = await loadExeca();
   try {
     const result = await execa('systemctl', [...(scope === 'user' ? ['--user'] : []), ...args], { reject: false });
     if (result.exitCode !== 0) {
@@ -407,4 +417,10 @@ function toInfo(id: string, raw: Record<string, string>): ProcessInfo {
 /** CLOCK_MONOTONIC in ms, the clock of systemd's *Monotonic timestamps (from /proc/uptime's base). */
 function monotonicNowMs(): number {
   return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
+/** Which process a unit runs (its main pid and when it started); undefined when none runs. */
+function processMark(raw: Record<string, string>): string | undefined {
+  const pid = Number(raw.MainPID ?? 0);
+  return pid > 0 ? `${pid}@${raw.ExecMainStartTimestampMonotonic ?? ''}` : undefined;
 }
