@@ -4,12 +4,13 @@ if (major < 20) {
   process.stderr.write(`animus: needs Node.js 20 or newer; this is ${process.version}: install a newer Node.js\n`);
   process.exit(6);
 }
-let cli;
+const { createRequire } = await import('node:module');
+let launcher;
 try {
-  cli = await import('../dist/cli/main.js');
+  launcher = createRequire(import.meta.url)('../dist/cli/launch.cjs');
 } catch (error) {
-  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/main.js')) throw error;
+  if (error?.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/launch.cjs')) throw error;
   process.stderr.write(`animus: it is not built yet: run \`npm run build\` in ${new URL('..', import.meta.url).pathname}\n`);
   process.exit(6);
 }
-await cli.main(process.argv);
+await launcher.launch(process.argv);

@@ -8,10 +8,24 @@ import { commonOptions as common } from './esbuild-options.mjs';
 
 const out = `dist.tmp-${process.pid}`;
 
+// CommonJS output: import.meta.url becomes the bundle's own URL (the packages it loads
+// resolve from there, as from the modules before).
+const commonJs = {
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
+  define: { ...common.define, 'import.meta.url': '__animusBundleUrl' },
+  banner: { js: 'var __animusBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+};
+
 try {
   await Promise.all([
-    // Commands are dynamic import()s: splitting keeps each in its own chunk, loaded on use.
-    build({ ...common, entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, splitting: true, sourcemap: 'linked', chunkNames: 'cli/chunks/[name]-[hash]' }),
+    // The CLI: one CommonJS file, which the launcher compiles with V8's code cache
+    // (src/launch/code-cache.ts); Node 20 caches no ESM. Commands are still import()s,
+    // so a module's code runs only when its command needs it.
+    // No import() in it: code V8 deserializes from a cache has lost its loader on Node 20
+    // (src/core/import-esm.ts); esbuild makes each a require, the ESM-only packages ask the launcher.
+    build({ ...common, ...commonJs, entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, sourcemap: 'linked', supported: { 'dynamic-import': false }, define: { ...common.define, ...commonJs.define, __ANIMUS_BUNDLE_FILE__: '__filename' } }),
+    build({ ...common, ...commonJs, entryPoints: { 'cli/launch': 'src/launch/launcher.ts' }, outdir: out }),
     // No source map: every agent's clone carries this file.
     build({ ...common, entryPoints: { 'runtime/main': 'src/runtime/main.ts' }, outdir: out }),
     // The dashboard's page script, for the browser, with uPlot inside: the server may have no internet.

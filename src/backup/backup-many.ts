@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { runInWorker } from '../core/worker.js';
+import { runInWorker, WORKERS_AVAILABLE } from '../core/worker.js';
 import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
 import type { AgentPaths } from '../home/layout.js';
@@ -43,10 +43,9 @@ type WireOutcome = { ok: true; value: BackupResult } | { ok: false; error: { cod
  */
 export async function backupMany(targets: AgentPaths[], options: BackupManyOptions): Promise<Outcome<BackupResult>[]> {
   prepareBackupRoot(options.outDir);
-  const bundled = import.meta.url.endsWith('.js');
-  const count = Math.max(1, Math.min(options.threads ?? (bundled ? availableParallelism() : 1), Math.ceil(targets.length / AGENTS_PER_THREAD), 8));
+  const count = Math.max(1, Math.min(options.threads ?? (WORKERS_AVAILABLE ? availableParallelism() : 1), Math.ceil(targets.length / AGENTS_PER_THREAD), 8));
   const stopped = () => options.signal?.aborted === true;
-  if (count === 1 || !bundled) {
+  if (count === 1 || !WORKERS_AVAILABLE) {
     let done = 0;
     return runPool(targets, POOL, (paths) => backupOne(paths, options, stopped, () => options.onDone?.(++done)));
   }
@@ -59,7 +58,7 @@ export async function backupMany(targets: AgentPaths[], options: BackupManyOptio
   try {
     const job = { targets, counters: buffer, outDir: options.outDir, keep: options.keep, key: options.key ? { key: options.key.key, params: options.key.params } : undefined };
     const remote = Array.from({ length: count - 1 }, () =>
-      runInWorker<Array<[number, WireOutcome]>>(import.meta.url, 'runBackupWorker', { animusBackupJob: job }, { signal: options.signal }).then((wire) => wire.map(([i, o]) => [i, fromWire(o)] as const)),
+      runInWorker<Array<[number, WireOutcome]>>('backup', { animusBackupJob: job }, { signal: options.signal }).then((wire) => wire.map(([i, o]) => [i, fromWire(o)] as const)),
     );
     // Handled now, thrown below: a worker that fails while this thread works is not an unhandled rejection.
     const others = Promise.all(remote);

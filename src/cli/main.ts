@@ -2,6 +2,8 @@ import { redactText } from '../core/redact.js';
 import { AnimusError, EXIT, describeError, oneLine } from '../core/errors.js';
 import { buildProgram, commander } from './program.js';
 
+export { runWorkerEntry } from './worker-entries.js';
+
 /**
  * Entry point of `bin/animus.js`. The only place that decides exit codes and prints
  * errors: commands and the domain throw, this turns that into one line on stderr

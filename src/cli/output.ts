@@ -1,4 +1,5 @@
 import { redactText } from '../core/redact.js';
+import { importEsm } from '../core/import-esm.js';
 
 /**
  * The one place that writes to the terminal. Data goes to stdout (one JSON document
@@ -39,7 +40,7 @@ export const PLAIN: Style = { bold: plain, cyan: plain, dim: plain, green: plain
  */
 export async function loadStyle(color: boolean): Promise<Style> {
   if (!color) return PLAIN;
-  const { Chalk } = await import('chalk');
+  const { Chalk } = await importEsm<typeof import('chalk')>('chalk');
   const chalk = new Chalk({ level: 1 });
   return { bold: (t) => chalk.bold(t), cyan: (t) => chalk.cyan(t), dim: (t) => chalk.dim(t), green: (t) => chalk.green(t), red: (t) => chalk.red(t), yellow: (t) => chalk.yellow(t) };
 }

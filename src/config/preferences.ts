@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { AnimusError } from '../core/errors.js';
 import { LOCAL_PROCESS_MANAGERS as PROCESS_MANAGERS, type ProcessManagerName } from './settings.js';
+import { importEsm } from '../core/import-esm.js';
 
 /**
  * The operator's defaults for this machine (`animus config`), stored by `conf` in the
@@ -107,7 +108,7 @@ function corrupt(path: string, error: unknown): AnimusError {
 /** The writable store (`animus config set|unset`), through conf: atomic writes, mode 0600. */
 export async function openPreferences(env: NodeJS.ProcessEnv = process.env): Promise<PreferenceStore> {
   await readPreferences(env); // the same one-line error for a corrupt file as every other command
-  const { default: Conf } = await import('conf');
+  const { default: Conf } = await importEsm<typeof import('conf')>('conf');
   let conf: InstanceType<typeof Conf<Preferences>>;
   try {
     conf = new Conf<Preferences>({ projectName: 'animus', cwd: preferencesDir(env), configFileMode: 0o600 });

@@ -1,15 +1,32 @@
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
+declare const __ANIMUS_BUNDLE_FILE__: string;
+
 /**
- * Runs the export `entry` of the bundled module at `moduleUrl` in a worker thread with
- * `data` as its workerData, and resolves with what it posts as `{ result }`. The worker
- * may post `{ progress: true }` along the way; on abort it receives the message 'stop'.
- * Health and backup split large homes across cores with this.
+ * The built CLI's file (dist/cli/main.cjs): esbuild defines the name as the bundle's
+ * `__filename`. Undefined under the TypeScript sources (the tests), which a worker
+ * thread cannot load: there the work that would be split stays on one thread.
  */
-export function runInWorker<R>(moduleUrl: string, entry: string, data: unknown, options: { onProgress?: () => void; signal?: AbortSignal } = {}): Promise<R> {
+const BUNDLE_FILE: string | undefined = typeof __ANIMUS_BUNDLE_FILE__ === 'string' ? __ANIMUS_BUNDLE_FILE__ : undefined;
+
+/** Whether work can be split across worker threads here (the built CLI only). */
+export const WORKERS_AVAILABLE = BUNDLE_FILE !== undefined;
+
+/** What a worker thread can be started for; src/cli/worker-entries.ts starts each. */
+export type WorkerEntry = 'health' | 'backup' | 'metrics';
+
+/**
+ * Runs `entry` in a worker thread with `data` as its workerData, and resolves with what
+ * it posts as `{ result }`. The thread starts from the CLI's launcher, which loads the
+ * bundle as the main thread did (with its code cache). The worker may post
+ * `{ progress: true }` along the way; on abort it receives the message 'stop'.
+ * Health, metrics and backup split large homes across cores with this.
+ */
+export function runInWorker<R>(entry: WorkerEntry, data: Record<string, unknown>, options: { onProgress?: () => void; signal?: AbortSignal } = {}): Promise<R> {
   return new Promise((resolve, reject) => {
-    const code = `import(${JSON.stringify(moduleUrl)}).then((m) => m[${JSON.stringify(entry)}]())`;
-    const worker = new Worker(code, { eval: true, workerData: data });
+    if (!BUNDLE_FILE) return reject(new Error(`the ${entry} worker needs the built CLI (npm run build)`));
+    const worker = new Worker(join(dirname(BUNDLE_FILE), 'launch.cjs'), { workerData: { ...data, animusWorkerEntry: entry } });
     const stop = () => worker.postMessage('stop');
     options.signal?.addEventListener('abort', stop, { once: true });
     worker.on('message', (message: { progress?: true; result?: R }) => {

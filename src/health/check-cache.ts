@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ensureHomeDir, writeFileAtomic } from '../core/fs.js';
+import { userCacheDir } from '../core/user-cache.js';
 import type { TelegramPlugin } from './telegram-check.js';
 import type { MessageMode, ProcessManagerName } from '../config/settings.js';
 import type { CloneFiles } from '../git/clone-state.js';
@@ -96,13 +96,9 @@ export const SETTLE_MS = 2000;
 export function cachePath(home: string, env: NodeJS.ProcessEnv = process.env): string {
   const layout = homeLayout(home);
   if (existsSync(layout.stateDir)) return join(layout.stateDir, 'health-cache');
-  return join(userCacheDir(env), `${createHash('sha256').update(layout.root).digest('hex').slice(0, 24)}.health-cache`);
+  return join(userCacheDir(env), 'health', `${createHash('sha256').update(layout.root).digest('hex').slice(0, 24)}.health-cache`);
 }
 
-function userCacheDir(env: NodeJS.ProcessEnv): string {
-  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(env.HOME || homedir(), '.cache');
-  return join(base, 'animus', 'health');
-}
 
 export function loadHealthCache(home: string): HealthCache {
   let text: string;

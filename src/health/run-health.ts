@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { workerData, parentPort } from 'node:worker_threads';
-import { runInWorker } from '../core/worker.js';
+import { runInWorker, WORKERS_AVAILABLE } from '../core/worker.js';
 import { parseAgentId, type AgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
 import { runPool } from '../core/pool.js';
@@ -152,15 +152,14 @@ const THREAD_SAMPLE = 64;
 /**
  * The folder checks are CPU-bound (SQLite's quick_check, parsing) and synchronous, so
  * a large home is split across worker threads, one per core, each checking a
- * contiguous slice while this thread checks the first. Workers load this same
- * module from the built bundle; under a TypeScript loader (tests) it all runs here.
+ * contiguous slice while this thread checks the first. Workers need the built CLI
+ * (core/worker.ts); under a TypeScript loader (tests) it all runs here.
  */
 async function checkFolders(job: FolderJob, threads?: number): Promise<Array<FolderHealth | AgentHealth>> {
-  const bundled = import.meta.url.endsWith('.js');
   // Only databases that changed since the last run cost real work: size the threads by those.
   const cache = job.cache;
-  const limit = Math.min(threads ?? (bundled ? availableParallelism() : 1), 8);
-  if (limit <= 1 || !bundled || job.targets.length < 2 * AGENTS_PER_THREAD) return checkSlice(job);
+  const limit = Math.min(threads ?? (WORKERS_AVAILABLE ? availableParallelism() : 1), 8);
+  if (limit <= 1 || !WORKERS_AVAILABLE || job.targets.length < 2 * AGENTS_PER_THREAD) return checkSlice(job);
   // How many databases changed since the last run, estimated from an even sample: the
   // stats of every agent up front would be kept alive until its check, for the GC to copy.
   const step = Math.max(1, Math.floor(job.targets.length / THREAD_SAMPLE));
@@ -180,7 +179,7 @@ async function checkFolders(job: FolderJob, threads?: number): Promise<Array<Fol
   const [own, ...others] = slices;
   const pick = <T>(record: Record<string, T> | undefined, targets: FolderJob['targets']) => record && Object.fromEntries(targets.flatMap((t) => (t.name in record ? [[t.name, record[t.name]!]] : [])));
   const remote = others.map((targets) =>
-    runInWorker<Array<FolderHealth | AgentHealth>>(import.meta.url, 'runHealthWorker', { animusHealthJob: { ...job, targets, cache: pick(cache, targets) } }),
+    runInWorker<Array<FolderHealth | AgentHealth>>('health', { animusHealthJob: { ...job, targets, cache: pick(cache, targets) } }),
   );
   // Handled now, thrown below: a worker that fails while this thread works is not an unhandled rejection.
   const theirs = Promise.all(remote);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAgentId } from '../core/agent-id.js';
+import { loadExeca } from '../core/execa.js';
 
 /**
  * `animus send|queue|users|settings|backup` for an agent pushed to a cluster run inside its pod:
@@ -48,7 +49,7 @@ export function findForward(argv: readonly string[], home: string | undefined): 
 export async function runForward(forward: Forward, env: NodeJS.ProcessEnv): Promise<number> {
   const { readFile } = await import('node:fs/promises');
   const placement = JSON.parse(await readFile(join(forward.agentDir, 'kubernetes.json'), 'utf8')) as import('./placement.js').Placement;
-  const { execa } = await import('execa');
+  const execa = await loadExeca();
   const kubectlArgs = [
     ...(placement.context ? ['--context', placement.context] : []),
     '--namespace',

@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { loadExeca } from '../core/execa.js';
 import { AnimusError } from '../core/errors.js';
 
 /**
@@ -24,6 +24,7 @@ export function kubectl(options: KubectlOptions): Kubectl {
   const binary = options.binary ?? options.env?.ANIMUS_KUBECTL ?? 'kubectl';
   const scope = [...(options.context ? ['--context', options.context] : []), '--namespace', options.namespace];
   const run: Kubectl['run'] = async (args, runOptions = {}) => {
+    const execa = await loadExeca();
     let result;
     try {
       result = await execa(binary, [...scope, ...args], { reject: false, input: runOptions.input ?? '', timeout: runOptions.timeoutMs ?? 120_000, env: options.env, extendEnv: options.env === undefined });

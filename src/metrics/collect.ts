@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError } from '../core/errors.js';
-import { runInWorker } from '../core/worker.js';
+import { runInWorker, WORKERS_AVAILABLE } from '../core/worker.js';
 import type { AgentPaths } from '../home/layout.js';
 import { readSettings } from '../instances/agent-files.js';
 import { agentDbPath } from '../instances/db-path.js';
@@ -58,8 +58,8 @@ const DATABASES_PER_THREAD = 150;
 /**
  * Each database is stat'ed here; one whose identity matches its cached digest is not
  * opened. The others are read, in worker threads when there are many (SQLite is
- * synchronous): contiguous slices, this thread reading the first. Workers load this
- * same module from the built bundle; under a TypeScript loader (tests) all runs here.
+ * synchronous): contiguous slices, this thread reading the first. Workers need the
+ * built CLI (core/worker.ts); under a TypeScript loader (tests) all runs here.
  */
 async function readDatabases(agents: AgentPaths[], now: number, options: CollectOptions): Promise<DatabaseOutcome[]> {
   const cache = options.cache;
@@ -102,14 +102,13 @@ async function readDatabases(agents: AgentPaths[], now: number, options: Collect
 }
 
 async function readDigests(paths: string[], now: number, threads?: number): Promise<DigestOutcome[]> {
-  const bundled = import.meta.url.endsWith('.js');
-  const limit = Math.min(threads ?? (bundled ? availableParallelism() : 1), 4);
+  const limit = Math.min(threads ?? (WORKERS_AVAILABLE ? availableParallelism() : 1), 4);
   const count = Math.max(1, Math.min(limit, Math.floor(paths.length / DATABASES_PER_THREAD)));
-  if (count === 1 || !bundled) return readSlice(paths, now);
+  if (count === 1 || !WORKERS_AVAILABLE) return readSlice(paths, now);
   const size = Math.ceil(paths.length / count);
   const slices = Array.from({ length: count }, (_, i) => paths.slice(i * size, (i + 1) * size));
   const [own, ...others] = slices;
-  const theirs = Promise.all(others.map((slice) => runInWorker<DigestOutcome[]>(import.meta.url, 'readDigestsWorker', { animusMetricsJob: { paths: slice, now } })));
+  const theirs = Promise.all(others.map((slice) => runInWorker<DigestOutcome[]>('metrics', { animusMetricsJob: { paths: slice, now } })));
   // Handled now, thrown below: a worker that fails while this thread reads is not an unhandled rejection.
   theirs.catch(() => {});
   const local = readSlice(own!, now);

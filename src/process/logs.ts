@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { loadExeca } from '../core/execa.js';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import type { ProcessManagerName } from '../config/settings.js';
@@ -163,6 +163,7 @@ export async function readFleetLogs(home: string, count: number, env: NodeJS.Pro
 /** Prints what is appended to the agent's log (matching the filter) until the signal aborts (Ctrl-C). */
 export async function followAgentLogs(home: string, logs: AgentLogs, write: (text: string, source: string) => void, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env, filter: LogFilter = {}): Promise<void> {
   if (logs.target === 'journal') {
+    const execa = await loadExeca();
     await execa('journalctl', [...scopeFlag(env, home), '-u', logs.sources[0]!.name, '-n', '0', '-f', '-o', 'cat'], { stdout: 'inherit', stderr: 'inherit', cancelSignal: signal, reject: false });
     return;
   }
@@ -188,6 +189,7 @@ export async function followAgentLogs(home: string, logs: AgentLogs, write: (tex
 }
 
 async function journal(home: string, paths: AgentPaths, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const execa = await loadExeca();
   const result = await execa('journalctl', [...scopeFlag(env, home), '-u', instanceUnit(home, paths.agent.uuid), ...args, '-o', 'cat', '--no-pager'], { reject: false });
   const lines = result.stdout.split('\n').filter((l) => l !== '');
   // journalctl exits 0 with nothing when it may not read the system journal: say which group opens it.

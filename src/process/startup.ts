@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { loadExeca } from '../core/execa.js';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
@@ -47,6 +47,7 @@ export async function setupStartup(options: { home: string; env?: NodeJS.Process
     const command = `sudo env PATH=$PATH:${dirname(process.execPath)} PM2_HOME=${pm2.pm2Home} ${process.execPath} ${pm2Bin} ${args.join(' ')}`;
     return { ...base, platform: 'systemd', installed: false, command };
   }
+  const execa = await loadExeca();
   const result = await execa(process.execPath, [pm2Bin, ...args], { env: { ...env, PM2_HOME: pm2.pm2Home }, reject: false });
   if (result.exitCode !== 0) {
     throw new AnimusError('EPM', `pm2 startup failed: ${describeError(result.stderr || result.stdout)}: the process list was saved; run \`${pm2Bin} startup\` to see why`);

@@ -1,6 +1,7 @@
 import { lchown, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnimusError, describeError } from '../core/errors.js';
+import { loadExeca } from '../core/execa.js';
 
 /** The account a system unit runs agents as. */
 export interface Account {
@@ -8,15 +9,6 @@ export interface Account {
   uid: number;
   gid: number;
   group: string;
-}
-
-/**
- * execa (some 150 files) on first use: this module's name checks are imported by
- * systemd-units, which every process-manager lookup loads (health, status, list), and
- * those never create or look up an account.
- */
-async function loadExeca(): Promise<typeof import('execa').execa> {
-  return (await import('execa')).execa;
 }
 
 const NAME = /^[a-z_][a-z0-9_.-]*\$?$/i;

@@ -9,8 +9,8 @@ import { tempDir } from '../helpers/temp.js';
 /**
  * What a command loads decides what it costs to start: a command whose answer needs no
  * child process (health, status, list from their files and the PM2 socket) must not load
- * execa's hundred-odd modules, and `--version` none of the domain's. Seen from outside:
- * module hooks note every ESM module the CLI process resolves.
+ * execa's hundred-odd modules, and `--version` none of the domain's packages. Seen from
+ * outside: module hooks note every module the CLI process resolves, ESM and CommonJS.
  */
 let root: string;
 let home: string;
@@ -34,12 +34,15 @@ async function loadedBy(args: string[], log: string): Promise<string[]> {
 describe('what a command loads', () => {
   it.each([['health'], ['status'], ['list']])('%s loads no execa', async (command) => {
     const modules = await loadedBy([command, '--json'], join(root, `${command}.log`));
-    expect(modules.some((url) => url.includes('/dist/cli/chunks/'))).toBe(true);
+    // The hooks saw the CLI start and parse its arguments.
+    expect(modules.some((url) => url.endsWith('/dist/cli/launch.cjs'))).toBe(true);
+    expect(modules.some((url) => url.includes('/node_modules/commander/'))).toBe(true);
     expect(modules.filter((url) => url.includes('/node_modules/execa/'))).toEqual([]);
   });
 
-  it('--version loads none of the command chunks', async () => {
+  it('--version loads none of the packages commands use', async () => {
     const modules = await loadedBy(['--version'], join(root, 'version.log'));
+    expect(modules.some((url) => url.endsWith('/dist/cli/launch.cjs'))).toBe(true);
     expect(modules.filter((url) => /\/(execa|pm2|better-sqlite3)\//.test(url))).toEqual([]);
   });
 });

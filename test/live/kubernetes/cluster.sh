@@ -411,7 +411,7 @@ fi
 keep=0
 [ "${1:-}" = --keep ] && keep=1
 [ "$(id -u)" = 0 ] || { echo "cluster.sh: run as root (namespaces, mounts, containerd)" >&2; exit 2; }
-[ -f "$root/dist/cli/main.js" ] || { echo "cluster.sh: dist/ is missing: run \`npm run build\` first" >&2; exit 3; }
+[ -f "$root/dist/cli/main.cjs" ] || { echo "cluster.sh: dist/ is missing: run \`npm run build\` first" >&2; exit 3; }
 
 T=$(mktemp -d /tmp/animus-cluster.XXXXXX)
 chmod 0755 "$T"

@@ -64,7 +64,7 @@ check() {
   grep -qw overlay /proc/filesystems || { echo "needs overlayfs in the kernel"; return 1; }
   [ -d /sys/fs/cgroup/systemd ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || { echo "needs a name=systemd or unified cgroup hierarchy"; return 1; }
   [ -x "$NODE" ] || { echo "needs node at $NODE"; return 1; }
-  [ -f "$SRC/dist/cli/main.js" ] || [ -d "$SRC/dist" ] || { echo "needs a build of animus in $SRC/dist (npm run build)"; return 1; }
+  [ -f "$SRC/dist/cli/main.cjs" ] || [ -d "$SRC/dist" ] || { echo "needs a build of animus in $SRC/dist (npm run build)"; return 1; }
 }
 
 prepare_nspawn() {

@@ -1,0 +1,44 @@
+import { join } from 'node:path';
+import { isMainThread, workerData } from 'node:worker_threads';
+import { LAUNCHER_IMPORT } from '../core/import-esm.js';
+import type { WorkerEntry } from '../core/worker.js';
+import { loadBundle } from './code-cache.js';
+
+/**
+ * dist/cli/launch.cjs: what bin/animus.js starts, and what a worker thread of the CLI
+ * starts from. It loads the CLI bundle (dist/cli/main.cjs) through the code cache,
+ * which must be plain code of its own: the bundle cannot load itself.
+ */
+interface CliBundle {
+  main(argv: readonly string[]): Promise<void>;
+  runWorkerEntry(entry: WorkerEntry): Promise<void>;
+}
+
+const BUNDLE = join(__dirname, 'main.cjs');
+
+// The bundle's import() of ESM-only packages (core/import-esm.ts): this module's own import() works.
+(globalThis as Record<symbol, unknown>)[LAUNCHER_IMPORT] = (specifier: string) => import(specifier);
+
+/** Runs the CLI; the code cache is written after the command, when it had none to use. */
+export async function launch(argv: readonly string[]): Promise<void> {
+  const bundle = loadBundle<CliBundle>(BUNDLE, cacheKey(argv), process.env, { save: true });
+  await bundle.exports.main(argv);
+  // A usage error compiled next to nothing: its cache would serve the next proper run poorly.
+  if (process.exitCode !== 2) bundle.save();
+}
+
+/**
+ * The command word the cache is kept under: the first argument that is a plain word
+ * (`--home /x health` is `health`); `help` for none. Only the cache's name depends on
+ * it, never what runs.
+ */
+export function cacheKey(argv: readonly string[]): string {
+  const args = argv.slice(2);
+  if (args.some((arg) => arg === '--version' || arg === '-V')) return 'version';
+  if (args.some((arg) => arg === '--help' || arg === '-h')) return 'help';
+  return args.find((arg) => /^[a-z][a-z-]{0,31}$/.test(arg)) ?? 'help';
+}
+
+// A worker thread of the CLI (core/worker.ts): the same bundle, the main thread's cache, never written from here.
+const entry = isMainThread ? undefined : (workerData as { animusWorkerEntry?: WorkerEntry } | undefined)?.animusWorkerEntry;
+if (entry) void loadBundle<CliBundle>(BUNDLE, cacheKey(process.argv), process.env, { save: false }).exports.runWorkerEntry(entry);
