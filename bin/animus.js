@@ -1,16 +1,17 @@
 #!/usr/bin/env node
+// CommonJS (bin/package.json): Node starts a CommonJS entry faster than an ES module one.
+'use strict';
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 20) {
   process.stderr.write(`animus: needs Node.js 20 or newer; this is ${process.version}: install a newer Node.js\n`);
   process.exit(6);
 }
-const { createRequire } = await import('node:module');
 let launcher;
 try {
-  launcher = createRequire(import.meta.url)('../dist/cli/launch.cjs');
+  launcher = require('../dist/cli/launch.cjs');
 } catch (error) {
   if (error?.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/launch.cjs')) throw error;
-  process.stderr.write(`animus: it is not built yet: run \`npm run build\` in ${new URL('..', import.meta.url).pathname}\n`);
+  process.stderr.write(`animus: it is not built yet: run \`npm run build\` in ${require('node:path').dirname(__dirname)}\n`);
   process.exit(6);
 }
-await launcher.launch(process.argv);
+launcher.launch(process.argv);

@@ -6,7 +6,14 @@ import { build } from 'esbuild';
 import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { commonOptions as common } from './esbuild-options.mjs';
 
+const { dependencies } = JSON.parse(await readFile('package.json', 'utf8'));
+
 const out = `dist.tmp-${process.pid}`;
+
+/** Every dependency (and its subpaths) external but the given ones. */
+function externalBut(bundled) {
+  return Object.keys(dependencies).filter((name) => !bundled.includes(name)).flatMap((name) => [name, `${name}/*`]);
+}
 
 // CommonJS output: import.meta.url becomes the bundle's own URL (the packages it loads
 // resolve from there, as from the modules before).
@@ -24,8 +31,9 @@ try {
     // so a module's code runs only when its command needs it.
     // No import() in it: code V8 deserializes from a cache has lost its loader on Node 20
     // (src/core/import-esm.ts); esbuild makes each a require, the ESM-only packages ask the launcher.
-    build({ ...common, ...commonJs, entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, sourcemap: 'linked', supported: { 'dynamic-import': false }, define: { ...common.define, ...commonJs.define, __ANIMUS_BUNDLE_FILE__: '__filename' } }),
-    build({ ...common, ...commonJs, entryPoints: { 'cli/launch': 'src/launch/launcher.ts' }, outdir: out }),
+    // commander is bundled in, so that the code cache covers it too: every command runs it first.
+    build({ ...common, ...commonJs, packages: undefined, external: externalBut(['commander']), entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, sourcemap: 'linked', supported: { 'dynamic-import': false }, define: { ...common.define, ...commonJs.define, __ANIMUS_BUNDLE_FILE__: '__filename' } }),
+    build({ ...common, ...commonJs, entryPoints: { 'cli/launch': 'src/launch/launcher.ts', 'cli/worker': 'src/launch/worker.ts' }, outdir: out }),
     // No source map: every agent's clone carries this file.
     build({ ...common, entryPoints: { 'runtime/main': 'src/runtime/main.ts' }, outdir: out }),
     // The dashboard's page script, for the browser, with uPlot inside: the server may have no internet.

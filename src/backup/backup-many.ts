@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
 import { runInWorker, WORKERS_AVAILABLE } from '../core/worker.js';
 import { AnimusError, type ErrorCode, type ExitCode } from '../core/errors.js';
 import { runPool, type Outcome } from '../core/pool.js';
@@ -101,6 +100,7 @@ async function backupClaimed(targets: AgentPaths[], counters: Int32Array, option
 
 /** Entry of a backup worker thread (see backupMany). */
 export async function runBackupWorker(): Promise<void> {
+  const { parentPort, workerData } = await import('node:worker_threads');
   const job = (workerData as { animusBackupJob?: WorkerJob } | undefined)?.animusBackupJob;
   if (!job || !parentPort) return;
   const port = parentPort;

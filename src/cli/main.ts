@@ -1,6 +1,7 @@
 import { redactText } from '../core/redact.js';
 import { AnimusError, EXIT, describeError, oneLine } from '../core/errors.js';
-import { buildProgram, commander } from './program.js';
+import { CommanderError } from 'commander';
+import { buildProgram } from './program.js';
 
 export { runWorkerEntry } from './worker-entries.js';
 
@@ -62,7 +63,7 @@ async function findClusterForward(argv: readonly string[]) {
 }
 
 function report(error: unknown, json: boolean): number {
-  if (error instanceof commander().CommanderError) {
+  if (error instanceof CommanderError) {
     // Help and --version end here too; commander has printed what it had to.
     if (error.exitCode === 0) return EXIT.ok;
     if (json) printJsonError('EUSAGE', error.message.replace(/^error: /, ''));

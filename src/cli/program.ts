@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
+// Bundled into the CLI (its code cache covers it): every command needs it at once.
+import { Command } from 'commander';
 import { onNotice } from '../core/notices.js';
-import { loadOnUse } from '../core/load-package.js';
 import { VERSION } from '../core/version.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
 import { loadStyle, Output } from './output.js';
@@ -37,11 +37,9 @@ export type Action = <Args extends unknown[]>(
   handler: (ctx: CliContext, ...args: Args) => Promise<void>,
 ) => (...args: unknown[]) => Promise<void>;
 
-/** commander: every command needs it at once; see loadOnUse for why through require. */
-export const commander = loadOnUse<typeof import('commander')>('commander');
 
 export function buildProgram(options: ProgramOptions): Command {
-  const program = new (commander().Command)('animus')
+  const program = new Command('animus')
     .description('Run many Letta agents side by side, each in its own isolated message-broker instance.')
     .version(VERSION, '-V, --version')
     .option('--home <dir>', 'animus home (default: $ANIMUS_HOME, then `animus config get home`, then ~/animus)')

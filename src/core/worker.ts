@@ -1,5 +1,4 @@
 import { dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 
 declare const __ANIMUS_BUNDLE_FILE__: string;
 
@@ -18,17 +17,21 @@ export type WorkerEntry = 'health' | 'backup' | 'metrics';
 
 /**
  * Runs `entry` in a worker thread with `data` as its workerData, and resolves with what
- * it posts as `{ result }`. The thread starts from the CLI's launcher, which loads the
- * bundle as the main thread did (with its code cache). The worker may post
+ * it posts as `{ result }`. The thread starts from dist/cli/worker.cjs, which loads the
+ * bundle as the main thread's launcher did (with its code cache). The worker may post
  * `{ progress: true }` along the way; on abort it receives the message 'stop'.
  * Health, metrics and backup split large homes across cores with this.
  */
-export function runInWorker<R>(entry: WorkerEntry, data: Record<string, unknown>, options: { onProgress?: () => void; signal?: AbortSignal } = {}): Promise<R> {
+export async function runInWorker<R>(entry: WorkerEntry, data: Record<string, unknown>, options: { onProgress?: () => void; signal?: AbortSignal } = {}): Promise<R> {
+  if (!BUNDLE_FILE) throw new Error(`the ${entry} worker needs the built CLI (npm run build)`);
+  const file = join(dirname(BUNDLE_FILE), 'worker.cjs');
+  // Loaded on use: a command that starts no thread does not pay for the module.
+  const { Worker } = await import('node:worker_threads');
   return new Promise((resolve, reject) => {
-    if (!BUNDLE_FILE) return reject(new Error(`the ${entry} worker needs the built CLI (npm run build)`));
-    const worker = new Worker(join(dirname(BUNDLE_FILE), 'launch.cjs'), { workerData: { ...data, animusWorkerEntry: entry } });
+    const worker = new Worker(file, { workerData: { ...data, animusWorkerEntry: entry } });
     const stop = () => worker.postMessage('stop');
-    options.signal?.addEventListener('abort', stop, { once: true });
+    if (options.signal?.aborted) stop();
+    else options.signal?.addEventListener('abort', stop, { once: true });
     worker.on('message', (message: { progress?: true; result?: R }) => {
       if (message.progress) return options.onProgress?.();
       resolve(message.result as R);

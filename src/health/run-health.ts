@@ -1,7 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { workerData, parentPort } from 'node:worker_threads';
 import { runInWorker, WORKERS_AVAILABLE } from '../core/worker.js';
 import { parseAgentId, type AgentId } from '../core/agent-id.js';
 import { AnimusError, describeError } from '../core/errors.js';
@@ -216,6 +215,7 @@ async function checkSlice(job: FolderJob): Promise<Array<FolderHealth | AgentHea
 
 /** Entry of a health worker thread (see checkFolders). */
 export async function runHealthWorker(): Promise<void> {
+  const { parentPort, workerData } = await import('node:worker_threads');
   const job = (workerData as { animusHealthJob?: FolderJob } | undefined)?.animusHealthJob;
   if (!job || !parentPort) return;
   parentPort.postMessage({ result: await checkSlice(job) });

@@ -1,20 +1,19 @@
 import { join } from 'node:path';
-import { isMainThread, workerData } from 'node:worker_threads';
 import { LAUNCHER_IMPORT } from '../core/import-esm.js';
-import type { WorkerEntry } from '../core/worker.js';
 import { loadBundle } from './code-cache.js';
 
 /**
- * dist/cli/launch.cjs: what bin/animus.js starts, and what a worker thread of the CLI
- * starts from. It loads the CLI bundle (dist/cli/main.cjs) through the code cache,
- * which must be plain code of its own: the bundle cannot load itself.
+ * dist/cli/launch.cjs, what bin/animus.js starts: it loads the CLI bundle
+ * (dist/cli/main.cjs) through the code cache, which must be plain code of its own: the
+ * bundle cannot load itself. Worker threads start from dist/cli/worker.cjs instead,
+ * so that a command which starts none does not load node:worker_threads.
  */
-interface CliBundle {
+export interface CliBundle {
   main(argv: readonly string[]): Promise<void>;
-  runWorkerEntry(entry: WorkerEntry): Promise<void>;
+  runWorkerEntry(entry: string): Promise<void>;
 }
 
-const BUNDLE = join(__dirname, 'main.cjs');
+export const BUNDLE = join(__dirname, 'main.cjs');
 
 // The bundle's import() of ESM-only packages (core/import-esm.ts): this module's own import() works.
 (globalThis as Record<symbol, unknown>)[LAUNCHER_IMPORT] = (specifier: string) => import(specifier);
@@ -38,7 +37,3 @@ export function cacheKey(argv: readonly string[]): string {
   if (args.some((arg) => arg === '--help' || arg === '-h')) return 'help';
   return args.find((arg) => /^[a-z][a-z-]{0,31}$/.test(arg)) ?? 'help';
 }
-
-// A worker thread of the CLI (core/worker.ts): the same bundle, the main thread's cache, never written from here.
-const entry = isMainThread ? undefined : (workerData as { animusWorkerEntry?: WorkerEntry } | undefined)?.animusWorkerEntry;
-if (entry) void loadBundle<CliBundle>(BUNDLE, cacheKey(process.argv), process.env, { save: false }).exports.runWorkerEntry(entry);

@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
 import { describeError } from '../core/errors.js';
 import { runInWorker, WORKERS_AVAILABLE } from '../core/worker.js';
 import type { AgentPaths } from '../home/layout.js';
@@ -126,7 +125,8 @@ function readSlice(paths: string[], now: number): DigestOutcome[] {
 }
 
 /** Entry of a metrics worker thread (see readDigests). */
-export function readDigestsWorker(): void {
+export async function readDigestsWorker(): Promise<void> {
+  const { parentPort, workerData } = await import('node:worker_threads');
   const job = (workerData as { animusMetricsJob?: { paths: string[]; now: number } } | undefined)?.animusMetricsJob;
   if (!job || !parentPort) return;
   parentPort.postMessage({ result: readSlice(job.paths, job.now) });
