@@ -39,7 +39,11 @@ export interface AgentFileStat {
 
 /** The absolute path of `rel` inside `dir`; refuses anything that climbs out (`..`, an absolute path elsewhere). */
 export function pathInside(dir: string, rel: string): string {
-  const root = resolvedPath(dir);
+  return pathInsideRoot(resolvedPath(dir), rel);
+}
+
+/** pathInside for a folder already resolved. */
+function pathInsideRoot(root: string, rel: string): string {
   // The names animus itself passes (`.env`, `logs/runtime.log`) need no resolving: health asks for a dozen per agent.
   if (plainParts(rel)) return `${root === sep ? '' : root}${sep}${rel}`;
   const target = resolve(root, rel);
@@ -81,7 +85,11 @@ export function statAgentPath(dir: string, rel: string): AgentFileStat {
  */
 export class LstatMemo {
   root: string | undefined;
+  /** The folder as the first caller named it, resolved into `root`. */
+  named: string | undefined;
   readonly taken = new Map<string, Stats | undefined>();
+  /** What each name walked to: health looks at some names twice (the safety look, then its checks). */
+  readonly found = new Map<string, AgentFileStat>();
 }
 
 /**
@@ -90,8 +98,11 @@ export class LstatMemo {
  * agent, all below the same folder, within a few microseconds.
  */
 export function statAgentPaths(dir: string, rels: readonly string[], seen: LstatMemo = new LstatMemo()): AgentFileStat[] {
-  const root = resolvedPath(dir);
-  seen.root ??= root;
+  const root = seen.root !== undefined && dir === seen.named ? seen.root : resolvedPath(dir);
+  if (seen.root === undefined) {
+    seen.root = root;
+    seen.named = dir;
+  }
   if (seen.root !== root) throw new Error(`one LstatMemo serves one folder: ${seen.root}, not ${root}`);
   const lstat = (path: string, key: string) => {
     if (seen.taken.has(key)) return seen.taken.get(key);
@@ -99,7 +110,11 @@ export function statAgentPaths(dir: string, rels: readonly string[], seen: Lstat
     seen.taken.set(key, info);
     return info;
   };
-  return rels.map((rel) => walkAgentPath(root, rel, lstat));
+  return rels.map((rel) => {
+    let found = seen.found.get(rel);
+    if (!found) seen.found.set(rel, (found = walkAgentPath(root, rel, lstat)));
+    return found;
+  });
 }
 
 function lstatOrThrow(path: string): Stats | undefined {
@@ -116,7 +131,7 @@ function lstatOrThrow(path: string): Stats | undefined {
  */
 function walkAgentPath(root: string, rel: string, lstat: (path: string, key: string) => Stats | undefined): AgentFileStat {
   const self = rel === '' || rel === '.';
-  const target = self ? root : pathInside(root, rel);
+  const target = self ? root : pathInsideRoot(root, rel);
   const plain = plainParts(rel);
   const parts = target === root ? [] : (plain ?? relative(root, target).split(sep));
   let current = root;

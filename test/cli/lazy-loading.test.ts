@@ -21,10 +21,10 @@ beforeAll(async () => {
   await deployTestAgent(home);
 });
 
-async function loadedBy(args: string[], log: string): Promise<string[]> {
+async function loadedBy(args: string[], log: string, env: Record<string, string | undefined> = {}): Promise<string[]> {
   const result = await execa('node', ['--import', join(REPO_ROOT, 'test', 'helpers', 'module-log.mjs'), BIN, ...args], {
     reject: false,
-    env: { ...cliEnv({ home }), ANIMUS_TEST_MODULE_LOG: log },
+    env: { ...cliEnv({ home, env }), ANIMUS_TEST_MODULE_LOG: log },
     extendEnv: false,
   });
   expect(result.exitCode, result.stderr).toBeLessThanOrEqual(1);
@@ -34,10 +34,14 @@ async function loadedBy(args: string[], log: string): Promise<string[]> {
 describe('what a command loads', () => {
   it.each([['health'], ['status'], ['list']])('%s loads no execa', async (command) => {
     const modules = await loadedBy([command, '--json'], join(root, `${command}.log`));
-    // The hooks saw the CLI start and parse its arguments.
+    // The hooks saw the CLI start.
     expect(modules.some((url) => url.endsWith('/dist/cli/launch.cjs'))).toBe(true);
-    expect(modules.some((url) => url.includes('/node_modules/commander/'))).toBe(true);
     expect(modules.filter((url) => url.includes('/node_modules/execa/'))).toEqual([]);
+  });
+
+  it('the hooks see what the CLI imports on use: chalk, for a table in colour', async () => {
+    const modules = await loadedBy(['health'], join(root, 'colour.log'), { NO_COLOR: undefined, FORCE_COLOR: '1' });
+    expect(modules.some((url) => url.includes('/node_modules/chalk/'))).toBe(true);
   });
 
   it('--version loads none of the packages commands use', async () => {
