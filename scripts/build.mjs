@@ -10,6 +10,19 @@ const { dependencies } = JSON.parse(await readFile('package.json', 'utf8'));
 
 const out = `dist.tmp-${process.pid}`;
 
+/**
+ * commander requires node:child_process when it loads, for executable subcommands, which
+ * animus has none of: in the bundle it gets a stand-in that loads the module on first
+ * use, and a command that starts no process does not load it (some 5 ms at every start).
+ */
+const lazyChildProcessForCommander = {
+  name: 'lazy-child-process-for-commander',
+  setup(builder) {
+    builder.onResolve({ filter: /^(node:)?child_process$/ }, (args) => (args.importer.includes('/node_modules/commander/') ? { path: 'child_process', namespace: 'animus-lazy' } : undefined));
+    builder.onLoad({ filter: /.*/, namespace: 'animus-lazy' }, () => ({ contents: "module.exports = new Proxy({}, { get: (_, name) => require('node:child_process')[name] });", loader: 'js' }));
+  },
+};
+
 /** Every dependency (and its subpaths) external but the given ones. */
 function externalBut(bundled) {
   return Object.keys(dependencies).filter((name) => !bundled.includes(name)).flatMap((name) => [name, `${name}/*`]);
@@ -32,7 +45,7 @@ try {
     // No import() in it: code V8 deserializes from a cache has lost its loader on Node 20
     // (src/core/import-esm.ts); esbuild makes each a require, the ESM-only packages ask the launcher.
     // commander is bundled in, so that the code cache covers it too: every command runs it first.
-    build({ ...common, ...commonJs, packages: undefined, external: externalBut(['commander']), entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, sourcemap: 'linked', supported: { 'dynamic-import': false }, define: { ...common.define, ...commonJs.define, __ANIMUS_BUNDLE_FILE__: '__filename' } }),
+    build({ ...common, ...commonJs, packages: undefined, external: externalBut(['commander']), plugins: [lazyChildProcessForCommander], entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, sourcemap: 'linked', supported: { 'dynamic-import': false }, define: { ...common.define, ...commonJs.define, __ANIMUS_BUNDLE_FILE__: '__filename' } }),
     build({ ...common, ...commonJs, entryPoints: { 'cli/launch': 'src/launch/launcher.ts', 'cli/worker': 'src/launch/worker.ts' }, outdir: out }),
     // No source map: every agent's clone carries this file.
     build({ ...common, entryPoints: { 'runtime/main': 'src/runtime/main.ts' }, outdir: out }),

@@ -1,5 +1,6 @@
 // Bundled into the CLI (its code cache covers it): every command needs it at once.
 import { Command } from 'commander';
+import { isatty } from 'node:tty';
 import { onNotice } from '../core/notices.js';
 import { VERSION } from '../core/version.js';
 import { createHomeResolver, type CliContext, type GlobalOptions } from './context.js';
@@ -68,7 +69,8 @@ export function buildProgram(options: ProgramOptions): Command {
       globals,
       command: commandPath(command),
       env: options.env,
-      interactive: !globals.yes && process.stdin.isTTY === true && process.stderr.isTTY === true && !options.env.CI,
+      // isatty, not process.stdin.isTTY: touching process.stdin sets up a stream for it (a few ms at every start).
+      interactive: !globals.yes && isatty(0) && isatty(2) && !options.env.CI,
       signal: options.signal,
       ...homes,
       setExitCode: (code) => {
