@@ -163,6 +163,12 @@ try {
   console.log(`  runs: guide ${guide.map((v) => v.toFixed(0)).join(' ')} | animus ${animus.map((v) => v.toFixed(0)).join(' ')} |${beforeBin ? ` before ${before.map((v) => v.toFixed(0)).join(' ')} |` : ''} no-cache ${uncached.map((v) => v.toFixed(0)).join(' ')} | busy ${live.map((v) => v.toFixed(0)).join(' ')}`);
   const start = time(process.execPath, [bin, '--version']).ms;
   console.log(`  for scale: \`animus --version\` (process start alone) ${start.toFixed(0)} ms`);
+  // A machine-wide setting every Node process pays for at start, before any of animus's code runs.
+  if (env.NODE_EXTRA_CA_CERTS) {
+    const bare = (withEnv: NodeJS.ProcessEnv) => median(Array.from({ length: 5 }, () => time(process.execPath, ['-e', '0'], withEnv).ms));
+    const { NODE_EXTRA_CA_CERTS: _extra, ...without } = env;
+    console.log(`  this environment sets NODE_EXTRA_CA_CERTS (${env.NODE_EXTRA_CA_CERTS}): \`node -e 0\` ${bare(env).toFixed(0)} ms, ${bare(without).toFixed(0)} ms without it`);
+  }
   console.log(`  machine: ${execFileSync('nproc').toString().trim()} cores, node ${process.version}; load average at the end: ${load()}`);
 } finally {
   stopStandIns();

@@ -73,9 +73,9 @@ export function loadBundle<T>(file: string, key: string, env: NodeJS.ProcessEnv,
   };
 }
 
-/** The bundle's file identity (inode, size, mtime): a new build is a new file. */
+/** The bundle file's identity (inode, size, mtime, ctime): a new build is a new file; an archive unpacked with fixed mtimes still has new ctimes. */
 function bundleIdentity(info: Stats): string {
-  return [info.ino, info.size, Math.floor(info.mtimeMs)].map((n) => n.toString(36)).join('.');
+  return [info.ino, info.size, Math.floor(info.mtimeMs), Math.floor(info.ctimeMs)].map((n) => n.toString(36)).join('.');
 }
 
 /** The cached data, when the folder and the file are this user's alone and the digest holds. */
