@@ -40,11 +40,11 @@ const commonJs = {
 try {
   await Promise.all([
     // The CLI: one CommonJS file, which the launcher compiles with V8's code cache
-    // (src/launch/code-cache.ts); Node 20 caches no ESM. Commands are still import()s,
-    // so a module's code runs only when its command needs it.
-    // No import() in it: code V8 deserializes from a cache has lost its loader on Node 20
-    // (src/core/import-esm.ts); esbuild makes each a require, the ESM-only packages ask the launcher.
-    // commander is bundled in, so that the code cache covers it too: every command runs it first.
+    // (src/launch/code-cache.ts); Node 20 caches no ESM. A command's modules, import()ed in
+    // the source, still run only when it does: esbuild makes each import() a lazy require,
+    // since code V8 deserializes from a cache has lost import()'s loader on Node 20 (the
+    // ESM-only packages ask the launcher: src/core/import-esm.ts). commander is bundled in,
+    // so that the cache covers it too: every command runs it first.
     build({ ...common, ...commonJs, packages: undefined, external: externalBut(['commander']), plugins: [lazyChildProcessForCommander], entryPoints: { 'cli/main': 'src/cli/main.ts' }, outdir: out, sourcemap: 'linked', supported: { 'dynamic-import': false }, define: { ...common.define, ...commonJs.define, __ANIMUS_BUNDLE_FILE__: '__filename' } }),
     build({ ...common, ...commonJs, entryPoints: { 'cli/launch': 'src/launch/launcher.ts', 'cli/worker': 'src/launch/worker.ts' }, outdir: out }),
     // No source map: every agent's clone carries this file.

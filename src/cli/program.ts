@@ -38,7 +38,6 @@ export type Action = <Args extends unknown[]>(
   handler: (ctx: CliContext, ...args: Args) => Promise<void>,
 ) => (...args: unknown[]) => Promise<void>;
 
-
 export function buildProgram(options: ProgramOptions): Command {
   const program = new Command('animus')
     .description('Run many Letta agents side by side, each in its own isolated message-broker instance.')

@@ -10,8 +10,8 @@ import { userCacheDir } from '../core/user-cache.js';
  * A CommonJS bundle loaded as require would load it, but compiled with V8's code cache:
  * the bytecode of every function the last run of the same command compiled, kept in
  * the user's cache folder. Node 20 has no compile cache of its own (module.enableCompileCache
- * is Node 22), and parsing and compiling the CLI's code was a sixth of `animus health`
- * over a thousand agents; from the cache V8 only deserializes it.
+ * is Node 22), and parsing and compiling the CLI's code was some 60 ms of `animus health`
+ * over a thousand agents (of 700); from the cache V8 only deserializes it.
  *
  * One cache file per command word (`health`, `status`, ...), because a cache holds only
  * what its run compiled: one shared file, made by whichever command ran first, would
@@ -23,8 +23,6 @@ import { userCacheDir } from '../core/user-cache.js';
  */
 export interface LoadedBundle<T> {
   exports: T;
-  /** How the code was had: from the cache, compiled (then `save` writes the cache), or by plain require (no cache here). */
-  source: 'cache' | 'compiled' | 'require';
   /** Writes the cache when this run compiled the code (call it after the work, so it holds what the work compiled). */
   save(): void;
 }
@@ -46,7 +44,8 @@ const DIGEST_BYTES = 32;
 export function loadBundle<T>(file: string, key: string, env: NodeJS.ProcessEnv, options: { save: boolean }): LoadedBundle<T> {
   const require = createRequire(file);
   const dynamicImport = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (!codeCacheEnabled(env) || !dynamicImport) return { exports: require(file) as T, source: 'require', save: () => {} };
+  // Without the cache (turned off, or a Node 20 before the main context's loader could be named): plain require.
+  if (!codeCacheEnabled(env) || !dynamicImport) return { exports: require(file) as T, save: () => {} };
   const dir = codeCacheDir(env);
   const source = readFileSync(file, 'utf8');
   const path = join(dir, `${key}-${process.version}-${process.arch}-${bundleIdentity(statSync(file))}.v8`);
@@ -61,7 +60,6 @@ export function loadBundle<T>(file: string, key: string, env: NodeJS.ProcessEnv,
   (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, require, module, file, dirname(file));
   return {
     exports: module.exports,
-    source: fromCache ? 'cache' : 'compiled',
     save: () => {
       if (fromCache || !options.save) return;
       try {
