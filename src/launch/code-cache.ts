@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
@@ -47,8 +47,17 @@ export function loadBundle<T>(file: string, key: string, env: NodeJS.ProcessEnv,
   // Without the cache (turned off, or a Node 20 before the main context's loader could be named): plain require.
   if (!codeCacheEnabled(env) || !dynamicImport) return { exports: require(file) as T, save: () => {} };
   const dir = codeCacheDir(env);
-  const source = readFileSync(file, 'utf8');
-  const path = join(dir, `${key}-${process.version}-${process.arch}-${bundleIdentity(statSync(file))}.v8`);
+  // One open for the bundle's text and its identity.
+  const fd = openSync(file, 'r');
+  let source: string;
+  let identity: string;
+  try {
+    identity = bundleIdentity(fstatSync(fd));
+    source = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const path = join(dir, `${key}-${process.version}-${process.arch}-${identity}.v8`);
   const cached = readCache(dir, path);
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: file,

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { EXIT } from '../core/errors.js';
 import { LAUNCHER_IMPORT } from '../core/import-esm.js';
 import { loadBundle } from './code-cache.js';
 
@@ -23,7 +24,7 @@ export async function launch(argv: readonly string[]): Promise<void> {
   const bundle = loadBundle<CliBundle>(BUNDLE, cacheKey(argv), process.env, { save: true });
   await bundle.exports.main(argv);
   // A usage error compiled next to nothing: its cache would serve the next proper run poorly.
-  if (process.exitCode !== 2) bundle.save();
+  if (process.exitCode !== EXIT.usage) bundle.save();
 }
 
 /**
