@@ -14,4 +14,8 @@ try {
   process.stderr.write(`animus: it is not built yet: run \`npm run build\` in ${require('node:path').dirname(__dirname)}\n`);
   process.exit(6);
 }
-launcher.launch(process.argv);
+// main() reports every error of a command itself; this is the launcher failing to load the CLI (a broken install).
+launcher.launch(process.argv).catch((error) => {
+  process.stderr.write(`animus: cannot start the CLI (${String(error?.message ?? error).split("\n")[0]}): run \`npm run build\` in ${require('node:path').dirname(__dirname)}\n`);
+  process.exit(70);
+});
